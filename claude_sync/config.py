@@ -1,0 +1,141 @@
+"""Where things live, and config.yaml: read, validated, written.
+
+config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
+
+    version: 1
+    device: {id: 9f2c..., name: laptop}
+    remote:
+      root: "claude-sync:bucket/claude-sync"  # an rclone remote path
+      rclone_config: /home/me/.claude-sync/rclone.conf  # null: rclone's own default config
+      provider: s3                             # the template used; null for a user's own remote
+    key: {mode: passphrase}                    # or random
+    rclone: {binary: null, timeout: 30}        # seconds to wait for an unreachable remote
+    sync: {include: [...], exclude: [...]}     # on top of the defaults and the deny list
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+CONFIG_VERSION = 1
+
+
+def sync_home() -> Path:
+    return Path(os.environ.get("CLAUDE_SYNC_HOME") or Path.home() / ".claude-sync")
+
+
+def claude_dir() -> Path:
+    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
+
+
+@dataclass
+class Config:
+    device_id: str
+    device_name: str
+    remote_root: str
+    rclone_config: str | None
+    provider: str | None
+    key_mode: str = "passphrase"
+    rclone_binary: str | None = None
+    timeout: int = 30
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+
+    def to_yaml(self) -> str:
+        document = {
+            "version": CONFIG_VERSION,
+            "device": {"id": self.device_id, "name": self.device_name},
+            "remote": {
+                "root": self.remote_root,
+                "rclone_config": self.rclone_config,
+                "provider": self.provider,
+            },
+            "key": {"mode": self.key_mode},
+            "rclone": {"binary": self.rclone_binary, "timeout": self.timeout},
+            "sync": {"include": self.include, "exclude": self.exclude},
+        }
+        return yaml.safe_dump(document, sort_keys=False)
+
+
+def new_device_id() -> str:
+    return secrets.token_hex(8)
+
+
+def default_device_name() -> str:
+    return socket.gethostname().split(".")[0] or "device"
+
+
+def _section(document: dict, name: str, path: Path) -> dict:
+    value = document.get(name, {})
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: `{name}` must be a mapping")
+    return value
+
+
+def _typed(section: dict, key: str, kind: type, where: str, path: Path, required: bool = False):
+    value = section.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"{path}: `{where}.{key}` is missing")
+        return None
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{path}: `{where}.{key}` must be a list of strings")
+        return value
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{path}: `{where}.{key}` must be a {kind.__name__}")
+    return value
+
+
+def load_config(home: Path) -> Config:
+    path = home / "config.yaml"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run `claude-sync init` first") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    if document.get("version") != CONFIG_VERSION:
+        raise ConfigError(f"{path}: unsupported `version` {document.get('version')!r}")
+    device = _section(document, "device", path)
+    remote = _section(document, "remote", path)
+    key = _section(document, "key", path)
+    rclone = _section(document, "rclone", path)
+    sync = _section(document, "sync", path)
+    key_mode = _typed(key, "mode", str, "key", path) or "passphrase"
+    if key_mode not in ("passphrase", "random"):
+        raise ConfigError(f"{path}: `key.mode` must be passphrase or random")
+    timeout = _typed(rclone, "timeout", int, "rclone", path) or 30
+    if timeout <= 0:
+        raise ConfigError(f"{path}: `rclone.timeout` must be a positive number of seconds")
+    return Config(
+        device_id=_typed(device, "id", str, "device", path, required=True),
+        device_name=_typed(device, "name", str, "device", path, required=True),
+        remote_root=_typed(remote, "root", str, "remote", path, required=True),
+        rclone_config=_typed(remote, "rclone_config", str, "remote", path),
+        provider=_typed(remote, "provider", str, "remote", path),
+        key_mode=key_mode,
+        rclone_binary=_typed(rclone, "binary", str, "rclone", path),
+        timeout=timeout,
+        include=_typed(sync, "include", list, "sync", path) or [],
+        exclude=_typed(sync, "exclude", list, "sync", path) or [],
+    )

@@ -1,0 +1,29 @@
+"""The typed errors the layers raise; `cli` turns each into one line and an exit code."""
+
+
+class ClaudeSyncError(Exception):
+    """A failure the user can act on. The message is one line, with no secrets in it."""
+
+    exit_code = 1
+
+
+class ConfigError(ClaudeSyncError):
+    """config.yaml, a template or a command-line value is missing or malformed."""
+
+    exit_code = 2
+
+
+class KeyFileError(ClaudeSyncError):
+    """The key file is missing or unusable, or the key does not match the remote."""
+
+
+class RcloneError(ClaudeSyncError):
+    """rclone is missing, or a transfer failed."""
+
+
+class RemoteFormatError(ClaudeSyncError):
+    """The remote holds something this version refuses to use: tampered, corrupt or unknown."""
+
+
+class LockedError(ClaudeSyncError):
+    """Another claude-sync run holds the lock for this home."""

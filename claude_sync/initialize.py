@@ -1,0 +1,109 @@
+"""What `claude-sync init` does: render the remote, test it for real, then write the home.
+
+Nothing is written into the home until the remote has answered and accepted the key, so a
+failed init (wrong passphrase, unreachable remote) leaves an existing setup as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyrage import x25519
+
+from .config import Config, load_config, new_device_id
+from .errors import ClaudeSyncError, ConfigError
+from .files import write_private
+from .keys import write_key_file
+from .rclone import Rclone, find_rclone
+from .remote import Remote
+from .templates import Template, render, resolve_values
+from .workspace import KEY_FILE, RCLONE_CONFIG
+
+INIT_DEADLINE_SECONDS = 30
+
+
+@dataclass
+class InitRequest:
+    home: Path
+    identity: x25519.Identity
+    key_mode: str
+    device_name: str
+    template: Template | None = None
+    values: dict[str, str] | None = None
+    remote_root: str | None = None
+    rclone_config: str | None = None
+    force: bool = False
+
+
+@dataclass
+class InitResult:
+    config: Config
+    new_remote: bool
+
+
+def existing_setup(home: Path) -> bool:
+    return (home / "config.yaml").exists() or (home / KEY_FILE).exists()
+
+
+def initialize(request: InitRequest) -> InitResult:
+    home = request.home
+    if existing_setup(home) and not request.force:
+        raise ConfigError(f"{home} is already set up: use --force to replace it")
+    previous: Config | None = None
+    if existing_setup(home):
+        try:
+            previous = load_config(home)
+        except ClaudeSyncError:
+            previous = None
+    binary = find_rclone()
+    with tempfile.TemporaryDirectory(prefix="claude-sync-init-") as scratch:
+        if request.template is not None:
+            rclone_text, root = render(
+                request.template,
+                resolve_values(request.template, request.values or {}),
+                Rclone(binary, None).obscure,
+            )
+            scratch_config = Path(scratch) / RCLONE_CONFIG
+            write_private(scratch_config, rclone_text)
+            test_config: str | None = str(scratch_config)
+        else:
+            if not request.remote_root or ":" not in request.remote_root:
+                raise ConfigError("--remote takes NAME:PATH, e.g. myremote:claude-sync")
+            root, rclone_text, test_config = request.remote_root, None, request.rclone_config
+            if test_config and not Path(test_config).is_file():
+                raise ConfigError(f"rclone config {test_config} not found")
+        remote = Remote(Rclone(binary, test_config, timeout=10), root)
+        new_remote = remote.initialize(request.identity, deadline=INIT_DEADLINE_SECONDS)
+
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.chmod(0o700)
+        if rclone_text is not None:
+            rclone_config: str | None = str(home / RCLONE_CONFIG)
+            write_private(home / RCLONE_CONFIG, rclone_text)
+        else:
+            rclone_config = (
+                str(Path(request.rclone_config).resolve()) if request.rclone_config else None
+            )
+            (home / RCLONE_CONFIG).unlink(missing_ok=True)
+    config = Config(
+        device_id=previous.device_id if previous else new_device_id(),
+        device_name=request.device_name,
+        remote_root=root,
+        rclone_config=rclone_config,
+        provider=request.template.name if request.template else None,
+        key_mode=request.key_mode,
+    )
+    write_key_file(home / KEY_FILE, request.identity)
+    write_private(home / "config.yaml", config.to_yaml())
+    if previous is None or previous.remote_root != root:
+        for stale in ("state.json", "cache", "staging"):
+            target = home / stale
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    return InitResult(config, new_remote)
+

@@ -1,0 +1,160 @@
+"""The only module that starts rclone. It builds command lines and maps failures to one line.
+
+Secrets never go on argv: the remote's settings live in an rclone config file passed with
+`--config`, and `rclone obscure` reads its input from stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RcloneError
+
+NOT_FOUND_EXIT_CODES = (3, 4)
+
+
+class RemoteNotFound(RcloneError):
+    """The file or folder asked for does not exist on the remote."""
+
+
+def find_rclone(configured: str | None = None) -> str:
+    """CLAUDE_SYNC_RCLONE, then the config, then the binary shipped with the package, then PATH."""
+    candidates = [os.environ.get("CLAUDE_SYNC_RCLONE"), configured]
+    shipped = Path(sysconfig.get_path("scripts")) / "rclone"
+    candidates += [str(shipped), str(Path(sys.executable).parent / "rclone"), shutil.which("rclone")]
+    for candidate in candidates[:2]:
+        if candidate:
+            if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+                raise RcloneError(f"rclone not found at {candidate} (from CLAUDE_SYNC_RCLONE or config)")
+            return candidate
+    for candidate in candidates[2:]:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise RcloneError(
+        "rclone not found: reinstall claude-sync (it ships rclone), "
+        "or point CLAUDE_SYNC_RCLONE at an rclone binary"
+    )
+
+
+_TIMESTAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|CRITICAL|NOTICE) ?: ?")
+
+
+def _failure_line(stderr: str) -> str:
+    """The most telling line of rclone's JSON log: the last error, else the last notice."""
+    messages: list[tuple[str, str]] = []
+    for raw in stderr.splitlines():
+        try:
+            entry = json.loads(raw)
+            messages.append((entry.get("level", ""), str(entry.get("msg", ""))))
+        except (json.JSONDecodeError, AttributeError):
+            if raw.strip():
+                messages.append(("error", _TIMESTAMP.sub("", raw.strip())))
+    for levels in (("critical", "error"), ("notice",)):
+        for level, message in reversed(messages):
+            if level in levels and "Config file" not in message:
+                return message
+    return "rclone failed without a message"
+
+
+def _explain(message: str) -> str:
+    lowered = message.lower()
+    hints = (
+        ("connection refused", "the remote refused the connection (is the server running?)"),
+        ("no such host", "the remote's host name does not resolve"),
+        ("i/o timeout", "the remote did not answer in time"),
+        ("timeout", "the remote did not answer in time"),
+        ("unable to authenticate", "the remote rejected the credentials"),
+        ("accessdenied", "the remote rejected the credentials"),
+        ("signaturedoesnotmatch", "the remote rejected the credentials"),
+        ("401 unauthorized", "the remote rejected the credentials"),
+        ("didn't find section in config file", "the remote is not defined in the rclone config"),
+    )
+    for needle, explanation in hints:
+        if needle in lowered:
+            return f"{explanation}: {message}"
+    return message
+
+
+@dataclass
+class Rclone:
+    """An rclone binary with the config file and timeouts every call uses."""
+
+    binary: str
+    config_file: str | None
+    timeout: int = 30
+
+    def _command(self, args: list[str]) -> list[str]:
+        command = [self.binary, *args, "--use-json-log", "--log-level", "NOTICE"]
+        command += ["--contimeout", f"{min(self.timeout, 15)}s", "--timeout", f"{self.timeout}s"]
+        command += ["--retries", "2", "--low-level-retries", "3"]
+        if self.config_file:
+            command += ["--config", self.config_file]
+        return command
+
+    def run(
+        self, args: list[str], *, stdin: bytes | None = None, deadline: float | None = None
+    ) -> bytes:
+        """Run one rclone command; return its stdout, or raise RcloneError with one line."""
+        command = self._command(args)
+        try:
+            completed = subprocess.run(
+                command,
+                input=stdin,
+                capture_output=True,
+                timeout=deadline,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise RcloneError(f"rclone not found at {self.binary}") from None
+        except PermissionError:
+            raise RcloneError(f"rclone at {self.binary} is not executable") from None
+        except subprocess.TimeoutExpired:
+            raise RcloneError(
+                f"rclone {args[0]} gave up after {deadline:.0f} s: the remote did not answer"
+            ) from None
+        if completed.returncode != 0:
+            line = _failure_line(completed.stderr.decode("utf-8", "replace"))
+            if completed.returncode in NOT_FOUND_EXIT_CODES:
+                raise RemoteNotFound(f"not found on the remote: {line}")
+            if completed.returncode < 0:
+                raise RcloneError(f"rclone {args[0]} was killed (signal {-completed.returncode})")
+            raise RcloneError(f"rclone {args[0]} failed: {_explain(line)}")
+        return completed.stdout
+
+    def version(self) -> str:
+        return self.run(["version"]).decode().splitlines()[0].strip()
+
+    def obscure(self, secret: str) -> str:
+        return self.run(["obscure", "-"], stdin=secret.encode()).decode().strip()
+
+    def mkdir(self, path: str, deadline: float | None = None) -> None:
+        self.run(["mkdir", path], deadline=deadline)
+
+    def cat(self, path: str, deadline: float | None = None) -> bytes:
+        return self.run(["cat", path], deadline=deadline)
+
+    def rcat(self, path: str, data: bytes, deadline: float | None = None) -> None:
+        self.run(["rcat", path], stdin=data, deadline=deadline)
+
+    def lsjson(self, path: str, recursive: bool = False) -> list[dict]:
+        args = ["lsjson", path, "--files-only"] + (["--recursive"] if recursive else [])
+        return json.loads(self.run(args) or b"[]")
+
+    def copyto(self, source: str, destination: str) -> None:
+        self.run(["copyto", source, destination])
+
+    def copy_files(self, source: str, destination: str, list_file: Path) -> None:
+        """Copy the files named in list_file (relative to source), without listing either side."""
+        self.run(["copy", source, destination, "--files-from-raw", str(list_file), "--no-traverse"])
+
+    def mirror(self, source: str, destination: str) -> None:
+        """Make the local folder destination hold exactly source's files (one listing each)."""
+        self.run(["sync", source, destination])

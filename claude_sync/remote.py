@@ -1,0 +1,138 @@
+"""Remote format 1: where things live on the remote, and the calls that read and write them.
+
+    <root>/CLAUDE-SYNC.json           plaintext {"format": 1}, nothing secret
+    <root>/keycheck.age               age(KEYCHECK_TEXT), readable with the stock age CLI: a wrong key fails at init
+    <root>/objects/<aa>/<name>.age    content objects, immutable, <aa> = name[:2]
+    <root>/manifests/<device-id>.age  one per device, written only by that device
+
+Write order for a new remote: keycheck.age, then CLAUDE-SYNC.json, so a remote with the
+marker always has its keycheck. For a push: every object first, the manifest last.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pyrage import x25519
+
+from .crypto import decrypt_bytes, encrypt_bytes
+from .errors import KeyFileError, RemoteFormatError
+from .rclone import Rclone, RemoteNotFound
+
+FORMAT = 1
+MARKER = "CLAUDE-SYNC.json"
+KEYCHECK = "keycheck.age"
+KEYCHECK_TEXT = b"claude-sync keycheck v1\n"
+OBJECTS = "objects"
+MANIFESTS = "manifests"
+
+
+def object_path(name: str) -> str:
+    """An object's path below the root, e.g. objects/3f/3f9a....age."""
+    return f"{OBJECTS}/{name[:2]}/{name}.age"
+
+
+class Remote:
+    """The sync root on one rclone remote."""
+
+    def __init__(self, rclone: Rclone, root: str) -> None:
+        self.rclone = rclone
+        self.root = root
+
+    def path(self, relative: str = "") -> str:
+        if not relative:
+            return self.root
+        if self.root.endswith(":"):
+            return self.root + relative
+        return self.root.rstrip("/") + "/" + relative
+
+    def read_format(self, deadline: float | None = None) -> int | None:
+        """The format number in CLAUDE-SYNC.json, or None on a remote not yet initialised."""
+        try:
+            raw = self.rclone.cat(self.path(MARKER), deadline=deadline)
+        except RemoteNotFound:
+            return None
+        try:
+            document = json.loads(raw)
+            found = document["format"]
+        except (ValueError, KeyError, TypeError):
+            raise RemoteFormatError(f"{MARKER} on the remote is not valid") from None
+        if found != FORMAT:
+            raise RemoteFormatError(
+                f"the remote uses format {found!r}; this claude-sync reads format {FORMAT} "
+                "(upgrade claude-sync)"
+            )
+        return found
+
+    def check_format(self) -> None:
+        if self.read_format() is None:
+            raise RemoteFormatError(
+                f"{self.root} is not a claude-sync remote (no {MARKER}): run `claude-sync init`"
+            )
+
+    def initialize(self, identity: x25519.Identity, deadline: float | None = None) -> bool:
+        """Create the root; on a new remote write the keycheck and marker; else check the key.
+
+        Returns True when the remote was new.
+        """
+        self.rclone.mkdir(self.root, deadline=deadline)
+        if self.read_format(deadline=deadline) is None:
+            keycheck = encrypt_bytes(KEYCHECK_TEXT, identity.to_public(), compress=False)
+            self.rclone.rcat(self.path(KEYCHECK), keycheck, deadline=deadline)
+            marker = json.dumps({"format": FORMAT}).encode() + b"\n"
+            self.rclone.rcat(self.path(MARKER), marker, deadline=deadline)
+            return True
+        self.check_key(identity, deadline=deadline)
+        return False
+
+    def check_key(self, identity: x25519.Identity, deadline: float | None = None) -> None:
+        try:
+            encrypted = self.rclone.cat(self.path(KEYCHECK), deadline=deadline)
+        except RemoteNotFound:
+            raise RemoteFormatError(f"{KEYCHECK} is missing on the remote") from None
+        try:
+            matches = decrypt_bytes(encrypted, identity, compressed=False) == KEYCHECK_TEXT
+        except RemoteFormatError:
+            matches = False
+        if not matches:
+            raise KeyFileError(
+                "the key does not match this remote: it was set up with a different "
+                "passphrase or key"
+            )
+
+    def mirror_manifests(self, folder: Path) -> None:
+        """Make `folder` hold exactly the remote's encrypted manifests (one rclone call)."""
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.rclone.mirror(self.path(MANIFESTS), str(folder))
+        except RemoteNotFound:
+            for stale in folder.glob("*.age"):
+                stale.unlink()
+
+    def upload_objects(self, staging: Path, names: list[str]) -> None:
+        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call."""
+        list_file = staging / "upload-list"
+        list_file.write_text("".join(object_path(name) + "\n" for name in names))
+        self.rclone.copy_files(str(staging), self.root, list_file)
+
+    def download_objects(self, staging: Path, names: list[str]) -> None:
+        """Fetch the objects into staging/objects/<aa>/<name>.age, in one rclone call."""
+        list_file = staging / "download-list"
+        list_file.write_text("".join(object_path(name) + "\n" for name in names))
+        self.rclone.copy_files(self.root, str(staging), list_file)
+
+    def upload_manifest(self, device_id: str, encrypted: Path) -> None:
+        self.rclone.copyto(str(encrypted), self.path(f"{MANIFESTS}/{device_id}.age"))
+
+    def list_objects(self) -> dict[str, int]:
+        """Every object on the remote: name -> size."""
+        try:
+            entries = self.rclone.lsjson(self.path(OBJECTS), recursive=True)
+        except RemoteNotFound:
+            return {}
+        return {
+            entry["Name"][: -len(".age")]: entry["Size"]
+            for entry in entries
+            if entry["Name"].endswith(".age")
+        }

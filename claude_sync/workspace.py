@@ -1,0 +1,56 @@
+"""A workspace: one CLAUDE_SYNC_HOME with its config, key, rclone and remote, loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyrage import x25519
+
+from .config import Config, claude_dir, load_config
+from .keys import object_name_key, read_key_file
+from .rclone import Rclone, find_rclone
+from .remote import Remote
+
+KEY_FILE = "age-key.txt"
+RCLONE_CONFIG = "rclone.conf"
+
+
+@dataclass
+class Workspace:
+    home: Path
+    claude: Path
+    config: Config
+    identity: x25519.Identity
+    remote: Remote
+
+    @property
+    def recipient(self) -> x25519.Recipient:
+        return self.identity.to_public()
+
+    @property
+    def name_key(self) -> bytes:
+        return object_name_key(self.identity)
+
+    @property
+    def staging(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def cache(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def trash(self) -> Path:
+        return self.home / "trash"
+
+
+def rclone_for(config: Config) -> Rclone:
+    return Rclone(find_rclone(config.rclone_binary), config.rclone_config, config.timeout)
+
+
+def load_workspace(home: Path) -> Workspace:
+    config = load_config(home)
+    identity = read_key_file(home / KEY_FILE)
+    remote = Remote(rclone_for(config), config.remote_root)
+    return Workspace(home, claude_dir(), config, identity, remote)
