@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import click
 from pyrage import x25519
 
-from . import __version__
+from . import __version__, engine
 from .config import claude_dir, default_device_name, load_config, sync_home
-from .errors import ClaudeSyncError, ConfigError, KeyFileError
+from .errors import ClaudeSyncError, ConfigError
 from .initialize import InitRequest, existing_setup, initialize
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
+from .lock import locked
 from .rclone import find_rclone
 from .templates import load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
@@ -26,8 +30,16 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except ClaudeSyncError as error:
+            if VERBOSE in sys.argv or "--verbose" in sys.argv:
+                traceback.print_exc()
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing half-written was left in place.", err=True)
+            sys.exit(130)
+
+
+VERBOSE = "-v"
 
 
 @click.group(cls=Group)
@@ -284,4 +296,250 @@ def key_export() -> None:
     click.echo(str(identity))
 
 
-__all__ = ["main", "load_workspace", "KeyFileError"]
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+class Printer:
+    """Shows engine events: per-file lines, conflicts, warnings; nothing when quiet."""
+
+    ARROWS = {"upload": "↑", "download": "↓", "delete": "−"}
+
+    def __init__(self, quiet: bool, verbose: bool) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+        self.started = time.monotonic()
+
+    def __call__(self, event: engine.Event) -> None:
+        if event.kind == "warning":
+            click.echo(f"! {event.detail}", err=True)
+            return
+        if self.quiet:
+            return
+        if event.kind == "conflict":
+            click.echo(f"⚠ Conflict: {event.path} (saved as {event.detail})")
+            return
+        arrow = self.ARROWS.get(event.kind, "·")
+        counter = f"[{event.index}/{event.total}] " if event.total else ""
+        what = "deleted" if event.kind == "delete" else _size(event.size)
+        extra = f", {event.detail}" if event.detail else ""
+        timing = f" +{time.monotonic() - self.started:.2f}s" if self.verbose else ""
+        click.echo(f"{arrow} {counter}{event.path} ({what}{extra}){timing}")
+
+    def done(self, line: str) -> None:
+        if not self.quiet:
+            suffix = f" in {time.monotonic() - self.started:.2f}s" if self.verbose else ""
+            click.echo(line + suffix)
+
+
+def _run_options(function):
+    function = click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")(
+        function
+    )
+    function = click.option(
+        "-v", "--verbose", is_flag=True, help="Per-file detail, timings, failures in full."
+    )(function)
+    return click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")(
+        function
+    )
+
+
+def _counts(summary: engine.Summary, *kinds: str) -> str:
+    words = {
+        "uploaded": summary.uploaded,
+        "downloaded": summary.downloaded,
+        "deleted": summary.deleted,
+        "conflicts": summary.conflicts,
+    }
+    parts = []
+    for kind in kinds:
+        if kind == "conflicts":
+            n = words[kind]
+            parts.append(f"{n} conflict" + ("" if n == 1 else "s"))
+        else:
+            parts.append(f"{words[kind]} {kind}")
+    return ", ".join(parts)
+
+
+def _do_pull(printer: Printer, dry_run: bool) -> None:
+    ws = load_workspace(sync_home())
+    with locked(ws.home):
+        summary = engine.pull(ws, printer, dry_run=dry_run)
+    if dry_run:
+        printer.done(f"(dry run) a pull would change {len(summary.planned)} files")
+    elif summary.downloaded or summary.deleted or summary.conflicts:
+        printer.done("✓ Pull complete: " + _counts(summary, "downloaded", "deleted", "conflicts"))
+    else:
+        printer.done("✓ Already up to date")
+
+
+def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
+    ws = load_workspace(sync_home())
+    with locked(ws.home):
+        summary = engine.push(ws, printer, dry_run=dry_run, force=force)
+    prefix = "(dry run) would push: " if dry_run else "✓ Push complete: "
+    if summary.uploaded or summary.deleted:
+        printer.done(prefix + _counts(summary, "uploaded", "deleted"))
+    else:
+        printer.done("✓ Nothing to push")
+
+
+@main.command()
+@_run_options
+@click.option("--force", is_flag=True, help="Allow a push that deletes most remote files.")
+def push(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
+    """Encrypt and send what changed here.
+
+    \b
+    claude-sync push
+    claude-sync push --dry-run
+    """
+    _do_push(Printer(quiet, verbose), dry_run, force)
+
+
+@main.command()
+@_run_options
+def pull(dry_run: bool, verbose: bool, quiet: bool) -> None:
+    """Fetch and decrypt what changed on other devices.
+
+    \b
+    claude-sync pull
+    """
+    _do_pull(Printer(quiet, verbose), dry_run)
+
+
+@main.command()
+@_run_options
+@click.option("--force", is_flag=True, help="Allow a push that deletes most remote files.")
+def sync(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
+    """Pull, then push.
+
+    \b
+    claude-sync sync
+    """
+    printer = Printer(quiet, verbose)
+    _do_pull(printer, dry_run)
+    _do_push(printer, dry_run, force)
+
+
+@main.command()
+@click.option(
+    "--remote", "with_remote", is_flag=True, help="Also ask the remote what a pull brings."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(with_remote: bool, as_json: bool) -> None:
+    """What a push would send (offline), and with --remote what a pull would bring.
+
+    \b
+    claude-sync status
+    claude-sync status --remote --json
+    """
+    ws = load_workspace(sync_home())
+    warnings: list[str] = []
+    with locked(ws.home):
+        result = engine.status(ws, lambda e: warnings.append(e.detail), with_remote)
+    if as_json:
+        document = {
+            "device": {"id": result.device_id, "name": result.device_name},
+            "remote": result.remote,
+            "last_push": result.last_push,
+            "last_pull": result.last_pull,
+            "to_push": [{"path": p, "action": a, "size": n} for p, a, n in result.to_push],
+            "to_pull": None
+            if result.to_pull is None
+            else [{"path": p, "action": a, "from": d} for p, a, d in result.to_pull],
+            "warnings": warnings,
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    for warning in warnings:
+        click.echo(f"! {warning}", err=True)
+    click.echo(f"Device:    {result.device_name} ({result.device_id})")
+    click.echo(f"Remote:    {result.remote}")
+    click.echo(f"Last push: {result.last_push or 'never'}")
+    click.echo(f"Last pull: {result.last_pull or 'never'}")
+    click.echo(f"To push:   {len(result.to_push)} files")
+    for path, action, size in result.to_push:
+        click.echo(f"  ↑ {path} ({'deleted' if action == 'delete' else _size(size)})")
+    if result.to_pull is not None:
+        click.echo(f"To pull:   {len(result.to_pull)} files")
+        for path, action, devices in result.to_pull:
+            click.echo(f"  ↓ {path} ({action}, from {devices})")
+
+
+@main.command()
+def devices() -> None:
+    """The devices that share this remote, with their last push.
+
+    \b
+    claude-sync devices
+    """
+    ws = load_workspace(sync_home())
+    view = engine.fetch_remote_view(ws)
+    if not view.manifests:
+        click.echo("No device has pushed yet.")
+    for device_id, manifest in sorted(view.manifests.items(), key=lambda kv: kv[1].device_name):
+        this = " (this device)" if device_id == ws.config.device_id else ""
+        live = sum(not v.deleted for v in manifest.files.values())
+        click.echo(
+            f"{manifest.device_name}{this}: last push {manifest.updated}, "
+            f"{live} files [{device_id}]"
+        )
+
+
+@main.command()
+@click.option("--keep", type=click.Choice(["local", "remote"]), help="Settle every conflict so.")
+def conflicts(keep: str | None) -> None:
+    """List conflict copies and settle them: keep the local file or the other side.
+
+    \b
+    claude-sync conflicts                 # list, then ask for each
+    claude-sync conflicts --keep remote   # take the other device's version everywhere
+    """
+    ws = load_workspace(sync_home())
+    with locked(ws.home):
+        copies = engine.conflict_copies(ws.claude)
+        if not copies:
+            click.echo("No conflicts.")
+            return
+        interactive = keep is None and sys.stdin.isatty()
+        for copy in copies:
+            relative = copy.relative_to(ws.claude)
+            original = engine.original_of(copy).relative_to(ws.claude)
+            click.echo(f"⚠ {original}: other side saved as {relative}")
+            choice = keep
+            while interactive and choice is None:
+                answer = click.prompt(
+                    "  [l]ocal [r]emote [d]iff [s]kip [q]uit",
+                    type=click.Choice(["l", "r", "d", "s", "q"]),
+                    show_choices=False,
+                )
+                if answer == "d":
+                    _show_diff(engine.original_of(copy), copy)
+                elif answer == "q":
+                    return
+                elif answer == "s":
+                    break
+                else:
+                    choice = "local" if answer == "l" else "remote"
+            if choice:
+                engine.keep_side(ws, copy, choice)
+                click.echo(f"  kept {choice}")
+
+
+def _show_diff(original: Path, copy: Path) -> None:
+    import difflib
+
+    def lines(path: Path) -> list[str]:
+        try:
+            return path.read_text(errors="replace").splitlines(keepends=True)
+        except FileNotFoundError:
+            return []
+
+    diff = difflib.unified_diff(lines(original), lines(copy), "local", "remote")
+    click.echo("".join(diff) or "  (no difference in text)")

@@ -106,4 +106,3 @@ def initialize(request: InitRequest) -> InitResult:
             else:
                 target.unlink(missing_ok=True)
     return InitResult(config, new_remote)
-

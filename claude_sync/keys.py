@@ -111,5 +111,6 @@ def read_key_file(path: Path) -> x25519.Identity:
             except Exception:
                 break
     raise KeyFileError(
-        f"key file {path} holds no valid age identity: restore it, or run `claude-sync init --force`"
+        f"key file {path} holds no valid age identity: "
+        "restore it, or run `claude-sync init --force`"
     )

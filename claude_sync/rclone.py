@@ -29,11 +29,17 @@ def find_rclone(configured: str | None = None) -> str:
     """CLAUDE_SYNC_RCLONE, then the config, then the binary shipped with the package, then PATH."""
     candidates = [os.environ.get("CLAUDE_SYNC_RCLONE"), configured]
     shipped = Path(sysconfig.get_path("scripts")) / "rclone"
-    candidates += [str(shipped), str(Path(sys.executable).parent / "rclone"), shutil.which("rclone")]
+    candidates += [
+        str(shipped),
+        str(Path(sys.executable).parent / "rclone"),
+        shutil.which("rclone"),
+    ]
     for candidate in candidates[:2]:
         if candidate:
             if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
-                raise RcloneError(f"rclone not found at {candidate} (from CLAUDE_SYNC_RCLONE or config)")
+                raise RcloneError(
+                    f"rclone not found at {candidate} (from CLAUDE_SYNC_RCLONE or config)"
+                )
             return candidate
     for candidate in candidates[2:]:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):

@@ -1,7 +1,8 @@
 """Remote format 1: where things live on the remote, and the calls that read and write them.
 
     <root>/CLAUDE-SYNC.json           plaintext {"format": 1}, nothing secret
-    <root>/keycheck.age               age(KEYCHECK_TEXT), readable with the stock age CLI: a wrong key fails at init
+    <root>/keycheck.age               age(KEYCHECK_TEXT), no zstd, so the stock age CLI
+                                      reads it: a wrong key fails at init
     <root>/objects/<aa>/<name>.age    content objects, immutable, <aa> = name[:2]
     <root>/manifests/<device-id>.age  one per device, written only by that device
 

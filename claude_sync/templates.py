@@ -104,7 +104,9 @@ def load_template(name: str) -> Template:
     if "type" not in template.remote or not all(_FIELD_NAME.match(f) for f in known):
         raise ConfigError(f"template {path} is malformed: needs remote.type and simple field names")
     if used - known:
-        raise ConfigError(f"template {path} uses undefined fields: {', '.join(sorted(used - known))}")
+        raise ConfigError(
+            f"template {path} uses undefined fields: {', '.join(sorted(used - known))}"
+        )
     return template
 
 

@@ -1,0 +1,792 @@
+"""push, pull and status as sequences of steps over a plan.
+
+Push: scan; if nothing changed, stop (no network). Else fetch the manifests, encrypt what
+changed into staging/, send every object in one rclone call, then this device's manifest,
+then save state.json. Pull: fetch the manifests that changed (one rclone call), plan, fetch
+every needed object in one call, then for each path decrypt into a temporary file beside
+the target, verify its hash, set the recorded mtime and rename it into place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from . import crypto
+from .errors import ClaudeSyncError, RemoteFormatError
+from .files import write_private
+from .manifest import Manifest, decode_manifest, encode_manifest, now_iso
+from .pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap, Rules
+from .plan import (
+    Adopt,
+    Download,
+    PullAction,
+    PushAction,
+    Resolve,
+    Sweep,
+    Tombstone,
+    Trash,
+    Upload,
+    decide_pull,
+    decide_push,
+    resolve,
+)
+from .remote import object_path
+from .scan import hash_file, prefix_sha256, scan
+from .state import Entry, load_state, save_state
+from .versions import Segment, Version, VersionVector, merge_all
+from .workspace import Workspace
+
+MAX_SEGMENTS = 16
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something worth telling the user; the CLI decides how (or whether) to show it."""
+
+    kind: str  # upload, download, delete, conflict, warning, detail
+    path: str = ""
+    size: int = 0
+    index: int = 0
+    total: int = 0
+    detail: str = ""
+
+
+Listener = Callable[[Event], None]
+
+
+@dataclass
+class Summary:
+    uploaded: int = 0
+    downloaded: int = 0
+    deleted: int = 0
+    conflicts: int = 0
+    planned: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RemoteView:
+    manifests: dict[str, Manifest]
+
+    def versions(self) -> dict[str, list[Version]]:
+        by_path: dict[str, list[Version]] = {}
+        for manifest in self.manifests.values():
+            for path, version in manifest.files.items():
+                by_path.setdefault(path, []).append(version)
+        return by_path
+
+    def device_name(self, device_id: str) -> str:
+        manifest = self.manifests.get(device_id)
+        return manifest.device_name if manifest else device_id
+
+    def known_objects(self) -> set[str]:
+        return {
+            segment.sha256
+            for manifest in self.manifests.values()
+            for version in manifest.files.values()
+            for segment in version.segments
+        }
+
+
+class Session:
+    """One run of push or pull over a workspace (the lock is taken by the caller)."""
+
+    def __init__(self, workspace: Workspace, listen: Listener) -> None:
+        self.ws = workspace
+        self.paths = PathMap(Path.home())
+        self.listen: Listener = lambda event: listen(
+            dataclasses.replace(event, path=self.paths.to_local(event.path))
+        )
+        self.config = workspace.config
+        self.device = workspace.config.device_id
+        self.rules = Rules.from_config(self.config.include, self.config.exclude)
+        self.state_path = workspace.home / "state.json"
+        self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
+        if warning:
+            self.listen(Event("warning", detail=warning))
+        self.local = scan(workspace.claude, self.rules, self.paths, self.state)
+        self._remote: RemoteView | None = None
+
+    # remote ------------------------------------------------------------------
+
+    def remote(self) -> RemoteView:
+        if self._remote is None:
+            self._remote = fetch_remote_view(self.ws)
+        return self._remote
+
+    def object_name(self, sha256: str) -> str:
+        return crypto.object_name(self.ws.name_key, sha256)
+
+    # local paths -------------------------------------------------------------
+
+    def target(self, path: str) -> Path:
+        """The local file for a remote path, refusing any route through a symbolic link."""
+        local = self.paths.to_local(path)
+        current = self.ws.claude
+        for part in local.split("/")[:-1]:
+            current = current / part
+            if current.is_symlink() or (current.exists() and not current.is_dir()):
+                raise RemoteFormatError(
+                    f"refusing to write {path}: {current} is a symbolic link or not a folder"
+                )
+        final = self.ws.claude / local
+        if final.is_symlink():
+            raise RemoteFormatError(f"refusing to write {path}: it is a symbolic link locally")
+        return final
+
+    def unchanged_since_scan(self, path: str, file: Path) -> bool:
+        seen = self.local.get(path)
+        try:
+            info = file.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return seen is None
+        return seen is not None and (info.st_size, info.st_mtime_ns) == (
+            seen.size,
+            seen.mtime_ns,
+        )
+
+    def record(self, path: str, base: Version, file: Path | None) -> None:
+        size = mtime_ns = None
+        if file is not None and not base.deleted:
+            info = file.stat()
+            size, mtime_ns = info.st_size, info.st_mtime_ns
+        self.state.files[path] = Entry(base, size, mtime_ns)
+
+    def save(self) -> None:
+        save_state(self.state_path, self.state)
+
+    def all_paths(self) -> set[str]:
+        return set(self.local) | set(self.state.files)
+
+
+def fetch_remote_view(ws: Workspace) -> RemoteView:
+    """Every device's manifest; only those whose size or mtime changed are decrypted again."""
+    ws.remote.check_format()
+    mirror = ws.cache / "manifests-encrypted"
+    decoded_folder = ws.cache / "manifests"
+    ws.remote.mirror_manifests(mirror)
+    decoded_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    manifests: dict[str, Manifest] = {}
+    for encrypted in sorted(mirror.glob("*.age")):
+        device_id = encrypted.name[: -len(".age")]
+        info = encrypted.stat()
+        stamp = f"{info.st_size}:{info.st_mtime_ns}"
+        cached = decoded_folder / f"{device_id}.json"
+        data = None
+        if cached.exists():
+            document = json.loads(cached.read_text())
+            if document.get("stamp") == stamp:
+                data = document["manifest"].encode()
+        if data is None:
+            try:
+                data = crypto.decrypt_bytes(encrypted.read_bytes(), ws.identity)
+            except RemoteFormatError:
+                raise RemoteFormatError(
+                    f"manifests/{device_id}.age cannot be decrypted with this key "
+                    "(encrypted to a different key, or corrupted): refused"
+                ) from None
+        manifest = decode_manifest(data, device_id)
+        write_private(cached, json.dumps({"stamp": stamp, "manifest": data.decode()}))
+        manifests[device_id] = manifest
+    for stale in decoded_folder.glob("*.json"):
+        if stale.stem not in manifests:
+            stale.unlink()
+    return RemoteView(manifests)
+
+
+# push ------------------------------------------------------------------------
+
+
+class _HashingReader:
+    """Passes reads through while hashing them: the whole-file hash of an appended file."""
+
+    def __init__(self, source: BinaryIO, digest) -> None:
+        self._source = source
+        self._digest = digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._digest.update(data)
+        return data
+
+
+def _encrypt_upload(
+    session: Session, action: Upload, staging: Path
+) -> tuple[Version, list[str], Path]:
+    """Encrypt a changed file into staging; return its version and the new object names.
+
+    A file that only grew since its base keeps the base's segments and adds one for the
+    appended bytes, unless that would make more than MAX_SEGMENTS.
+    """
+    file = session.ws.claude / session.paths.to_local(action.path)
+    info = file.stat()
+    base = action.base
+    whole = hashlib.sha256()
+    segments: list[Segment] = []
+    new_objects: list[str] = []
+    with open(file, "rb") as handle:
+        appendable = (
+            base is not None
+            and not base.deleted
+            and base.segments
+            and len(base.segments) < MAX_SEGMENTS
+            and info.st_size > base.size
+            and prefix_sha256(file, base.size) == base.sha256
+        )
+        if appendable:
+            assert base is not None
+            remaining = base.size
+            while remaining:
+                chunk = handle.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise ClaudeSyncError(f"{action.path} shrank while it was read; run again")
+                whole.update(chunk)
+                remaining -= len(chunk)
+            segments = list(base.segments)
+        temporary = staging / f"{TEMPORARY_PREFIX}{len(os.listdir(staging))}.age"
+        digest = crypto.encrypt_stream(
+            _HashingReader(handle, whole), temporary, session.ws.recipient
+        )
+    if digest.size or not segments:
+        if digest.size:
+            segments.append(Segment(digest.sha256, digest.size))
+            name = session.object_name(digest.sha256)
+            destination = staging / object_path(name)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, destination)
+            new_objects.append(name)
+        else:
+            temporary.unlink()
+    else:
+        temporary.unlink()
+    size = sum(segment.size for segment in segments)
+    version = Version(
+        whole.hexdigest(),
+        size,
+        info.st_mtime_ns,
+        action.vector,
+        session.device,
+        False,
+        tuple(segments),
+    )
+    return version, new_objects, file
+
+
+def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = False) -> Summary:
+    session = Session(ws, listen)
+    summary = Summary()
+    offline = [
+        action
+        for path in sorted(session.all_paths())
+        if (
+            action := decide_push(
+                path, session.local.get(path), session.state.files.get(path), [], session.device
+            )
+        )
+    ]
+    if not offline:
+        return summary
+    if all(isinstance(action, Sweep) for action in offline):
+        if not dry_run:
+            for action in offline:
+                session.state.files[action.path].swept = True
+            session.save()
+        return summary
+    remote = session.remote().versions()
+    actions: list[PushAction] = [
+        action
+        for path in sorted(session.all_paths())
+        if (
+            action := decide_push(
+                path,
+                session.local.get(path),
+                session.state.files.get(path),
+                remote.get(path, []),
+                session.device,
+            )
+        )
+    ]
+    tombstones = [a for a in actions if isinstance(a, Tombstone)]
+    live_remote = {
+        path for path, versions in remote.items() if any(not v.deleted for v in versions)
+    }
+    if len(tombstones) > 1 and 2 * len(tombstones) > len(live_remote) and not force:
+        raise ClaudeSyncError(
+            f"this push would delete {len(tombstones)} of {len(live_remote)} files on the "
+            "remote; check the Claude folder, then use --force if that is intended"
+        )
+    uploads = [a for a in actions if isinstance(a, Upload)]
+    total = len(uploads) + len(tombstones)
+    if dry_run:
+        for index, action in enumerate(uploads + tombstones, 1):
+            kind = "upload" if isinstance(action, Upload) else "delete"
+            size = action.local.size if isinstance(action, Upload) else 0
+            session.listen(Event(kind, action.path, size, index, total, "dry run"))
+        summary.uploaded, summary.deleted = len(uploads), len(tombstones)
+        return summary
+
+    staging = ws.staging / "push"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(mode=0o700, parents=True)
+    known = {session.object_name(sha) for sha in session.remote().known_objects()}
+    to_send: set[str] = set()
+    updates: dict[str, tuple[Version, Path | None]] = {}
+    for index, action in enumerate(uploads, 1):
+        version, new_objects, file = _encrypt_upload(session, action, staging)
+        to_send.update(name for name in new_objects if name not in known)
+        updates[action.path] = (version, file)
+        session.listen(Event("upload", action.path, version.size, index, total))
+    for index, action in enumerate(tombstones, len(uploads) + 1):
+        tombstone = Version("", 0, _now_ns(), action.vector, session.device, deleted=True)
+        updates[action.path] = (tombstone, None)
+        session.listen(Event("delete", action.path, 0, index, total))
+    if to_send:
+        ws.remote.upload_objects(staging, sorted(to_send))
+    for action in actions:
+        if isinstance(action, Sweep):
+            session.state.files[action.path].swept = True
+    for path, (version, file) in updates.items():
+        entry = Entry(version)
+        if file is not None:
+            entry.size, entry.mtime_ns = session.local[path].size, session.local[path].mtime_ns
+            if version.sha256 != session.local[path].sha256:
+                entry.size = entry.mtime_ns = None
+        session.state.files[path] = entry
+    manifest = Manifest(
+        session.device,
+        ws.config.device_name,
+        now_iso(),
+        {path: entry.base for path, entry in session.state.files.items()},
+    )
+    encrypted = staging / "manifest.age"
+    encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))
+    ws.remote.upload_manifest(session.device, encrypted)
+    session.state.last_push = now_iso()
+    session.save()
+    shutil.rmtree(staging, ignore_errors=True)
+    summary.uploaded, summary.deleted = len(uploads), len(tombstones)
+    return summary
+
+
+def _now_ns() -> int:
+    return int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1e9)
+
+
+# pull ------------------------------------------------------------------------
+
+
+def plan_pull(session: Session) -> list[PullAction]:
+    remote = session.remote().versions()
+    actions: list[PullAction] = []
+    for path in sorted(session.all_paths() | set(remote)):
+        if not session.rules.synced(path):
+            continue
+        action = decide_pull(
+            path,
+            session.local.get(path),
+            session.state.files.get(path),
+            remote.get(path, []),
+            session.device,
+        )
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+class _Assembler:
+    """Builds files from downloaded objects, verifying every segment and the whole."""
+
+    def __init__(self, session: Session, downloads: Path) -> None:
+        self.session = session
+        self.downloads = downloads
+
+    def write(self, version: Version, target: Path) -> Path:
+        """Decrypt `version` into a new temporary file beside `target`; return its path."""
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = target.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{target.name}")
+        whole = hashlib.sha256()
+        try:
+            with open(temporary, "wb") as out:
+                for segment in version.segments:
+                    name = self.session.object_name(segment.sha256)
+                    source = self.downloads / object_path(name)
+                    writer = _TeeWriter(out, whole)
+                    try:
+                        digest = crypto.decrypt_stream(source, writer, self.session.ws.identity)
+                    except FileNotFoundError:
+                        raise RemoteFormatError(
+                            f"object {object_path(name)} for {target.name} is missing on the remote"
+                        ) from None
+                    except RemoteFormatError as error:
+                        raise RemoteFormatError(
+                            f"object {object_path(name)} is corrupt or tampered ({error})"
+                        ) from None
+                    if (digest.sha256, digest.size) != (segment.sha256, segment.size):
+                        raise RemoteFormatError(
+                            f"object {object_path(name)} does not match its hash "
+                            "(swapped or tampered): refused"
+                        )
+                out.flush()
+                os.fsync(out.fileno())
+            if whole.hexdigest() != version.sha256 and version.size:
+                raise RemoteFormatError("assembled file does not match its hash: refused")
+            if not version.size and whole.hexdigest() != hashlib.sha256().hexdigest():
+                raise RemoteFormatError("assembled file does not match its hash: refused")
+            os.utime(temporary, ns=(version.mtime_ns, version.mtime_ns))
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return temporary
+
+
+class _TeeWriter:
+    def __init__(self, target: BinaryIO, digest) -> None:
+        self._target = target
+        self._digest = digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._target.write(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+def _trash_copy(session: Session, path: str, file: Path) -> None:
+    """Keep the current local file in trash/<time>/<path> (a hard link when possible)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    destination = session.ws.trash / stamp / session.paths.to_local(path)
+    destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if destination.exists():
+        destination.unlink()
+    try:
+        os.link(file, destination)
+    except OSError:
+        shutil.copy2(file, destination)
+
+
+def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
+    """<name>.conflict-<YYYYMMDD-HHMMSS>-<device>.<ext>, beside the original."""
+    folder, _, name = local_path.rpartition("/")
+    stem, dot, extension = name.rpartition(".")
+    if not stem:
+        stem, dot, extension = name, "", ""
+    when = datetime.datetime.fromtimestamp(when_ns / 1e9, datetime.timezone.utc)
+    device = re.sub(r"[^A-Za-z0-9_-]", "-", device_name) or "device"
+    copy = f"{stem}.conflict-{when:%Y%m%d-%H%M%S}-{device}{dot}{extension}"
+    return f"{folder}/{copy}" if folder else copy
+
+
+def _needed(session: Session, actions: list[PullAction]) -> set[str]:
+    names: set[str] = set()
+    for action in actions:
+        if isinstance(action, Download):
+            versions = [action.version]
+        elif isinstance(action, Resolve):
+            local = session.local.get(action.path)
+            versions = [
+                v
+                for v in action.options
+                if not v.deleted
+                and not (local and (v.sha256, v.size) == (local.sha256, local.size))
+            ]
+        else:
+            continue
+        names.update(session.object_name(s.sha256) for v in versions for s in v.segments)
+    return names
+
+
+def pull(ws: Workspace, listen: Listener, dry_run: bool = False) -> Summary:
+    session = Session(ws, listen)
+    summary = Summary()
+    actions = plan_pull(session)
+    for action in actions:
+        if not isinstance(action, Adopt):
+            session.target(action.path)
+    visible = [a for a in actions if not isinstance(a, Adopt)]
+    if dry_run:
+        for index, action in enumerate(visible, 1):
+            kind = {Download: "download", Trash: "delete", Resolve: "conflict"}[type(action)]
+            size = action.version.size if isinstance(action, Download) else 0
+            session.listen(Event(kind, action.path, size, index, len(visible), "dry run"))
+        summary.planned = [a.path for a in visible]
+        return summary
+    downloads = ws.staging / "pull"
+    downloads.mkdir(mode=0o700, parents=True, exist_ok=True)
+    needed = sorted(_needed(session, actions))
+    missing = [n for n in needed if not (downloads / object_path(n)).exists()]
+    if missing:
+        ws.remote.download_objects(downloads, missing)
+    assembler = _Assembler(session, downloads)
+    index = 0
+    try:
+        for action in actions:
+            if isinstance(action, Adopt):
+                file = session.target(action.path) if action.path in session.local else None
+                session.record(action.path, action.version, file)
+                continue
+            index += 1
+            if isinstance(action, Download):
+                if _apply_download(session, assembler, action.path, action.version):
+                    summary.downloaded += 1
+                    session.listen(
+                        Event("download", action.path, action.version.size, index, len(visible))
+                    )
+            elif isinstance(action, Trash):
+                if _apply_trash(session, action.path, action.version):
+                    summary.deleted += 1
+                    session.listen(Event("delete", action.path, 0, index, len(visible)))
+            else:
+                summary.conflicts += _apply_resolve(session, assembler, action, downloads)
+    finally:
+        session.state.last_pull = now_iso()
+        session.save()
+    shutil.rmtree(downloads, ignore_errors=True)
+    return summary
+
+
+def _skip_changed(session: Session, path: str) -> None:
+    session.listen(
+        Event("warning", path, detail=f"{path} changed during the pull; left as it is for now")
+    )
+
+
+def _apply_download(session: Session, assembler: _Assembler, path: str, version: Version) -> bool:
+    target = session.target(path)
+    temporary = assembler.write(version, target)
+    if not session.unchanged_since_scan(path, target):
+        temporary.unlink()
+        _skip_changed(session, path)
+        return False
+    local = session.local.get(path)
+    if local is not None and not (
+        local.size <= version.size and prefix_sha256(temporary, local.size) == local.sha256
+    ):
+        _trash_copy(session, path, target)
+    os.replace(temporary, target)
+    session.record(path, version, target)
+    return True
+
+
+def _apply_trash(session: Session, path: str, version: Version) -> bool:
+    target = session.target(path)
+    if not session.unchanged_since_scan(path, target):
+        _skip_changed(session, path)
+        return False
+    if target.exists():
+        _trash_copy(session, path, target)
+        target.unlink()
+    session.record(path, version, None)
+    return True
+
+
+def _apply_resolve(
+    session: Session, assembler: _Assembler, action: Resolve, downloads: Path
+) -> int:
+    """Apply `resolve`; return the number of conflict copies written."""
+    target = session.target(action.path)
+    local = session.local.get(action.path)
+    sources: dict[int, Path] = {}
+    created: list[Path] = []
+
+    def content(version: Version) -> Path:
+        if local is not None and (version.sha256, version.size) == (local.sha256, local.size):
+            return target
+        if id(version) not in sources:
+            scratch = downloads / "resolve" / f"{len(sources)}" / target.name
+            sources[id(version)] = assembler.write(version, scratch)
+            created.append(sources[id(version)])
+        return sources[id(version)]
+
+    def is_prefix(shorter: Version, longer: Version) -> bool:
+        return prefix_sha256(content(longer), shorter.size) == shorter.sha256
+
+    try:
+        resolution = resolve(action.path, action.options, action.pending, is_prefix)
+        if not session.unchanged_since_scan(action.path, target):
+            _skip_changed(session, action.path)
+            return 0
+        copies = 0
+        for loser in resolution.losers:
+            name = conflict_name(
+                session.paths.to_local(action.path),
+                loser.mtime_ns,
+                session.ws.config.device_name
+                if loser is action.pending
+                else session.remote().device_name(loser.device),
+            )
+            copy_target = session.ws.claude / name
+            if copy_target.exists():
+                continue
+            source = content(loser)
+            temporary = copy_target.with_name(f"{TEMPORARY_PREFIX}copy-{copy_target.name}")
+            shutil.copy2(source, temporary)
+            os.replace(temporary, copy_target)
+            copies += 1
+            session.listen(Event("conflict", action.path, detail=name))
+        remote_best = max(
+            action.options, key=lambda v: (not v.deleted, v.mtime_ns, v.device, v.sha256)
+        )
+        base_vector = resolution.vector
+        if resolution.winner is None:
+            merged = _merge_history([content(v) for v in resolution.merged_inputs])
+            temporary = target.with_name(f"{TEMPORARY_PREFIX}merge-{target.name}")
+            temporary.write_bytes(merged)
+            os.replace(temporary, target)
+            session.record(action.path, _as_base(remote_best, base_vector), target)
+            session.state.files[action.path].size = None
+            session.listen(Event("download", action.path, len(merged), detail="merged"))
+        elif resolution.keep_local:
+            session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
+        else:
+            winner = resolution.winner
+            if winner.deleted:
+                if target.exists():
+                    _trash_copy(session, action.path, target)
+                    target.unlink()
+                session.record(action.path, _as_base(winner, base_vector), None)
+            elif local is not None and (winner.sha256, winner.size) == (local.sha256, local.size):
+                session.record(action.path, _as_base(winner, base_vector), target)
+            else:
+                source = content(winner)
+                temporary = target.with_name(f"{TEMPORARY_PREFIX}win-{target.name}")
+                shutil.copy2(source, temporary)
+                os.utime(temporary, ns=(winner.mtime_ns, winner.mtime_ns))
+                if local is not None:
+                    _trash_copy(session, action.path, target)
+                os.replace(temporary, target)
+                session.record(action.path, _as_base(winner, base_vector), target)
+                session.listen(Event("download", action.path, winner.size))
+        return copies
+    finally:
+        for path in created:
+            path.unlink(missing_ok=True)
+
+
+def _as_base(version: Version, vector: VersionVector) -> Version:
+    return Version(
+        version.sha256,
+        version.size,
+        version.mtime_ns,
+        merge_all([vector, version.vector]),
+        version.device,
+        version.deleted,
+        version.segments,
+    )
+
+
+def _merge_history(files: list[Path]) -> bytes:
+    """The union of lines of every version, ordered by their `timestamp`, then as text."""
+    lines: dict[bytes, tuple[float, bytes]] = {}
+    for file in files:
+        for line in file.read_bytes().splitlines():
+            if not line.strip() or line in lines:
+                continue
+            try:
+                stamp = float(json.loads(line).get("timestamp", 0))
+            except (ValueError, AttributeError, TypeError):
+                stamp = 0.0
+            lines[line] = (stamp, line)
+    ordered = sorted(lines.values())
+    return b"".join(line + b"\n" for _, line in ordered)
+
+
+# status ----------------------------------------------------------------------
+
+
+@dataclass
+class Status:
+    device_id: str
+    device_name: str
+    remote: str
+    last_push: str | None
+    last_pull: str | None
+    to_push: list[tuple[str, str, int]]
+    to_pull: list[tuple[str, str, str]] | None
+
+
+def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
+    session = Session(ws, listen)
+    to_push = []
+    for path in sorted(session.all_paths()):
+        action = decide_push(
+            path, session.local.get(path), session.state.files.get(path), [], session.device
+        )
+        if isinstance(action, Upload):
+            to_push.append((path, "upload", action.local.size))
+        elif isinstance(action, Tombstone):
+            to_push.append((path, "delete", 0))
+    to_pull = None
+    if with_remote:
+        view = session.remote()
+        to_pull = []
+        for action in plan_pull(session):
+            if isinstance(action, Adopt):
+                continue
+            kind = {Download: "download", Trash: "delete", Resolve: "conflict"}[type(action)]
+            versions = action.options if isinstance(action, Resolve) else (action.version,)
+            devices = ", ".join(sorted({view.device_name(v.device) for v in versions}))
+            to_pull.append((action.path, kind, devices))
+    return Status(
+        session.device,
+        ws.config.device_name,
+        ws.config.remote_root,
+        session.state.last_push,
+        session.state.last_pull,
+        to_push,
+        to_pull,
+    )
+
+
+def conflict_copies(claude: Path) -> list[Path]:
+    """Every conflict copy in the Claude folder."""
+    return sorted(
+        path
+        for path in claude.rglob("*.conflict-*")
+        if path.is_file() and CONFLICT_COPY.search(path.name)
+    )
+
+
+def original_of(copy: Path) -> Path:
+    match = CONFLICT_COPY.search(copy.name)
+    assert match is not None
+    return copy.with_name(copy.name[: match.start()] + (match.group(1) or ""))
+
+
+def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
+    """Settle one conflict: `local` moves the copy to trash/, `remote` puts it in place.
+
+    When the copy is the version this device last adopted (the usual case: the other side
+    of a conflict met at pull), the state records it, so the next push uploads nothing.
+    """
+    trash = ws.trash / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    original = original_of(copy)
+    kept = copy if keep == "local" else original
+    destination = trash / kept.relative_to(ws.claude)
+    destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if keep == "local":
+        os.replace(copy, destination)
+        return
+    if original.exists():
+        os.link(original, destination)
+    os.replace(copy, original)
+    paths = PathMap(Path.home())
+    state_path = ws.home / "state.json"
+    state, _ = load_state(state_path, ws.config.device_id, ws.config.remote_root)
+    entry = state.files.get(paths.to_remote(original.relative_to(ws.claude).as_posix()))
+    if entry is not None and not entry.base.deleted:
+        sha256, size = hash_file(original)
+        if (sha256, size) == (entry.base.sha256, entry.base.size):
+            info = original.stat()
+            entry.size, entry.mtime_ns = info.st_size, info.st_mtime_ns
+            save_state(state_path, state)

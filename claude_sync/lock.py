@@ -1,0 +1,40 @@
+"""One claude-sync run at a time per CLAUDE_SYNC_HOME (two hooks may fire together)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import LockedError
+
+WAIT_SECONDS = 15.0
+
+
+@contextmanager
+def locked(home: Path, wait: float = WAIT_SECONDS) -> Iterator[None]:
+    """Hold home/lock; wait up to `wait` seconds for another run, then raise LockedError."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(home / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        give_up = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    raise LockedError(
+                        f"another claude-sync run (pid {holder}) holds {home / 'lock'}; "
+                        "try again when it has finished"
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,143 @@
+"""Manifests: one device's whole view of the synced tree, encrypted on the remote.
+
+    {"format": 1,
+     "device": {"id": "9f2c...", "name": "laptop"},
+     "updated": "2026-11-21T17:00:00+00:00",
+     "files": {"<remote path>": {
+         "sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
+         "vector": {"<device id>": 3}, "device": "<id that made this version>",
+         "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]]}}}
+
+The file is the concatenation of its segments (objects); a tombstone has deleted: true, no
+segments, sha256 "" and size 0. Every field is checked on load: a manifest that names an
+unsafe path or malformed values is refused whole.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import dataclass
+
+from .errors import RemoteFormatError
+from .pathmap import validate_remote_path
+from .versions import Segment, Version, VersionVector
+
+FORMAT = 1
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DEVICE_ID = re.compile(r"^[0-9a-zA-Z_-]{1,64}$")
+
+
+@dataclass
+class Manifest:
+    device_id: str
+    device_name: str
+    updated: str
+    files: dict[str, Version]
+
+
+def version_to_json(version: Version) -> dict:
+    return {
+        "sha256": version.sha256,
+        "size": version.size,
+        "mtime_ns": version.mtime_ns,
+        "vector": version.vector.as_dict(),
+        "device": version.device,
+        "deleted": version.deleted,
+        "segments": [[s.sha256, s.size] for s in version.segments],
+    }
+
+
+def version_from_json(path: str, raw: object) -> Version:
+    def bad(what: str) -> RemoteFormatError:
+        return RemoteFormatError(f"manifest entry for {path!r} is invalid: {what}")
+
+    if not isinstance(raw, dict):
+        raise bad("not a mapping")
+    deleted = raw.get("deleted", False)
+    sha256, size, mtime_ns = raw.get("sha256"), raw.get("size"), raw.get("mtime_ns")
+    vector, device, segments = raw.get("vector"), raw.get("device"), raw.get("segments", [])
+    if not isinstance(deleted, bool):
+        raise bad("deleted")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise bad("size")
+    if not isinstance(mtime_ns, int) or isinstance(mtime_ns, bool):
+        raise bad("mtime_ns")
+    if not isinstance(device, str) or not _DEVICE_ID.match(device):
+        raise bad("device")
+    if not isinstance(vector, dict) or not vector:
+        raise bad("vector")
+    for key, count in vector.items():
+        if not _DEVICE_ID.match(key) or not isinstance(count, int) or count <= 0:
+            raise bad("vector")
+    if not isinstance(segments, list):
+        raise bad("segments")
+    parsed: list[Segment] = []
+    for segment in segments:
+        if (
+            not isinstance(segment, list)
+            or len(segment) != 2
+            or not isinstance(segment[0], str)
+            or not _HEX64.match(segment[0])
+            or not isinstance(segment[1], int)
+            or segment[1] < 0
+        ):
+            raise bad("segments")
+        parsed.append(Segment(segment[0], segment[1]))
+    if deleted:
+        if parsed or size:
+            raise bad("a deleted entry with content")
+        sha256 = ""
+    elif not isinstance(sha256, str) or not _HEX64.match(sha256):
+        raise bad("sha256")
+    elif sum(s.size for s in parsed) != size or (size and not parsed):
+        raise bad("segment sizes do not add up to the size")
+    return Version(
+        sha256=sha256,
+        size=size,
+        mtime_ns=mtime_ns,
+        vector=VersionVector.of(vector),
+        device=device,
+        deleted=deleted,
+        segments=tuple(parsed),
+    )
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    document = {
+        "format": FORMAT,
+        "device": {"id": manifest.device_id, "name": manifest.device_name},
+        "updated": manifest.updated,
+        "files": {path: version_to_json(v) for path, v in sorted(manifest.files.items())},
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def decode_manifest(data: bytes, expected_device: str) -> Manifest:
+    """Parse and validate a decrypted manifest stored as manifests/<expected_device>.age."""
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise RemoteFormatError(f"manifest of device {expected_device} is not JSON") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise RemoteFormatError(f"manifest of device {expected_device} has an unknown format")
+    device = document.get("device")
+    files = document.get("files")
+    if (
+        not isinstance(device, dict)
+        or device.get("id") != expected_device
+        or not isinstance(device.get("name"), str)
+        or not isinstance(files, dict)
+    ):
+        raise RemoteFormatError(f"manifest of device {expected_device} is malformed")
+    return Manifest(
+        device_id=expected_device,
+        device_name=device["name"],
+        updated=str(document.get("updated", "")),
+        files={validate_remote_path(p): version_from_json(p, raw) for p, raw in files.items()},
+    )
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()

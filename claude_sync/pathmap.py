@@ -1,0 +1,147 @@
+"""Paths: what is synced, how remote paths are validated, and how projects move.
+
+Remote paths are POSIX, relative, normalised, inside the synced tree. Claude Code names a
+project folder after its absolute path (`realpath`, every character outside [A-Za-z0-9]
+becomes `-`). On the remote a project under the home folder is stored home-relative:
+`projects/-home-ann-code-app` is `projects/~-code-app`, and a device whose home is
+/Users/ann materialises it as `projects/-Users-ann-code-app`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RemoteFormatError
+
+DEFAULT_INCLUDE = (
+    "projects/**",
+    "history.jsonl",
+    "plans/",
+    "CLAUDE.md",
+    "settings.json",
+    "agents/",
+    "commands/",
+    "skills/",
+    "rules/",
+    "output-styles/",
+    "workflows/",
+    "agent-memory/",
+    "keybindings.json",
+    "themes/",
+)
+DENIED_TOP_LEVEL = frozenset(
+    {"ide", "session-env", "sessions", "shell-snapshots", "debug", "statsig", "backups", "cache"}
+)
+DENIED_NAMES = frozenset({".credentials.json"})
+TEMPORARY_PREFIX = ".claude-sync-"
+HOME_MARKER = "~"
+CONFLICT_COPY = re.compile(r"\.conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+(\.[^/.]*)?$")
+
+
+def encode_project(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "-", path)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    if pattern.endswith("/"):
+        pattern += "**"
+    parts = []
+    for token in re.split(r"(\*\*/?|\*|\?)", pattern):
+        if token in ("**", "**/"):
+            parts.append(".*")
+        elif token == "*":
+            parts.append("[^/]*")
+        elif token == "?":
+            parts.append("[^/]")
+        else:
+            parts.append(re.escape(token))
+    return re.compile("".join(parts) + "(/.*)?")
+
+
+@dataclass
+class Rules:
+    """Which relative paths are synced: the deny list, then excludes, then includes."""
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self._include = [_pattern_regex(p) for p in self.include]
+        self._exclude = [_pattern_regex(p) for p in self.exclude]
+
+    @classmethod
+    def from_config(cls, include: list[str], exclude: list[str]) -> Rules:
+        return cls(DEFAULT_INCLUDE + tuple(include), tuple(exclude))
+
+    def synced(self, path: str) -> bool:
+        """Whether `path` is synced; a conflict copy is synced when its original is."""
+        conflict = CONFLICT_COPY.search(path)
+        if conflict:
+            path = path[: conflict.start()] + (conflict.group(1) or "")
+        parts = path.split("/")
+        if parts[0] in DENIED_TOP_LEVEL or any(part in DENIED_NAMES for part in parts):
+            return False
+        if any(part.startswith(TEMPORARY_PREFIX) for part in parts):
+            return False
+        if any(regex.fullmatch(path) for regex in self._exclude):
+            return False
+        return any(regex.fullmatch(path) for regex in self._include)
+
+    def may_enter(self, folder: str) -> bool:
+        """Whether a walk should look inside `folder` (a relative folder path)."""
+        top = folder.split("/")[0]
+        if top in DENIED_TOP_LEVEL or folder.split("/")[-1] in DENIED_NAMES:
+            return False
+        return any(
+            p.startswith(top + "/") or p == top or fnmatch.fnmatch(top, p.split("/")[0])
+            for p in self.include
+        )
+
+
+def validate_remote_path(path: object) -> str:
+    """Return `path` if it is a safe relative POSIX path; raise naming it otherwise."""
+    if not isinstance(path, str) or not path:
+        raise RemoteFormatError(f"manifest names an invalid path {path!r}")
+    bad = (
+        path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or posixpath.normpath(path) != path
+        or any(part in ("", ".", "..") for part in path.split("/"))
+        or re.match(r"^[A-Za-z]:", path) is not None
+    )
+    if bad:
+        raise RemoteFormatError(f"manifest names an unsafe path {path!r}: refused")
+    return path
+
+
+def is_transcript(path: str) -> bool:
+    """Session files Claude Code sweeps itself: their local disappearance is not a deletion."""
+    parts = path.split("/")
+    return parts[0] == "projects" and len(parts) >= 3 and parts[2] != "memory"
+
+
+class PathMap:
+    """Local relative paths <-> remote paths, for one device's home folder."""
+
+    def __init__(self, home: Path) -> None:
+        self.home_prefix = encode_project(os.path.realpath(home))
+
+    def to_remote(self, local: str) -> str:
+        parts = local.split("/")
+        if parts[0] == "projects" and len(parts) > 1:
+            folder = parts[1]
+            if folder == self.home_prefix or folder.startswith(self.home_prefix + "-"):
+                parts[1] = HOME_MARKER + folder[len(self.home_prefix) :]
+        return "/".join(parts)
+
+    def to_local(self, remote: str) -> str:
+        parts = remote.split("/")
+        if parts[0] == "projects" and len(parts) > 1 and parts[1].startswith(HOME_MARKER):
+            parts[1] = self.home_prefix + parts[1][len(HOME_MARKER) :]
+        return "/".join(parts)

@@ -1,0 +1,236 @@
+"""The sync semantics, pure: local scan x state x remote manifests -> actions. No I/O.
+
+Per path three versions meet: local (on disk), base (the state: what this device last
+synced) and the remote versions (one per device manifest that names the path).
+
+- Remote versions whose vector is <= base's are old news and ignored.
+- Local unchanged, one newer remote version: take it (download, or trash on a tombstone).
+- Local changed, nothing newer remotely: upload (a push's job).
+- Several versions concurrent (local change included): `resolve` decides, after the engine
+  has fetched their bytes, so that a byte-prefix can be recognised: identical contents merge,
+  a version that is a prefix of another gives way to the longer one, deletions give way to
+  contents, history.jsonl is merged by lines, and any other difference is a real conflict.
+  In a real conflict a local change wins on its own device (the others are saved beside it
+  and the next push supersedes them); among remote versions every device picks the same
+  winner, the latest mtime, then the device id, then the hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .pathmap import is_transcript
+from .scan import LocalFile
+from .state import Entry
+from .versions import Version, VersionVector, maximal, merge_all
+
+HISTORY = "history.jsonl"
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """Local already holds this version's content: only record it as the base."""
+
+    path: str
+    version: Version
+
+
+@dataclass(frozen=True)
+class Download:
+    path: str
+    version: Version
+
+
+@dataclass(frozen=True)
+class Trash:
+    """A tombstone won: move the local file to trash/."""
+
+    path: str
+    version: Version
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Concurrent versions; `pending` is the local change, if any, with its would-be vector."""
+
+    path: str
+    options: tuple[Version, ...]
+    pending: Version | None
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: str
+    local: LocalFile
+    base: Version | None
+    vector: VersionVector
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    path: str
+    base: Version
+    vector: VersionVector
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A transcript Claude Code removed locally: keep it on the remote, stop tracking it."""
+
+    path: str
+
+
+PullAction = Adopt | Download | Trash | Resolve
+PushAction = Upload | Tombstone | Sweep
+
+
+def _base(entry: Entry | None) -> Version | None:
+    return entry.base if entry is not None else None
+
+
+def _same_as_local(version: Version, local: LocalFile | None) -> bool:
+    if local is None:
+        return version.deleted
+    return not version.deleted and (version.sha256, version.size) == (local.sha256, local.size)
+
+
+def local_changed(path: str, local: LocalFile | None, entry: Entry | None) -> bool:
+    base = _base(entry)
+    if base is None or base.deleted:
+        return local is not None
+    if local is None:
+        return not is_transcript(path) and not (entry is not None and entry.swept)
+    return (local.sha256, local.size) != (base.sha256, base.size)
+
+
+def own_counter(remote: list[Version], device: str) -> int:
+    return max((version.vector.get(device) for version in remote), default=0)
+
+
+def pending_version(
+    path: str, local: LocalFile | None, entry: Entry | None, remote: list[Version], device: str
+) -> Version:
+    """The version a push of the local state would create."""
+    base = _base(entry)
+    vector = (base.vector if base else VersionVector()).bump(device, own_counter(remote, device))
+    if local is None:
+        return Version("", 0, 0, vector, device, deleted=True)
+    return Version(local.sha256, local.size, local.mtime_ns, vector, device)
+
+
+def _with_vector(version: Version, vector: VersionVector) -> Version:
+    return Version(
+        version.sha256,
+        version.size,
+        version.mtime_ns,
+        vector,
+        version.device,
+        version.deleted,
+        version.segments,
+    )
+
+
+def _take(path: str, winner: Version, local: LocalFile | None) -> PullAction:
+    if _same_as_local(winner, local):
+        return Adopt(path, winner)
+    if winner.deleted:
+        return Trash(path, winner)
+    return Download(path, winner)
+
+
+def decide_pull(
+    path: str, local: LocalFile | None, entry: Entry | None, remote: list[Version], device: str
+) -> PullAction | None:
+    base = _base(entry)
+    if base is None and local is not None:
+        same = [version for version in remote if _same_as_local(version, local)]
+        if same:
+            base = _with_vector(same[0], merge_all(version.vector for version in same))
+            entry = Entry(base)
+    newer = [version for version in remote if base is None or not version.vector <= base.vector]
+    if not newer:
+        if base is not None and entry is not None and entry.base is not base:
+            return Adopt(path, base)
+        return None
+    if not local_changed(path, local, entry):
+        options = maximal(newer + ([base] if base is not None else []))
+        if len(options) == 1 or all(o.same_content(options[0]) for o in options):
+            winner = max(options, key=_remote_rank)
+            return _take(path, _with_vector(winner, merge_all(o.vector for o in options)), local)
+        return Resolve(path, tuple(options), None)
+    options = maximal(newer)
+    pending = pending_version(path, local, entry, remote, device)
+    if all(option.same_content(pending) for option in options):
+        vectors = [o.vector for o in options] + ([base.vector] if base else [])
+        return Adopt(path, _with_vector(max(options, key=_remote_rank), merge_all(vectors)))
+    return Resolve(path, tuple(options), pending)
+
+
+def decide_push(
+    path: str, local: LocalFile | None, entry: Entry | None, remote: list[Version], device: str
+) -> PushAction | None:
+    if not local_changed(path, local, entry):
+        if local is None and entry is not None and not entry.swept and not entry.base.deleted:
+            return Sweep(path)
+        return None
+    pending = pending_version(path, local, entry, remote, device)
+    if local is None:
+        assert entry is not None
+        return Tombstone(path, entry.base, pending.vector)
+    return Upload(path, local, _base(entry), pending.vector)
+
+
+def _remote_rank(version: Version) -> tuple[bool, int, str, str]:
+    return (not version.deleted, version.mtime_ns, version.device, version.sha256)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What `resolve` decided for one path.
+
+    winner: the version to keep in place (None: merge `merged_inputs` line by line).
+    losers: versions to save beside it as conflict copies.
+    vector: the vector the kept content supersedes (base for the next push).
+    keep_local: the winner is the local change, which the next push uploads.
+    """
+
+    winner: Version | None
+    losers: tuple[Version, ...]
+    vector: VersionVector
+    keep_local: bool
+    merged_inputs: tuple[Version, ...] = ()
+
+
+def resolve(
+    path: str,
+    options: tuple[Version, ...],
+    pending: Version | None,
+    is_prefix: Callable[[Version, Version], bool],
+) -> Resolution:
+    """Decide between concurrent versions; is_prefix(a, b): a's bytes are a prefix of b's."""
+    everything = list(options) + ([pending] if pending is not None else [])
+    vector = merge_all(option.vector for option in options)
+    live = [version for version in everything if not version.deleted]
+    if not live:
+        return Resolution(max(options, key=_remote_rank), (), vector, keep_local=False)
+    distinct: list[Version] = []
+    for version in sorted(live, key=lambda v: (v is not pending, _remote_rank(v)), reverse=False):
+        if not any(version.same_content(kept) for kept in distinct):
+            distinct.append(version)
+    survivors = [
+        version
+        for version in distinct
+        if not any(other.size > version.size and is_prefix(version, other) for other in distinct)
+    ]
+    if len(survivors) == 1:
+        winner = survivors[0]
+        return Resolution(winner, (), vector, keep_local=winner is pending)
+    if path == HISTORY:
+        return Resolution(None, (), vector, keep_local=True, merged_inputs=tuple(survivors))
+    if pending is not None and pending in survivors:
+        winner = pending
+    else:
+        winner = max(survivors, key=_remote_rank)
+    losers = tuple(version for version in survivors if version is not winner)
+    return Resolution(winner, losers, vector, keep_local=winner is pending)

@@ -1,0 +1,97 @@
+"""Scan: the synced files in the Claude folder, hashed only when their stat changed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .pathmap import PathMap, Rules
+from .state import State
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    sha256: str
+    size: int
+    mtime_ns: int
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def prefix_sha256(path: Path, length: int) -> str | None:
+    """SHA-256 of the first `length` bytes, or None when the file is shorter."""
+    digest = hashlib.sha256()
+    remaining = length
+    with open(path, "rb") as handle:
+        while remaining:
+            chunk = handle.read(min(READ_CHUNK, remaining))
+            if not chunk:
+                return None
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest.hexdigest()
+
+
+def walk(claude: Path, rules: Rules, paths: PathMap) -> dict[str, tuple[str, os.stat_result]]:
+    """remote path -> (local relative path, stat) for every synced regular file.
+
+    Symbolic links are never followed, neither to files nor to folders.
+    """
+    found: dict[str, tuple[str, os.stat_result]] = {}
+    if not claude.is_dir():
+        return found
+    pending = [""]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(claude / folder if folder else claude))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            local = f"{folder}/{entry.name}" if folder else entry.name
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                if rules.may_enter(paths.to_remote(local)):
+                    pending.append(local)
+            elif stat.S_ISREG(info.st_mode):
+                remote = paths.to_remote(local)
+                if rules.synced(remote):
+                    found[remote] = (local, info)
+    return found
+
+
+def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> dict[str, LocalFile]:
+    """remote path -> LocalFile; files whose size and mtime match the state are not read."""
+    result: dict[str, LocalFile] = {}
+    for remote, (local, info) in walk(claude, rules, paths).items():
+        entry = state.files.get(remote)
+        if (
+            entry is not None
+            and not entry.base.deleted
+            and entry.size == info.st_size
+            and entry.mtime_ns == info.st_mtime_ns
+        ):
+            result[remote] = LocalFile(entry.base.sha256, info.st_size, info.st_mtime_ns)
+            continue
+        try:
+            sha256, size = hash_file(claude / local)
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        result[remote] = LocalFile(sha256, size, info.st_mtime_ns)
+    return result

@@ -1,0 +1,94 @@
+"""state.json: per path, what this device last synced, and the file's stat at that moment.
+
+    {"version": 1, "device_id": "...", "remote_root": "...",
+     "last_push": "<iso>", "last_pull": "<iso>",
+     "files": {"<remote path>": {"base": <manifest entry>, "size": 12, "mtime_ns": 17...,
+                                  "swept": false}}}
+
+`base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
+file's stat when it matched `base`, so an unchanged file is not read again. `swept` marks a
+transcript Claude Code removed locally: kept on the remote, not downloaded again. The file is
+replaced atomically; an unreadable one is set aside and rebuilt by comparing hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ClaudeSyncError
+from .files import write_private
+from .manifest import version_from_json, version_to_json
+from .versions import Version
+
+STATE_VERSION = 1
+
+
+@dataclass
+class Entry:
+    base: Version
+    size: int | None = None
+    mtime_ns: int | None = None
+    swept: bool = False
+
+
+@dataclass
+class State:
+    device_id: str
+    remote_root: str
+    files: dict[str, Entry] = field(default_factory=dict)
+    last_push: str | None = None
+    last_pull: str | None = None
+
+
+def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
+    """The state, and a warning when the file was unusable and set aside."""
+    try:
+        document = json.loads(path.read_text())
+        if document.get("version") != STATE_VERSION:
+            raise ValueError("unknown version")
+        if document.get("device_id") != device_id or document.get("remote_root") != remote_root:
+            return State(device_id, remote_root), None
+        files = {
+            name: Entry(
+                base=version_from_json(name, raw["base"]),
+                size=raw.get("size"),
+                mtime_ns=raw.get("mtime_ns"),
+                swept=bool(raw.get("swept", False)),
+            )
+            for name, raw in document["files"].items()
+        }
+        return State(
+            device_id, remote_root, files, document.get("last_push"), document.get("last_pull")
+        ), None
+    except FileNotFoundError:
+        return State(device_id, remote_root), None
+    except (ValueError, KeyError, TypeError, AttributeError, ClaudeSyncError, OSError):
+        aside = path.with_name("state.json.corrupt")
+        path.replace(aside)
+        warning = (
+            f"{path} was unreadable (moved to {aside.name}); rebuilding it by comparing "
+            "hashes, local changes are kept"
+        )
+        return State(device_id, remote_root), warning
+
+
+def save_state(path: Path, state: State) -> None:
+    document = {
+        "version": STATE_VERSION,
+        "device_id": state.device_id,
+        "remote_root": state.remote_root,
+        "last_push": state.last_push,
+        "last_pull": state.last_pull,
+        "files": {
+            name: {
+                "base": version_to_json(entry.base),
+                "size": entry.size,
+                "mtime_ns": entry.mtime_ns,
+                "swept": entry.swept,
+            }
+            for name, entry in sorted(state.files.items())
+        },
+    }
+    write_private(path, json.dumps(document, separators=(",", ":")))
