@@ -543,3 +543,25 @@ def _show_diff(original: Path, copy: Path) -> None:
 
     diff = difflib.unified_diff(lines(original), lines(copy), "local", "remote")
     click.echo("".join(diff) or "  (no difference in text)")
+
+
+@main.command()
+@click.option("--deep", is_flag=True, help="Also download and decrypt every object.")
+def verify(deep: bool) -> None:
+    """Check that every object every manifest names exists (--deep: and decrypts to its hash).
+
+    \b
+    claude-sync verify
+    claude-sync verify --deep
+    """
+    ws = load_workspace(sync_home())
+    with locked(ws.home):
+        result = engine.verify(ws, deep)
+    for problem in result.problems:
+        click.echo(f"✗ {problem}")
+    checked = "checked and decrypted" if deep else "checked"
+    summary = f"{result.manifests} manifests, {result.objects} objects {checked}"
+    if result.problems:
+        click.echo(f"{len(result.problems)} problems; {summary}", err=True)
+        sys.exit(1)
+    click.echo(f"✓ No problems: {summary}")

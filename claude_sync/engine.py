@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,37 +171,61 @@ class Session:
 
 def fetch_remote_view(ws: Workspace) -> RemoteView:
     """Every device's manifest; only those whose size or mtime changed are decrypted again."""
+    manifests: dict[str, Manifest] = {}
+    for device_id, loaded in _load_manifests(ws):
+        if isinstance(loaded, RemoteFormatError):
+            raise loaded
+        manifests[device_id] = loaded
+    return RemoteView(manifests)
+
+
+def _load_manifests(ws: Workspace) -> list[tuple[str, Manifest | RemoteFormatError]]:
+    """Mirror the remote's manifests (one rclone call), then decrypt and validate each."""
     ws.remote.check_format()
     mirror = ws.cache / "manifests-encrypted"
     decoded_folder = ws.cache / "manifests"
     ws.remote.mirror_manifests(mirror)
     decoded_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    manifests: dict[str, Manifest] = {}
+    loaded: list[tuple[str, Manifest | RemoteFormatError]] = []
     for encrypted in sorted(mirror.glob("*.age")):
         device_id = encrypted.name[: -len(".age")]
-        info = encrypted.stat()
-        stamp = f"{info.st_size}:{info.st_mtime_ns}"
-        cached = decoded_folder / f"{device_id}.json"
-        data = None
-        if cached.exists():
+        try:
+            loaded.append((device_id, _load_manifest(ws, encrypted, decoded_folder, device_id)))
+        except RemoteFormatError as error:
+            loaded.append((device_id, error))
+    names = {device_id for device_id, _ in loaded}
+    for stale in decoded_folder.glob("*.json"):
+        if stale.stem not in names:
+            stale.unlink()
+    return loaded
+
+
+def _load_manifest(
+    ws: Workspace, encrypted: Path, decoded_folder: Path, device_id: str
+) -> Manifest:
+    info = encrypted.stat()
+    stamp = f"{info.st_size}:{info.st_mtime_ns}"
+    cached = decoded_folder / f"{device_id}.json"
+    if cached.exists():
+        try:
             document = json.loads(cached.read_text())
             if document.get("stamp") == stamp:
-                data = document["manifest"].encode()
-        if data is None:
-            try:
-                data = crypto.decrypt_bytes(encrypted.read_bytes(), ws.identity)
-            except RemoteFormatError:
-                raise RemoteFormatError(
-                    f"manifests/{device_id}.age cannot be decrypted with this key "
-                    "(encrypted to a different key, or corrupted): refused"
-                ) from None
+                return decode_manifest(document["manifest"].encode(), device_id)
+        except (ValueError, KeyError, AttributeError):
+            pass
+    try:
+        data = crypto.decrypt_bytes(encrypted.read_bytes(), ws.identity)
+    except RemoteFormatError:
+        raise RemoteFormatError(
+            f"manifests/{device_id}.age cannot be decrypted with this key "
+            "(encrypted to a different key, or corrupted): refused"
+        ) from None
+    try:
         manifest = decode_manifest(data, device_id)
-        write_private(cached, json.dumps({"stamp": stamp, "manifest": data.decode()}))
-        manifests[device_id] = manifest
-    for stale in decoded_folder.glob("*.json"):
-        if stale.stem not in manifests:
-            stale.unlink()
-    return RemoteView(manifests)
+    except RemoteFormatError as error:
+        raise RemoteFormatError(f"manifests/{device_id}.age: {error}") from None
+    write_private(cached, json.dumps({"stamp": stamp, "manifest": data.decode()}))
+    return manifest
 
 
 # push ------------------------------------------------------------------------
@@ -347,7 +372,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
         updates[action.path] = (version, file)
         session.listen(Event("upload", action.path, version.size, index, total))
     for index, action in enumerate(tombstones, len(uploads) + 1):
-        tombstone = Version("", 0, _now_ns(), action.vector, session.device, deleted=True)
+        tombstone = Version("", 0, time.time_ns(), action.vector, session.device, deleted=True)
         updates[action.path] = (tombstone, None)
         session.listen(Event("delete", action.path, 0, index, total))
     if to_send:
@@ -376,10 +401,6 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     shutil.rmtree(staging, ignore_errors=True)
     summary.uploaded, summary.deleted = len(uploads), len(tombstones)
     return summary
-
-
-def _now_ns() -> int:
-    return int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1e9)
 
 
 # pull ------------------------------------------------------------------------
@@ -790,3 +811,61 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
             info = original.stat()
             entry.size, entry.mtime_ns = info.st_size, info.st_mtime_ns
             save_state(state_path, state)
+
+
+# verify ----------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    manifests: int = 0
+    objects: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def verify(ws: Workspace, deep: bool) -> Verification:
+    """Check the remote invariant: every object every manifest names exists (and, deep,
+    decrypts to the hash it is named for), in the manner of `restic check`."""
+    result = Verification()
+    wanted: dict[str, tuple[str, str, Segment]] = {}
+    for device_id, loaded in _load_manifests(ws):
+        if isinstance(loaded, RemoteFormatError):
+            result.problems.append(str(loaded))
+            continue
+        result.manifests += 1
+        for path, version in loaded.files.items():
+            for segment in version.segments:
+                name = crypto.object_name(ws.name_key, segment.sha256)
+                wanted.setdefault(name, (device_id, path, segment))
+    present = ws.remote.list_objects()
+    result.objects = len(wanted)
+    for name, (device_id, path, _) in sorted(wanted.items()):
+        if name not in present:
+            result.problems.append(
+                f"{object_path(name)} is missing (named by {path} in manifests/{device_id}.age)"
+            )
+    if deep:
+        folder = ws.staging / "verify"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(mode=0o700, parents=True)
+        try:
+            fetch = sorted(name for name in wanted if name in present)
+            if fetch:
+                ws.remote.download_objects(folder, fetch)
+            for name in fetch:
+                device_id, path, segment = wanted[name]
+                try:
+                    with open(os.devnull, "wb") as sink:
+                        digest = crypto.decrypt_stream(
+                            folder / object_path(name), sink, ws.identity
+                        )
+                except (RemoteFormatError, FileNotFoundError) as error:
+                    result.problems.append(f"{object_path(name)} ({path}): {error}")
+                    continue
+                if (digest.sha256, digest.size) != (segment.sha256, segment.size):
+                    result.problems.append(
+                        f"{object_path(name)} ({path}) does not decrypt to the hash it is named for"
+                    )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return result
