@@ -310,12 +310,39 @@ class Printer:
 
     ARROWS = {"upload": "↑", "download": "↓", "delete": "−"}
 
+    BAR_MIN_FILES = 10
+    BAR_WIDTH = 30
+
     def __init__(self, quiet: bool, verbose: bool) -> None:
         self.quiet = quiet
         self.verbose = verbose
         self.started = time.monotonic()
+        self.bar_shown = False
+        self.terminal = sys.stderr.isatty()
+
+    def _clear_bar(self) -> None:
+        if self.bar_shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.bar_shown = False
+
+    def _draw_bar(self, event: engine.Event) -> None:
+        if not self.terminal or self.quiet or event.total < self.BAR_MIN_FILES:
+            return
+        filled = self.BAR_WIDTH * event.index // event.total
+        bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
+        sys.stderr.write(f"\r[{bar}] {event.index}/{event.total}")
+        sys.stderr.flush()
+        self.bar_shown = True
 
     def __call__(self, event: engine.Event) -> None:
+        self._clear_bar()
+        try:
+            self._show(event)
+        finally:
+            self._draw_bar(event)
+
+    def _show(self, event: engine.Event) -> None:
         if event.kind == "warning":
             click.echo(f"! {event.detail}", err=True)
             return
@@ -332,6 +359,7 @@ class Printer:
         click.echo(f"{arrow} {counter}{event.path} ({what}{extra}){timing}")
 
     def done(self, line: str) -> None:
+        self._clear_bar()
         if not self.quiet:
             suffix = f" in {time.monotonic() - self.started:.2f}s" if self.verbose else ""
             click.echo(line + suffix)

@@ -41,7 +41,7 @@ from .plan import (
     decide_push,
     resolve,
 )
-from .remote import object_path
+from .remote import MANIFESTS, object_path
 from .scan import hash_file, prefix_sha256, scan
 from .state import Entry, load_state, save_state
 from .versions import Segment, Version, VersionVector, merge_all
@@ -181,13 +181,12 @@ def fetch_remote_view(ws: Workspace) -> RemoteView:
 
 def _load_manifests(ws: Workspace) -> list[tuple[str, Manifest | RemoteFormatError]]:
     """Mirror the remote's manifests (one rclone call), then decrypt and validate each."""
-    ws.remote.check_format()
-    mirror = ws.cache / "manifests-encrypted"
+    mirror = ws.cache / "remote"
     decoded_folder = ws.cache / "manifests"
-    ws.remote.mirror_manifests(mirror)
+    ws.remote.mirror_metadata(mirror)
     decoded_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     loaded: list[tuple[str, Manifest | RemoteFormatError]] = []
-    for encrypted in sorted(mirror.glob("*.age")):
+    for encrypted in sorted((mirror / MANIFESTS).glob("*.age")):
         device_id = encrypted.name[: -len(".age")]
         try:
             loaded.append((device_id, _load_manifest(ws, encrypted, decoded_folder, device_id)))

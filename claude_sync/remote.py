@@ -13,6 +13,7 @@ marker always has its keycheck. For a push: every object first, the manifest las
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from pyrage import x25519
@@ -34,6 +35,20 @@ def object_path(name: str) -> str:
     return f"{OBJECTS}/{name[:2]}/{name}.age"
 
 
+def parse_marker(raw: bytes) -> int:
+    """The format number in CLAUDE-SYNC.json; raise unless it is the one this code reads."""
+    try:
+        found = json.loads(raw)["format"]
+    except (ValueError, KeyError, TypeError):
+        raise RemoteFormatError(f"{MARKER} on the remote is not valid") from None
+    if found != FORMAT:
+        raise RemoteFormatError(
+            f"the remote uses format {found!r}; this claude-sync reads format {FORMAT} "
+            "(upgrade claude-sync)"
+        )
+    return found
+
+
 class Remote:
     """The sync root on one rclone remote."""
 
@@ -51,26 +66,9 @@ class Remote:
     def read_format(self, deadline: float | None = None) -> int | None:
         """The format number in CLAUDE-SYNC.json, or None on a remote not yet initialised."""
         try:
-            raw = self.rclone.cat(self.path(MARKER), deadline=deadline)
+            return parse_marker(self.rclone.cat(self.path(MARKER), deadline=deadline))
         except RemoteNotFound:
             return None
-        try:
-            document = json.loads(raw)
-            found = document["format"]
-        except (ValueError, KeyError, TypeError):
-            raise RemoteFormatError(f"{MARKER} on the remote is not valid") from None
-        if found != FORMAT:
-            raise RemoteFormatError(
-                f"the remote uses format {found!r}; this claude-sync reads format {FORMAT} "
-                "(upgrade claude-sync)"
-            )
-        return found
-
-    def check_format(self) -> None:
-        if self.read_format() is None:
-            raise RemoteFormatError(
-                f"{self.root} is not a claude-sync remote (no {MARKER}): run `claude-sync init`"
-            )
 
     def initialize(self, identity: x25519.Identity, deadline: float | None = None) -> bool:
         """Create the root; on a new remote write the keycheck and marker; else check the key.
@@ -102,14 +100,21 @@ class Remote:
                 "passphrase or key"
             )
 
-    def mirror_manifests(self, folder: Path) -> None:
-        """Make `folder` hold exactly the remote's encrypted manifests (one rclone call)."""
+    def mirror_metadata(self, folder: Path) -> None:
+        """Make `folder` hold exactly the remote's marker and encrypted manifests, in one
+        rclone call (unchanged files are not transferred again); check the format."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            self.rclone.mirror(self.path(MANIFESTS), str(folder))
+            self.rclone.mirror(self.root, str(folder), [f"/{MARKER}", f"/{MANIFESTS}/*.age"])
         except RemoteNotFound:
-            for stale in folder.glob("*.age"):
-                stale.unlink()
+            shutil.rmtree(folder)
+            folder.mkdir(mode=0o700)
+        marker = folder / MARKER
+        if not marker.exists():
+            raise RemoteFormatError(
+                f"{self.root} is not a claude-sync remote (no {MARKER}): run `claude-sync init`"
+            )
+        parse_marker(marker.read_bytes())
 
     def upload_objects(self, staging: Path, names: list[str]) -> None:
         """Send staging/objects/<aa>/<name>.age for every name, in one rclone call."""
