@@ -19,7 +19,6 @@ adding a file.
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 import string
 from collections.abc import Callable
@@ -54,13 +53,10 @@ class Template:
 
 
 def _template_folder() -> Path:
-    try:
-        folder = importlib.resources.files("claude_sync.rclone_templates")
-        if folder.is_dir() and any(folder.iterdir()):
-            return Path(str(folder))
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "rclone_templates"
+    """rclone_templates/ inside the installed package, else at the top of a checkout."""
+    package = Path(__file__).resolve().parent
+    installed = package / "rclone_templates"
+    return installed if installed.is_dir() else package.parent / "rclone_templates"
 
 
 def template_names() -> list[str]:
