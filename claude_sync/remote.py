@@ -66,9 +66,11 @@ class Remote:
     def read_format(self, deadline: float | None = None) -> int | None:
         """The format number in CLAUDE-SYNC.json, or None on a remote not yet initialised."""
         try:
-            return parse_marker(self.rclone.cat(self.path(MARKER), deadline=deadline))
+            raw = self.rclone.cat(self.path(MARKER), deadline=deadline)
         except RemoteNotFound:
             return None
+        # On S3, `rclone cat` of a missing key succeeds with no output: the marker is never empty.
+        return parse_marker(raw) if raw else None
 
     def initialize(self, identity: x25519.Identity, deadline: float | None = None) -> bool:
         """Create the root; on a new remote write the keycheck and marker; else check the key.
@@ -89,7 +91,9 @@ class Remote:
         try:
             encrypted = self.rclone.cat(self.path(KEYCHECK), deadline=deadline)
         except RemoteNotFound:
-            raise RemoteFormatError(f"{KEYCHECK} is missing on the remote") from None
+            encrypted = b""
+        if not encrypted:
+            raise RemoteFormatError(f"{KEYCHECK} is missing on the remote")
         try:
             matches = decrypt_bytes(encrypted, identity, compressed=False) == KEYCHECK_TEXT
         except RemoteFormatError:
