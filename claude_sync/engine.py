@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from . import crypto
 from .errors import ClaudeSyncError, RemoteFormatError
-from .files import write_private
+from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest, encode_manifest, now_iso
 from .pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap, Rules
 from .plan import (
@@ -39,6 +39,7 @@ from .plan import (
     Upload,
     decide_pull,
     decide_push,
+    remote_rank,
     resolve,
 )
 from .remote import MANIFESTS, object_path
@@ -184,7 +185,7 @@ def _load_manifests(ws: Workspace) -> list[tuple[str, Manifest | RemoteFormatErr
     mirror = ws.cache / "remote"
     decoded_folder = ws.cache / "manifests"
     ws.remote.mirror_metadata(mirror)
-    decoded_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(decoded_folder)
     loaded: list[tuple[str, Manifest | RemoteFormatError]] = []
     for encrypted in sorted((mirror / MANIFESTS).glob("*.age")):
         device_id = encrypted.name[: -len(".age")]
@@ -285,7 +286,7 @@ def _encrypt_upload(
             segments.append(Segment(digest.sha256, digest.size))
             name = session.object_name(digest.sha256)
             destination = staging / object_path(name)
-            destination.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(destination.parent)
             os.replace(temporary, destination)
             new_objects.append(name)
         else:
@@ -317,9 +318,11 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
             )
         )
     ]
-    if not offline:
+    if not offline and not session.state.unpublished:
         return summary
-    if all(isinstance(action, Sweep) for action in offline):
+    if dry_run and not offline:
+        return summary
+    if offline and all(isinstance(a, Sweep) for a in offline) and not session.state.unpublished:
         if not dry_run:
             for action in offline:
                 session.state.files[action.path].swept = True
@@ -361,7 +364,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     staging = ws.staging / "push"
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir(mode=0o700, parents=True)
+    private_folder(staging)
     known = {session.object_name(sha) for sha in session.remote().known_objects()}
     to_send: set[str] = set()
     updates: dict[str, tuple[Version, Path | None]] = {}
@@ -396,6 +399,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))
     ws.remote.upload_manifest(session.device, encrypted)
     session.state.last_push = now_iso()
+    session.state.unpublished = False
     session.save()
     shutil.rmtree(staging, ignore_errors=True)
     summary.uploaded, summary.deleted = len(uploads), len(tombstones)
@@ -424,49 +428,51 @@ def plan_pull(session: Session) -> list[PullAction]:
 
 
 class _Assembler:
-    """Builds files from downloaded objects, verifying every segment and the whole."""
+    """Builds files in staging from downloaded objects, verifying every segment and the whole.
+
+    Every file a pull needs is assembled and verified here before anything in the Claude
+    folder changes, so a corrupt, truncated, swapped or missing object changes nothing.
+    """
 
     def __init__(self, session: Session, downloads: Path) -> None:
         self.session = session
         self.downloads = downloads
+        self.assembled: dict[tuple[str, int], Path] = {}
 
-    def write(self, version: Version, target: Path) -> Path:
-        """Decrypt `version` into a new temporary file beside `target`; return its path."""
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = target.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{target.name}")
+    def path_of(self, version: Version) -> Path:
+        return self.assembled[(version.sha256, version.size)]
+
+    def assemble(self, path: str, version: Version) -> None:
+        key = (version.sha256, version.size)
+        if key in self.assembled:
+            return
+        destination = self.downloads / "files" / str(len(self.assembled))
+        destination.parent.mkdir(mode=0o700, exist_ok=True)
         whole = hashlib.sha256()
-        try:
-            with open(temporary, "wb") as out:
-                for segment in version.segments:
-                    name = self.session.object_name(segment.sha256)
-                    source = self.downloads / object_path(name)
-                    writer = _TeeWriter(out, whole)
-                    try:
-                        digest = crypto.decrypt_stream(source, writer, self.session.ws.identity)
-                    except FileNotFoundError:
-                        raise RemoteFormatError(
-                            f"object {object_path(name)} for {target.name} is missing on the remote"
-                        ) from None
-                    except RemoteFormatError as error:
-                        raise RemoteFormatError(
-                            f"object {object_path(name)} is corrupt or tampered ({error})"
-                        ) from None
-                    if (digest.sha256, digest.size) != (segment.sha256, segment.size):
-                        raise RemoteFormatError(
-                            f"object {object_path(name)} does not match its hash "
-                            "(swapped or tampered): refused"
-                        )
-                out.flush()
-                os.fsync(out.fileno())
-            if whole.hexdigest() != version.sha256 and version.size:
-                raise RemoteFormatError("assembled file does not match its hash: refused")
-            if not version.size and whole.hexdigest() != hashlib.sha256().hexdigest():
-                raise RemoteFormatError("assembled file does not match its hash: refused")
-            os.utime(temporary, ns=(version.mtime_ns, version.mtime_ns))
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        return temporary
+        with open(destination, "wb") as out:
+            for segment in version.segments:
+                name = self.session.object_name(segment.sha256)
+                source = self.downloads / object_path(name)
+                try:
+                    digest = crypto.decrypt_stream(
+                        source, _TeeWriter(out, whole), self.session.ws.identity
+                    )
+                except FileNotFoundError:
+                    raise RemoteFormatError(
+                        f"object {object_path(name)} of {path} is missing on the remote: refused"
+                    ) from None
+                except RemoteFormatError as error:
+                    raise RemoteFormatError(
+                        f"object {object_path(name)} of {path} is corrupt or tampered ({error})"
+                    ) from None
+                if (digest.sha256, digest.size) != (segment.sha256, segment.size):
+                    raise RemoteFormatError(
+                        f"object {object_path(name)} of {path} does not match its hash "
+                        "(swapped or tampered): refused"
+                    )
+        if (whole.hexdigest(), destination.stat().st_size) != key:
+            raise RemoteFormatError(f"{path} does not match its recorded hash: refused")
+        self.assembled[key] = destination
 
 
 class _TeeWriter:
@@ -482,11 +488,28 @@ class _TeeWriter:
         self._target.flush()
 
 
+def _beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
+    """A fsynced copy of `source` in a temporary file beside `target`, ready to rename."""
+    private_folder(target.parent)
+    temporary = target.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{target.name}")
+    try:
+        with open(source, "rb") as reading, open(temporary, "wb") as out:
+            shutil.copyfileobj(reading, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        if mtime_ns is not None:
+            os.utime(temporary, ns=(mtime_ns, mtime_ns))
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
+
+
 def _trash_copy(session: Session, path: str, file: Path) -> None:
     """Keep the current local file in trash/<time>/<path> (a hard link when possible)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     destination = session.ws.trash / stamp / session.paths.to_local(path)
-    destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(destination.parent)
     if destination.exists():
         destination.unlink()
     try:
@@ -507,23 +530,21 @@ def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
     return f"{folder}/{copy}" if folder else copy
 
 
-def _needed(session: Session, actions: list[PullAction]) -> set[str]:
-    names: set[str] = set()
+def _to_fetch(session: Session, actions: list[PullAction]) -> list[tuple[str, Version]]:
+    """(path, version) for every version whose bytes the pull needs from the remote."""
+    wanted: list[tuple[str, Version]] = []
     for action in actions:
         if isinstance(action, Download):
-            versions = [action.version]
+            wanted.append((action.path, action.version))
         elif isinstance(action, Resolve):
             local = session.local.get(action.path)
-            versions = [
-                v
+            wanted += [
+                (action.path, v)
                 for v in action.options
                 if not v.deleted
                 and not (local and (v.sha256, v.size) == (local.sha256, local.size))
             ]
-        else:
-            continue
-        names.update(session.object_name(s.sha256) for v in versions for s in v.segments)
-    return names
+    return wanted
 
 
 def pull(ws: Workspace, listen: Listener, dry_run: bool = False) -> Summary:
@@ -542,12 +563,29 @@ def pull(ws: Workspace, listen: Listener, dry_run: bool = False) -> Summary:
         summary.planned = [a.path for a in visible]
         return summary
     downloads = ws.staging / "pull"
-    downloads.mkdir(mode=0o700, parents=True, exist_ok=True)
-    needed = sorted(_needed(session, actions))
-    missing = [n for n in needed if not (downloads / object_path(n)).exists()]
-    if missing:
-        ws.remote.download_objects(downloads, missing)
-    assembler = _Assembler(session, downloads)
+    shutil.rmtree(downloads, ignore_errors=True)
+    private_folder(downloads)
+    try:
+        wanted = _to_fetch(session, actions)
+        names = {session.object_name(s.sha256) for _, v in wanted for s in v.segments}
+        if names:
+            ws.remote.download_objects(downloads, sorted(names))
+        assembler = _Assembler(session, downloads)
+        for path, version in wanted:
+            assembler.assemble(path, version)
+        _apply_pull(session, assembler, actions, visible, summary)
+    finally:
+        shutil.rmtree(downloads, ignore_errors=True)
+    return summary
+
+
+def _apply_pull(
+    session: Session,
+    assembler: _Assembler,
+    actions: list[PullAction],
+    visible: list[PullAction],
+    summary: Summary,
+) -> None:
     index = 0
     try:
         for action in actions:
@@ -567,12 +605,16 @@ def pull(ws: Workspace, listen: Listener, dry_run: bool = False) -> Summary:
                     summary.deleted += 1
                     session.listen(Event("delete", action.path, 0, index, len(visible)))
             else:
-                summary.conflicts += _apply_resolve(session, assembler, action, downloads)
+                summary.conflicts += _apply_resolve(session, assembler, action)
+        remote = session.remote().versions()
+        for action in actions:
+            entry = session.state.files.get(action.path)
+            known = {version.vector for version in remote.get(action.path, [])}
+            if entry is not None and entry.base.vector not in known:
+                session.state.unpublished = True
     finally:
         session.state.last_pull = now_iso()
         session.save()
-    shutil.rmtree(downloads, ignore_errors=True)
-    return summary
 
 
 def _skip_changed(session: Session, path: str) -> None:
@@ -583,14 +625,15 @@ def _skip_changed(session: Session, path: str) -> None:
 
 def _apply_download(session: Session, assembler: _Assembler, path: str, version: Version) -> bool:
     target = session.target(path)
-    temporary = assembler.write(version, target)
+    staged = assembler.path_of(version)
+    temporary = _beside(staged, target, version.mtime_ns)
     if not session.unchanged_since_scan(path, target):
         temporary.unlink()
         _skip_changed(session, path)
         return False
     local = session.local.get(path)
     if local is not None and not (
-        local.size <= version.size and prefix_sha256(temporary, local.size) == local.sha256
+        local.size <= version.size and prefix_sha256(staged, local.size) == local.sha256
     ):
         _trash_copy(session, path, target)
     os.replace(temporary, target)
@@ -610,87 +653,65 @@ def _apply_trash(session: Session, path: str, version: Version) -> bool:
     return True
 
 
-def _apply_resolve(
-    session: Session, assembler: _Assembler, action: Resolve, downloads: Path
-) -> int:
+def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> int:
     """Apply `resolve`; return the number of conflict copies written."""
     target = session.target(action.path)
     local = session.local.get(action.path)
-    sources: dict[int, Path] = {}
-    created: list[Path] = []
 
     def content(version: Version) -> Path:
         if local is not None and (version.sha256, version.size) == (local.sha256, local.size):
             return target
-        if id(version) not in sources:
-            scratch = downloads / "resolve" / f"{len(sources)}" / target.name
-            sources[id(version)] = assembler.write(version, scratch)
-            created.append(sources[id(version)])
-        return sources[id(version)]
+        return assembler.path_of(version)
 
     def is_prefix(shorter: Version, longer: Version) -> bool:
         return prefix_sha256(content(longer), shorter.size) == shorter.sha256
 
-    try:
-        resolution = resolve(action.path, action.options, action.pending, is_prefix)
-        if not session.unchanged_since_scan(action.path, target):
-            _skip_changed(session, action.path)
-            return 0
-        copies = 0
-        for loser in resolution.losers:
-            name = conflict_name(
-                session.paths.to_local(action.path),
-                loser.mtime_ns,
-                session.ws.config.device_name
-                if loser is action.pending
-                else session.remote().device_name(loser.device),
-            )
-            copy_target = session.ws.claude / name
-            if copy_target.exists():
-                continue
-            source = content(loser)
-            temporary = copy_target.with_name(f"{TEMPORARY_PREFIX}copy-{copy_target.name}")
-            shutil.copy2(source, temporary)
-            os.replace(temporary, copy_target)
-            copies += 1
-            session.listen(Event("conflict", action.path, detail=name))
-        remote_best = max(
-            action.options, key=lambda v: (not v.deleted, v.mtime_ns, v.device, v.sha256)
+    resolution = resolve(action.path, action.options, action.pending, is_prefix)
+    if not session.unchanged_since_scan(action.path, target):
+        _skip_changed(session, action.path)
+        return 0
+    copies = 0
+    for loser in resolution.losers:
+        name = conflict_name(
+            session.paths.to_local(action.path),
+            loser.mtime_ns,
+            session.ws.config.device_name
+            if loser is action.pending
+            else session.remote().device_name(loser.device),
         )
-        base_vector = resolution.vector
-        if resolution.winner is None:
-            merged = _merge_history([content(v) for v in resolution.merged_inputs])
-            temporary = target.with_name(f"{TEMPORARY_PREFIX}merge-{target.name}")
-            temporary.write_bytes(merged)
-            os.replace(temporary, target)
-            session.record(action.path, _as_base(remote_best, base_vector), target)
-            session.state.files[action.path].size = None
-            session.listen(Event("download", action.path, len(merged), detail="merged"))
-        elif resolution.keep_local:
-            session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
-        else:
-            winner = resolution.winner
-            if winner.deleted:
-                if target.exists():
-                    _trash_copy(session, action.path, target)
-                    target.unlink()
-                session.record(action.path, _as_base(winner, base_vector), None)
-            elif local is not None and (winner.sha256, winner.size) == (local.sha256, local.size):
-                session.record(action.path, _as_base(winner, base_vector), target)
-            else:
-                source = content(winner)
-                temporary = target.with_name(f"{TEMPORARY_PREFIX}win-{target.name}")
-                shutil.copy2(source, temporary)
-                os.utime(temporary, ns=(winner.mtime_ns, winner.mtime_ns))
-                if local is not None:
-                    _trash_copy(session, action.path, target)
-                os.replace(temporary, target)
-                session.record(action.path, _as_base(winner, base_vector), target)
-                session.listen(Event("download", action.path, winner.size))
-        return copies
-    finally:
-        for path in created:
-            path.unlink(missing_ok=True)
+        copy_target = session.ws.claude / name
+        if copy_target.exists():
+            continue
+        os.replace(_beside(content(loser), copy_target, loser.mtime_ns), copy_target)
+        copies += 1
+        session.listen(Event("conflict", action.path, detail=name))
+    remote_best = max(action.options, key=remote_rank)
+    base_vector = resolution.vector
+    winner = resolution.winner
+    if winner is None:
+        merged = _merge_history([content(v) for v in resolution.merged_inputs])
+        temporary = target.with_name(f"{TEMPORARY_PREFIX}merge-{target.name}")
+        temporary.write_bytes(merged)
+        os.replace(temporary, target)
+        session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
+        session.listen(Event("download", action.path, len(merged), detail="merged"))
+    elif resolution.keep_local:
+        session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
+    elif winner.deleted:
+        if target.exists():
+            _trash_copy(session, action.path, target)
+            target.unlink()
+        session.record(action.path, _as_base(winner, base_vector), None)
+    elif local is not None and (winner.sha256, winner.size) == (local.sha256, local.size):
+        session.record(action.path, _as_base(winner, base_vector), target)
+    else:
+        temporary = _beside(content(winner), target, winner.mtime_ns)
+        if local is not None:
+            _trash_copy(session, action.path, target)
+        os.replace(temporary, target)
+        session.record(action.path, _as_base(winner, base_vector), target)
+        session.listen(Event("download", action.path, winner.size))
+    return copies
 
 
 def _as_base(version: Version, vector: VersionVector) -> Version:
@@ -793,7 +814,7 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
     original = original_of(copy)
     kept = copy if keep == "local" else original
     destination = trash / kept.relative_to(ws.claude)
-    destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(destination.parent)
     if keep == "local":
         os.replace(copy, destination)
         return
@@ -846,7 +867,7 @@ def verify(ws: Workspace, deep: bool) -> Verification:
     if deep:
         folder = ws.staging / "verify"
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(mode=0o700, parents=True)
+        private_folder(folder)
         try:
             fetch = sorted(name for name in wanted if name in present)
             if fetch:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def write_private(path: Path, text: str | bytes) -> None:
     """Write a file mode 0600 in a 0700 folder, replacing any old one atomically."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     data = text.encode() if isinstance(text, str) else text
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -22,3 +22,13 @@ def write_private(path: Path, text: str | bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def private_folder(path: Path) -> None:
+    """Create `path` and any missing parents with mode 0700."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)

@@ -103,6 +103,10 @@ def read_key_file(path: Path) -> x25519.Identity:
         ) from None
     except OSError as error:
         raise KeyFileError(f"cannot read key file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise KeyFileError(
+            f"key file {path} is not an age identity file: restore it, or run `claude-sync init`"
+        ) from None
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("AGE-SECRET-KEY-1"):

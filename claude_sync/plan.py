@@ -143,27 +143,26 @@ def decide_pull(
     path: str, local: LocalFile | None, entry: Entry | None, remote: list[Version], device: str
 ) -> PullAction | None:
     base = _base(entry)
+    inferred = False
     if base is None and local is not None:
         same = [version for version in remote if _same_as_local(version, local)]
         if same:
             base = _with_vector(same[0], merge_all(version.vector for version in same))
-            entry = Entry(base)
+            entry, inferred = Entry(base), True
     newer = [version for version in remote if base is None or not version.vector <= base.vector]
     if not newer:
-        if base is not None and entry is not None and entry.base is not base:
-            return Adopt(path, base)
-        return None
+        return Adopt(path, base) if inferred and base is not None else None
     if not local_changed(path, local, entry):
         options = maximal(newer + ([base] if base is not None else []))
         if len(options) == 1 or all(o.same_content(options[0]) for o in options):
-            winner = max(options, key=_remote_rank)
+            winner = max(options, key=remote_rank)
             return _take(path, _with_vector(winner, merge_all(o.vector for o in options)), local)
         return Resolve(path, tuple(options), None)
     options = maximal(newer)
     pending = pending_version(path, local, entry, remote, device)
     if all(option.same_content(pending) for option in options):
         vectors = [o.vector for o in options] + ([base.vector] if base else [])
-        return Adopt(path, _with_vector(max(options, key=_remote_rank), merge_all(vectors)))
+        return Adopt(path, _with_vector(max(options, key=remote_rank), merge_all(vectors)))
     return Resolve(path, tuple(options), pending)
 
 
@@ -181,7 +180,7 @@ def decide_push(
     return Upload(path, local, _base(entry), pending.vector)
 
 
-def _remote_rank(version: Version) -> tuple[bool, int, str, str]:
+def remote_rank(version: Version) -> tuple[bool, int, str, str]:
     return (not version.deleted, version.mtime_ns, version.device, version.sha256)
 
 
@@ -191,7 +190,7 @@ class Resolution:
 
     winner: the version to keep in place (None: merge `merged_inputs` line by line).
     losers: versions to save beside it as conflict copies.
-    vector: the vector the kept content supersedes (base for the next push).
+    vector: every vector seen, the pending one included (base for the next push).
     keep_local: the winner is the local change, which the next push uploads.
     """
 
@@ -210,12 +209,12 @@ def resolve(
 ) -> Resolution:
     """Decide between concurrent versions; is_prefix(a, b): a's bytes are a prefix of b's."""
     everything = list(options) + ([pending] if pending is not None else [])
-    vector = merge_all(option.vector for option in options)
+    vector = merge_all(version.vector for version in everything)
     live = [version for version in everything if not version.deleted]
     if not live:
-        return Resolution(max(options, key=_remote_rank), (), vector, keep_local=False)
+        return Resolution(max(options, key=remote_rank), (), vector, keep_local=False)
     distinct: list[Version] = []
-    for version in sorted(live, key=lambda v: (v is not pending, _remote_rank(v)), reverse=False):
+    for version in sorted(live, key=lambda v: (v is not pending, remote_rank(v)), reverse=False):
         if not any(version.same_content(kept) for kept in distinct):
             distinct.append(version)
     survivors = [
@@ -231,6 +230,6 @@ def resolve(
     if pending is not None and pending in survivors:
         winner = pending
     else:
-        winner = max(survivors, key=_remote_rank)
+        winner = max(survivors, key=remote_rank)
     losers = tuple(version for version in survivors if version is not winner)
     return Resolution(winner, losers, vector, keep_local=winner is pending)

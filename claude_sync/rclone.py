@@ -85,7 +85,7 @@ def _explain(message: str) -> str:
     )
     for needle, explanation in hints:
         if needle in lowered:
-            return f"{explanation}: {message}"
+            return f"{explanation}: {': '.join(message.split(': ')[-3:])}"
     return message
 
 

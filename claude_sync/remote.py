@@ -20,6 +20,7 @@ from pyrage import x25519
 
 from .crypto import decrypt_bytes, encrypt_bytes
 from .errors import KeyFileError, RemoteFormatError
+from .files import private_folder
 from .rclone import Rclone, RemoteNotFound
 
 FORMAT = 1
@@ -77,8 +78,9 @@ class Remote:
 
         Returns True when the remote was new.
         """
-        self.rclone.mkdir(self.root, deadline=deadline)
+        # Reading first gives rclone's clearest error for an unreachable remote.
         if self.read_format(deadline=deadline) is None:
+            self.rclone.mkdir(self.root, deadline=deadline)
             keycheck = encrypt_bytes(KEYCHECK_TEXT, identity.to_public(), compress=False)
             self.rclone.rcat(self.path(KEYCHECK), keycheck, deadline=deadline)
             marker = json.dumps({"format": FORMAT}).encode() + b"\n"
@@ -107,7 +109,7 @@ class Remote:
     def mirror_metadata(self, folder: Path) -> None:
         """Make `folder` hold exactly the remote's marker and encrypted manifests, in one
         rclone call (unchanged files are not transferred again); check the format."""
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(folder)
         try:
             self.rclone.mirror(self.root, str(folder), [f"/{MARKER}", f"/{MANIFESTS}/*.age"])
         except RemoteNotFound:

@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pathmap import PathMap, Rules
+from .pathmap import TEMPORARY_PREFIX, PathMap, Rules
 from .state import State
 
 READ_CHUNK = 1 << 20
@@ -45,12 +45,18 @@ def prefix_sha256(path: Path, length: int) -> str | None:
     return digest.hexdigest()
 
 
-def walk(claude: Path, rules: Rules, paths: PathMap) -> dict[str, tuple[str, os.stat_result]]:
-    """remote path -> (local relative path, stat) for every synced regular file.
+@dataclass
+class Walk:
+    """remote path -> (local relative path, stat) for every synced regular file, and the
+    temporary files an interrupted run left behind (local relative paths)."""
 
-    Symbolic links are never followed, neither to files nor to folders.
-    """
-    found: dict[str, tuple[str, os.stat_result]] = {}
+    files: dict[str, tuple[str, os.stat_result]]
+    temporaries: list[str]
+
+
+def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
+    """Every synced regular file. Symbolic links are never followed."""
+    found = Walk({}, [])
     if not claude.is_dir():
         return found
     pending = [""]
@@ -71,15 +77,23 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> dict[str, tuple[str, os.
                     pending.append(local)
             elif stat.S_ISREG(info.st_mode):
                 remote = paths.to_remote(local)
-                if rules.synced(remote):
-                    found[remote] = (local, info)
+                if entry.name.startswith(TEMPORARY_PREFIX):
+                    found.temporaries.append(local)
+                elif rules.synced(remote):
+                    found.files[remote] = (local, info)
     return found
 
 
 def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> dict[str, LocalFile]:
-    """remote path -> LocalFile; files whose size and mtime match the state are not read."""
+    """remote path -> LocalFile; files whose size and mtime match the state are not read.
+
+    Temporary files of an interrupted run (the caller holds the lock) are removed.
+    """
     result: dict[str, LocalFile] = {}
-    for remote, (local, info) in walk(claude, rules, paths).items():
+    walked = walk(claude, rules, paths)
+    for temporary in walked.temporaries:
+        (claude / temporary).unlink(missing_ok=True)
+    for remote, (local, info) in walked.files.items():
         entry = state.files.get(remote)
         if (
             entry is not None

@@ -25,8 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from .config import parse_yaml
 from .errors import ConfigError
 
 REMOTE_NAME = "claude-sync"
@@ -74,7 +73,10 @@ def load_template(name: str) -> Template:
         raise ConfigError(f"unknown provider {name!r}: choose one of {', '.join(template_names())}")
     path = _template_folder() / f"{name}.yaml"
     try:
-        document = yaml.safe_load(path.read_text())
+        document = parse_yaml(path.read_text(), path)
+    except ConfigError as error:
+        raise ConfigError(f"template is malformed: {error}") from None
+    try:
         fields = tuple(
             Field(
                 name=str(item["name"]),
@@ -93,7 +95,7 @@ def load_template(name: str) -> Template:
             remote={str(k): str(v) for k, v in document["remote"].items()},
             root=str(document["root"]),
         )
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as error:
+    except (KeyError, TypeError, AttributeError) as error:
         raise ConfigError(f"template {path} is malformed: {error}") from None
     known = {field.name for field in fields}
     used = set().union(*(_placeholders(v) for v in [*template.remote.values(), template.root]))

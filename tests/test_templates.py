@@ -299,10 +299,6 @@ def test_template_with_a_yaml_syntax_error_is_reported(template_copy: Path) -> N
     assert str(template_copy / "broken.yaml") in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templates.load_template puts PyYAML's multi-line error text into the ConfigError",
-)
 def test_template_yaml_syntax_error_is_one_line_with_its_position(template_copy: Path) -> None:
     (template_copy / "broken.yaml").write_text(BAD_YAML)
     with pytest.raises(ConfigError) as caught:

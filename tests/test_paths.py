@@ -1,0 +1,339 @@
+"""Paths: remote path validation, what is synced, and how project folders move between homes."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claude_sync.engine import conflict_name
+from claude_sync.errors import RemoteFormatError
+from claude_sync.pathmap import PathMap, Rules, encode_project, is_transcript, validate_remote_path
+
+CHEAP = settings(
+    max_examples=200,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+DEFAULT = Rules.from_config([], [])
+EVERYTHING = Rules.from_config(["**"], [])
+
+
+# validate_remote_path ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "settings.json",
+        "history.jsonl",
+        "projects/~-code-app/0b1c.jsonl",
+        "projects/-opt-work/memory/notes.md",
+        "agents/x.md",
+        "skills/a/b.md",
+        ".hidden",
+        "a..b/c",
+        "...",
+    ],
+)
+def test_validate_accepts_normal_relative_paths(path: str) -> None:
+    assert validate_remote_path(path) == path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "/abs",
+        "/",
+        "../x",
+        "..",
+        ".",
+        "a/../b",
+        "a/..",
+        "a//b",
+        "a/",
+        "./a",
+        "a/.",
+        "a\\b",
+        "C:/x",
+        "c:x",
+        "a\x00b",
+        None,
+        3,
+        b"settings.json",
+    ],
+)
+def test_validate_rejects_unsafe_paths(path: object) -> None:
+    with pytest.raises(RemoteFormatError):
+        validate_remote_path(path)
+
+
+@CHEAP
+@given(st.text(alphabet="ab./\\:C\x00~", max_size=12))
+def test_accepted_paths_are_normalised_relative_and_inside(path: str) -> None:
+    try:
+        accepted = validate_remote_path(path)
+    except RemoteFormatError:
+        return
+    assert accepted == path
+    assert posixpath.normpath(accepted) == accepted
+    assert not posixpath.isabs(accepted)
+    assert "\\" not in accepted and "\x00" not in accepted
+    assert all(part not in ("", ".", "..") for part in accepted.split("/"))
+    assert not (accepted[:1].isalpha() and accepted[1:2] == ":")
+
+
+segment = st.text(alphabet="abz09._-~ ", min_size=1, max_size=6).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+@CHEAP
+@given(st.lists(segment, min_size=1, max_size=4))
+def test_joined_clean_segments_are_accepted(parts: list[str]) -> None:
+    path = "/".join(parts)
+    assert validate_remote_path(path) == path
+
+
+# Rules ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "projects/-home-ann-code-app/0b1c.jsonl",
+        "projects/~-code-app/0b1c/subagents/agent-1.jsonl",
+        "projects/~-code-app/memory/MEMORY.md",
+        "history.jsonl",
+        "settings.json",
+        "CLAUDE.md",
+        "agents/x.md",
+        "skills/a/b.md",
+        "commands/c.md",
+        "plans/p.md",
+        "keybindings.json",
+        "themes/dark.json",
+    ],
+)
+def test_default_rules_sync(path: str) -> None:
+    assert DEFAULT.synced(path)
+
+
+DENIED = [
+    ".credentials.json",
+    "projects/p/.credentials.json",
+    "agents/deep/down/.credentials.json",
+    "ide/x",
+    "ide/1234.lock",
+    "session-env/x",
+    "sessions/x",
+    "shell-snapshots/x",
+    "debug/x",
+    "statsig/x",
+    "backups/x",
+    "cache/x",
+]
+
+
+@pytest.mark.parametrize("path", DENIED)
+@pytest.mark.parametrize("include", [[], ["**"], ["ide/", "debug/**", "*", "**/*"]])
+def test_deny_list_is_never_synced(path: str, include: list[str]) -> None:
+    assert not Rules.from_config(include, []).synced(path)
+
+
+@pytest.mark.parametrize("folder", ["ide", "session-env", "sessions", "debug", "statsig"])
+def test_walk_never_enters_denied_folders(folder: str) -> None:
+    assert not EVERYTHING.may_enter(folder)
+
+
+@pytest.mark.parametrize("path", ["file-history/x", "plugins/x", "settings.local.json"])
+def test_excluded_by_default(path: str) -> None:
+    assert not DEFAULT.synced(path)
+
+
+@pytest.mark.parametrize(
+    ("include", "path"),
+    [
+        (["file-history/"], "file-history/x"),
+        (["plugins/**"], "plugins/x"),
+        (["settings.local.json"], "settings.local.json"),
+    ],
+)
+def test_default_exclusions_are_opt_in(include: list[str], path: str) -> None:
+    assert Rules.from_config(include, []).synced(path)
+
+
+@pytest.mark.parametrize(
+    ("exclude", "path"),
+    [
+        (["projects/-opt-secret/**"], "projects/-opt-secret/s.jsonl"),
+        (["agents/private.md"], "agents/private.md"),
+        (["skills/"], "skills/a/b.md"),
+        (["settings.json"], "settings.json"),
+        (["**/*.jsonl"], "projects/~-code-app/s.jsonl"),
+    ],
+)
+def test_user_exclude_wins_over_include(exclude: list[str], path: str) -> None:
+    assert DEFAULT.synced(path)
+    assert not Rules.from_config([], exclude).synced(path)
+    assert not Rules.from_config([path], exclude).synced(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "settings.conflict-20260101-120000-laptop.json",
+        "agents/x.conflict-20260101-120000-my_mac-2.md",
+        "projects/~-code-app/s.conflict-20260101-120000-laptop.jsonl",
+        "CLAUDE.conflict-20260101-120000-laptop.md",
+    ],
+)
+def test_conflict_copies_of_synced_files_are_synced(path: str) -> None:
+    assert DEFAULT.synced(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".credentials.conflict-20260101-120000-laptop.json",
+        "settings.local.conflict-20260101-120000-laptop.json",
+        "ide/x.conflict-20260101-120000-laptop.json",
+    ],
+)
+def test_conflict_copies_of_unsynced_files_are_not_synced(path: str) -> None:
+    assert not DEFAULT.synced(path)
+
+
+synced_path = st.builds(
+    lambda folder, name, ext: f"{folder}/{name}{ext}",
+    st.sampled_from(["agents", "skills/a", "commands", "projects/~-code-app", "rules/x/y"]),
+    st.text(alphabet="abc_-", min_size=1, max_size=5),
+    st.sampled_from(["", ".md", ".json", ".jsonl", ".tar.gz"]),
+) | st.sampled_from(["settings.json", "history.jsonl", "CLAUDE.md", "keybindings.json"])
+
+
+@CHEAP
+@given(
+    synced_path,
+    st.integers(min_value=0, max_value=4_000_000_000 * 10**9),
+    st.text(max_size=12),
+)
+def test_conflict_name_of_a_synced_file_is_synced(path: str, when_ns: int, device: str) -> None:
+    assert DEFAULT.synced(path)
+    copy = conflict_name(path, when_ns, device)
+    assert copy != path
+    assert copy.rpartition("/")[0] == path.rpartition("/")[0]
+    assert DEFAULT.synced(copy)
+    assert validate_remote_path(copy) == copy
+
+
+def test_temporary_files_are_not_synced() -> None:
+    assert not DEFAULT.synced("agents/.claude-sync-123-x.md")
+    assert not EVERYTHING.synced("projects/p/.claude-sync-merge-s.jsonl")
+
+
+def test_is_transcript() -> None:
+    assert is_transcript("projects/~-code-app/s.jsonl")
+    assert is_transcript("projects/~-code-app/s/subagents/a.jsonl")
+    assert not is_transcript("projects/~-code-app/memory/MEMORY.md")
+    assert not is_transcript("projects/README.md")
+    assert not is_transcript("settings.json")
+    assert not is_transcript("history.jsonl")
+
+
+# PathMap ----------------------------------------------------------------------------------
+
+
+def test_encode_project() -> None:
+    assert encode_project("/home/ann/code/my.app") == "-home-ann-code-my-app"
+    assert encode_project("/Users/ann/code/app_2") == "-Users-ann-code-app-2"
+    assert encode_project("C:\\Users\\ann") == "C--Users-ann"
+
+
+@pytest.fixture
+def homes(tmp_path: Path) -> tuple[Path, Path]:
+    linux = tmp_path / "home" / "ann"
+    mac = tmp_path / "Users" / "ann"
+    linux.mkdir(parents=True)
+    mac.mkdir(parents=True)
+    return linux, mac
+
+
+def local_project(home: Path, relative: str) -> str:
+    return encode_project(os.path.realpath(home) + ("/" + relative if relative else ""))
+
+
+def test_project_under_home_round_trips(homes: tuple[Path, Path]) -> None:
+    linux, _ = homes
+    paths = PathMap(linux)
+    local = f"projects/{local_project(linux, 'code/app')}/0b1c.jsonl"
+    remote = paths.to_remote(local)
+    assert remote == "projects/~-code-app/0b1c.jsonl"
+    assert paths.to_local(remote) == local
+    home_itself = f"projects/{local_project(linux, '')}/s.jsonl"
+    assert paths.to_remote(home_itself) == "projects/~/s.jsonl"
+    assert paths.to_local("projects/~/s.jsonl") == home_itself
+
+
+def test_project_outside_home_is_unchanged(homes: tuple[Path, Path]) -> None:
+    linux, _ = homes
+    paths = PathMap(linux)
+    for local in ("projects/-opt-work-app/s.jsonl", "projects/-tmp/s.jsonl", "settings.json"):
+        assert paths.to_remote(local) == local
+        assert paths.to_local(local) == local
+    # a sibling whose name merely starts with the home's name is not under the home
+    sibling = f"projects/{local_project(linux, '')}x-code/s.jsonl"
+    assert paths.to_remote(sibling) == sibling
+
+
+def test_two_homes_materialise_their_own_encoding(homes: tuple[Path, Path]) -> None:
+    linux, mac = homes
+    on_linux, on_mac = PathMap(linux), PathMap(mac)
+    from_linux = on_linux.to_remote(f"projects/{local_project(linux, 'code/app')}/s.jsonl")
+    from_mac = on_mac.to_remote(f"projects/{local_project(mac, 'code/app')}/s.jsonl")
+    assert from_linux == from_mac == "projects/~-code-app/s.jsonl"
+    assert on_mac.to_local(from_linux) == f"projects/{local_project(mac, 'code/app')}/s.jsonl"
+    assert on_linux.to_local(from_mac) == f"projects/{local_project(linux, 'code/app')}/s.jsonl"
+    assert local_project(linux, "code/app") != local_project(mac, "code/app")
+
+
+absolute = st.lists(
+    st.text(alphabet="abZ09._- ", min_size=1, max_size=6), min_size=0, max_size=4
+).map(lambda parts: "/" + "/".join(parts))
+tail = st.lists(st.text(alphabet="ab0.-_", min_size=1, max_size=6), min_size=0, max_size=3)
+
+
+@CHEAP
+@given(absolute, tail)
+def test_pathmap_round_trip_for_any_project(
+    homes: tuple[Path, Path], project: str, rest: list[str]
+) -> None:
+    for home in homes:
+        paths = PathMap(home)
+        for folder in (encode_project(project), local_project(home, project.lstrip("/"))):
+            local = "/".join(["projects", folder, *rest])
+            remote = paths.to_remote(local)
+            assert paths.to_local(remote) == local
+            assert remote.split("/")[2:] == local.split("/")[2:]
+
+
+@CHEAP
+@given(st.lists(st.text(alphabet="ab0.-_ ", min_size=1, max_size=6), min_size=1, max_size=3))
+def test_home_relative_projects_move_between_homes(
+    homes: tuple[Path, Path], relative: list[str]
+) -> None:
+    linux, mac = homes
+    on_linux, on_mac = PathMap(linux), PathMap(mac)
+    sub = "/".join(relative)
+    remote = on_linux.to_remote(f"projects/{local_project(linux, sub)}/s.jsonl")
+    assert remote.split("/")[1].startswith("~")
+    assert on_mac.to_local(remote) == f"projects/{local_project(mac, sub)}/s.jsonl"
+    assert on_mac.to_remote(on_mac.to_local(remote)) == remote
