@@ -30,6 +30,7 @@ from .pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap, Rules
 from .plan import (
     Adopt,
     Download,
+    Publish,
     PullAction,
     PushAction,
     Resolve,
@@ -318,11 +319,9 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
             )
         )
     ]
-    if not offline and not session.state.unpublished:
+    if not offline:
         return summary
-    if dry_run and not offline:
-        return summary
-    if offline and all(isinstance(a, Sweep) for a in offline) and not session.state.unpublished:
+    if all(isinstance(action, Sweep) for action in offline):
         if not dry_run:
             for action in offline:
                 session.state.files[action.path].swept = True
@@ -382,6 +381,12 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     for action in actions:
         if isinstance(action, Sweep):
             session.state.files[action.path].swept = True
+        elif isinstance(action, Publish):
+            entry = session.state.files[action.path]
+            entry.base = dataclasses.replace(
+                action.base, vector=action.vector, device=session.device
+            )
+            entry.publish = False
     for path, (version, file) in updates.items():
         entry = Entry(version)
         if file is not None:
@@ -399,7 +404,6 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))
     ws.remote.upload_manifest(session.device, encrypted)
     session.state.last_push = now_iso()
-    session.state.unpublished = False
     session.save()
     shutil.rmtree(staging, ignore_errors=True)
     summary.uploaded, summary.deleted = len(uploads), len(tombstones)
@@ -592,6 +596,7 @@ def _apply_pull(
             if isinstance(action, Adopt):
                 file = session.target(action.path) if action.path in session.local else None
                 session.record(action.path, action.version, file)
+                session.state.files[action.path].publish = action.publish
                 continue
             index += 1
             if isinstance(action, Download):
@@ -606,12 +611,6 @@ def _apply_pull(
                     session.listen(Event("delete", action.path, 0, index, len(visible)))
             else:
                 summary.conflicts += _apply_resolve(session, assembler, action)
-        remote = session.remote().versions()
-        for action in actions:
-            entry = session.state.files.get(action.path)
-            known = {version.vector for version in remote.get(action.path, [])}
-            if entry is not None and entry.base.vector not in known:
-                session.state.unpublished = True
     finally:
         session.state.last_pull = now_iso()
         session.save()
@@ -711,6 +710,8 @@ def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> 
         os.replace(temporary, target)
         session.record(action.path, _as_base(winner, base_vector), target)
         session.listen(Event("download", action.path, winner.size))
+    if not resolution.keep_local:
+        session.state.files[action.path].publish = True
     return copies
 
 

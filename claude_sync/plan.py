@@ -3,16 +3,22 @@
 Per path three versions meet: local (on disk), base (the state: what this device last
 synced) and the remote versions (one per device manifest that names the path).
 
-- Remote versions whose vector is <= base's are old news and ignored.
-- Local unchanged, one newer remote version: take it (download, or trash on a tombstone).
+- Remote versions whose vector is <= base's are old news: nothing to do.
+- Local unchanged and something newer: settle over the published versions (every device's
+  manifest) alone, so that every device settles alike: one dominant version is taken
+  (download, or trash on a tombstone); concurrent ones go to `resolve`.
 - Local changed, nothing newer remotely: upload (a push's job).
-- Several versions concurrent (local change included): `resolve` decides, after the engine
-  has fetched their bytes, so that a byte-prefix can be recognised: identical contents merge,
-  a version that is a prefix of another gives way to the longer one, deletions give way to
-  contents, history.jsonl is merged by lines, and any other difference is a real conflict.
-  In a real conflict a local change wins on its own device (the others are saved beside it
-  and the next push supersedes them); among remote versions every device picks the same
-  winner, the latest mtime, then the device id, then the hash.
+- Local changed and something newer: identical contents are adopted; otherwise `resolve`
+  decides, after the engine has fetched their bytes, so that a byte-prefix can be
+  recognised: identical contents merge, a version that is a prefix of another gives way to
+  the longer one, deletions give way to contents, history.jsonl is merged by lines, and any
+  other difference is a real conflict. In a real conflict a local change wins on its own
+  device (the others are saved beside it, the next push supersedes them); among remote
+  versions every device picks the same winner: the latest mtime, then the device id, then
+  the hash. What a pull settles between different contents (and a local change that
+  matched the other side) is published by the next push as a new version of this device,
+  which supersedes what it settled on every device; settling identical contents needs no
+  new version, so devices that settle alike do not publish back and forth.
 """
 
 from __future__ import annotations
@@ -30,10 +36,15 @@ HISTORY = "history.jsonl"
 
 @dataclass(frozen=True)
 class Adopt:
-    """Local already holds this version's content: only record it as the base."""
+    """Local already holds this version's content: only record it as the base.
+
+    publish: the local file was changed here and happens to match; the next push publishes
+    it as this device's version (see `Entry.publish`).
+    """
 
     path: str
     version: Version
+    publish: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,15 @@ class Tombstone:
 
 
 @dataclass(frozen=True)
+class Publish:
+    """No new bytes, but a base settled here becomes this device's version on the remote."""
+
+    path: str
+    base: Version
+    vector: VersionVector
+
+
+@dataclass(frozen=True)
 class Sweep:
     """A transcript Claude Code removed locally: keep it on the remote, stop tracking it."""
 
@@ -82,7 +102,7 @@ class Sweep:
 
 
 PullAction = Adopt | Download | Trash | Resolve
-PushAction = Upload | Tombstone | Sweep
+PushAction = Upload | Tombstone | Publish | Sweep
 
 
 def _base(entry: Entry | None) -> Version | None:
@@ -153,7 +173,8 @@ def decide_pull(
     if not newer:
         return Adopt(path, base) if inferred and base is not None else None
     if not local_changed(path, local, entry):
-        options = maximal(newer + ([base] if base is not None else []))
+        # Settle over the published versions only, so every device settles alike.
+        options = maximal(remote)
         if len(options) == 1 or all(o.same_content(options[0]) for o in options):
             winner = max(options, key=remote_rank)
             return _take(path, _with_vector(winner, merge_all(o.vector for o in options)), local)
@@ -161,8 +182,9 @@ def decide_pull(
     options = maximal(newer)
     pending = pending_version(path, local, entry, remote, device)
     if all(option.same_content(pending) for option in options):
-        vectors = [o.vector for o in options] + ([base.vector] if base else [])
-        return Adopt(path, _with_vector(max(options, key=remote_rank), merge_all(vectors)))
+        vectors = [o.vector for o in options] + [pending.vector]
+        winner = _with_vector(max(options, key=remote_rank), merge_all(vectors))
+        return Adopt(path, winner, publish=True)
     return Resolve(path, tuple(options), pending)
 
 
@@ -172,6 +194,9 @@ def decide_push(
     if not local_changed(path, local, entry):
         if local is None and entry is not None and not entry.swept and not entry.base.deleted:
             return Sweep(path)
+        if entry is not None and entry.publish:
+            vector = entry.base.vector.bump(device, own_counter(remote, device))
+            return Publish(path, entry.base, vector)
         return None
     pending = pending_version(path, local, entry, remote, device)
     if local is None:

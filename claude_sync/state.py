@@ -1,16 +1,16 @@
 """state.json: per path, what this device last synced, and the file's stat at that moment.
 
     {"version": 1, "device_id": "...", "remote_root": "...",
-     "last_push": "<iso>", "last_pull": "<iso>", "unpublished": false,
+     "last_push": "<iso>", "last_pull": "<iso>",
      "files": {"<remote path>": {"base": <manifest entry>, "size": 12, "mtime_ns": 17...,
-                                  "swept": false}}}
+                                  "swept": false, "publish": false}}}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again. `swept` marks a
 transcript Claude Code removed locally: kept on the remote, not downloaded again.
-`unpublished` is set when a pull settled concurrent versions into a base no manifest holds
-yet; the next push then writes this device's manifest even with no file to send, so every
-device converges on the same settlement. The file is
+`publish` marks a base that a pull settled between different contents, or where a local
+edit matched the other side: the next push publishes it as a new version of this device,
+even with no file to send, so that every device ends with this one outcome. The file is
 replaced atomically; an unreadable one is set aside and rebuilt by comparing hashes.
 """
 
@@ -34,6 +34,7 @@ class Entry:
     size: int | None = None
     mtime_ns: int | None = None
     swept: bool = False
+    publish: bool = False
 
 
 @dataclass
@@ -43,7 +44,6 @@ class State:
     files: dict[str, Entry] = field(default_factory=dict)
     last_push: str | None = None
     last_pull: str | None = None
-    unpublished: bool = False
 
 
 def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -60,14 +60,13 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
                 size=raw.get("size"),
                 mtime_ns=raw.get("mtime_ns"),
                 swept=bool(raw.get("swept", False)),
+                publish=bool(raw.get("publish", False)),
             )
             for name, raw in document["files"].items()
         }
-        state = State(
+        return State(
             device_id, remote_root, files, document.get("last_push"), document.get("last_pull")
-        )
-        state.unpublished = bool(document.get("unpublished", False))
-        return state, None
+        ), None
     except FileNotFoundError:
         return State(device_id, remote_root), None
     except (ValueError, KeyError, TypeError, AttributeError, ClaudeSyncError, OSError):
@@ -87,13 +86,13 @@ def save_state(path: Path, state: State) -> None:
         "remote_root": state.remote_root,
         "last_push": state.last_push,
         "last_pull": state.last_pull,
-        "unpublished": state.unpublished,
         "files": {
             name: {
                 "base": version_to_json(entry.base),
                 "size": entry.size,
                 "mtime_ns": entry.mtime_ns,
                 "swept": entry.swept,
+                "publish": entry.publish,
             }
             for name, entry in sorted(state.files.items())
         },

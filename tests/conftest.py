@@ -121,5 +121,3 @@ def remote_bytes(server: Server) -> Iterator[tuple[Path, bytes]]:
     for path in sorted(server.data_dir.rglob("*")):
         if path.is_file():
             yield path, path.read_bytes()
-
-

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 
-import pytest
 from hypothesis import HealthCheck, Phase, assume, currently_in_test_context, given, note, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from claude_sync.plan import (
     HISTORY,
     Adopt,
     Download,
+    Publish,
     Resolution,
     Resolve,
     Sweep,
@@ -622,7 +622,6 @@ class Device:
     mtime: int = 0
     entry: Entry | None = None
     copies: set[bytes] = field(default_factory=set)
-    unpublished: bool = False
 
     def file(self) -> LocalFile | None:
         return local_of(self.local, self.mtime)
@@ -684,16 +683,18 @@ class World:
     # sync -------------------------------------------------------------------------------
 
     def push(self, device: Device) -> None:
-        """As engine.push: the manifest is written when a file is sent or `unpublished`."""
+        """As engine.push: the manifest is written when a file is sent or a base published."""
         action = decide_push(self.path, device.file(), device.entry, self.remote(), device.name)
         self.log.append(f"push {device.name}: {action}")
         new_copies = bool(device.copies - self.published)  # conflict copies are files to send
-        if action is None and not new_copies and not device.unpublished:
+        if action is None and not new_copies:
             return
         if isinstance(action, Sweep):
             device.entry = replace(device.entry, swept=True)
-            if not new_copies and not device.unpublished:
+            if not new_copies:
                 return
+        if isinstance(action, Publish):
+            self.set_base(device, replace(action.base, vector=action.vector, device=device.name))
         if isinstance(action, (Upload, Tombstone)):
             if isinstance(action, Upload):
                 assert action.local == device.file()
@@ -726,10 +727,9 @@ class World:
                     device.entry.base
                 ), f"{device.entry.base} and {other} share a vector"
         self.published |= device.copies
-        device.unpublished = False
 
     def pull(self, device: Device) -> None:
-        """As engine.pull; a base that no manifest holds yet marks the device unpublished."""
+        """As engine.pull, publish flags included."""
         device.copies |= self.published
         remote = self.remote()
         action = decide_pull(self.path, device.file(), device.entry, remote, device.name)
@@ -737,6 +737,7 @@ class World:
         if isinstance(action, Adopt):
             assert action.version.same_content(version(device.local, VersionVector()))
             self.set_base(device, action.version)
+            device.entry = replace(device.entry, publish=action.publish)
         elif isinstance(action, Download):
             content = self.store[action.version.sha256]
             self.keep(content)
@@ -747,8 +748,6 @@ class World:
             self.set_base(device, action.version)
         elif isinstance(action, Resolve):
             self.apply_resolve(device, action)
-        if action is not None and device.entry.base.vector not in {v.vector for v in remote}:
-            device.unpublished = True
 
     def apply_resolve(self, device: Device, action: Resolve) -> None:
         """As engine._apply_resolve does it."""
@@ -776,13 +775,12 @@ class World:
             self.keep(content)
             device.local, device.mtime = content, winner.mtime_ns
             self.set_base(device, as_base(winner, vector))
+        if not resolution.keep_local:
+            device.entry = replace(device.entry, publish=True)
 
     def snapshot(self) -> tuple:
         return (
-            tuple(
-                (d.local, d.mtime, d.entry, frozenset(d.copies), d.unpublished)
-                for d in self.devices.values()
-            ),
+            tuple((d.local, d.mtime, d.entry, frozenset(d.copies)) for d in self.devices.values()),
             tuple(sorted(self.manifests.items())),
             frozenset(self.published),
         )
@@ -909,7 +907,6 @@ def test_simulation_converges_without_losing_content(
     check_converged(simulate(PATH, ops, skew))
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SETTLEMENT)
 @NO_SHRINK
 @given(st.lists(operations, max_size=30), skews)
 def test_simulation_push_on_save_converges(
@@ -928,7 +925,6 @@ def test_simulation_never_forgets_history(
     simulate(PATH, ops, skew, check_history=True)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SETTLEMENT)
 @CHEAP
 @given(
     sim_contents,
@@ -948,7 +944,6 @@ def test_settling_two_concurrent_versions_converges(
     check_converged(simulate(PATH, ops, skew))
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SETTLEMENT)
 def test_adopted_equal_edit_and_remote_winner_agree() -> None:
     """b writes "y"; a writes "x" (later mtime) and pushes; b pushes; a then edits to "y".
 
@@ -969,7 +964,6 @@ def test_adopted_equal_edit_and_remote_winner_agree() -> None:
     assert {d.local for d in world.devices.values()} == {b"y"}
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SETTLEMENT)
 def test_settlement_does_not_outlive_a_deletion() -> None:
     """Every change pushed at once. b writes "", a writes "a"; c settles them ("a"
     wins as the longer) into {a:1, b:1}; a deletes ("a" is gone, tombstone {a:2}).

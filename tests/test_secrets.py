@@ -168,14 +168,6 @@ def test_garbage_key_file_is_one_line(local_server: Server, make_device) -> None
             one_line_failure(a.run(*command), "age-key.txt")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "keys.read_key_file reads the key with path.read_text() and catches only OSError: "
-        "a key file that is not UTF-8 raises UnicodeDecodeError, which escapes as a Python "
-        "traceback instead of one KeyFileError line"
-    ),
-)
 def test_binary_garbage_key_file_is_one_line(local_server: Server, make_device) -> None:
     a = joined(make_device("a"), local_server)
     (a.sync_home / "age-key.txt").write_bytes(b"\xff\xfe\x00\x80 garbage \xc3\x28")

@@ -243,14 +243,6 @@ DAMAGE_WORDS = {
     "missing": "missing",
 }
 
-PARTIAL_PULL = (
-    "engine.pull applies downloads one path at a time (_apply_download: os.replace into the "
-    "Claude folder as soon as each file is assembled and checked), so an object that fails "
-    "its check (or is missing) stops the pull only at its own path: every file sorted before "
-    "it (CLAUDE.md, agents/new.md, projects/...) is already replaced and printed as "
-    "downloaded, and B's Claude folder is not left unchanged"
-)
-
 
 @pytest.mark.parametrize("how", ["flipped", "truncated", "swapped", "missing"])
 def test_damaged_object_first_applied_is_refused(scene: Scene, how: str) -> None:
@@ -258,14 +250,12 @@ def test_damaged_object_first_applied_is_refused(scene: Scene, how: str) -> None
     scene.pull_refused(name, DAMAGE_WORDS[how])
 
 
-@pytest.mark.xfail(strict=True, reason=PARTIAL_PULL)
 @pytest.mark.parametrize("how", ["flipped", "truncated", "swapped", "missing"])
 def test_damaged_object_applied_last_changes_nothing(scene: Scene, how: str) -> None:
     name = _damage(scene, how, "settings.json")
     scene.pull_refused(name, DAMAGE_WORDS[how])
 
 
-@pytest.mark.xfail(strict=True, reason=PARTIAL_PULL)
 def test_damaged_appended_segment_is_refused(scene: Scene) -> None:
     """s1.jsonl only grew: its new version is the old segment plus one for the appended bytes."""
     segments = scene.manifest()["files"]["projects/-srv-app/s1.jsonl"]["segments"]
@@ -277,20 +267,12 @@ def test_damaged_appended_segment_is_refused(scene: Scene) -> None:
 # 8. fixing the damage: the next pull succeeds ---------------------------------------
 
 
-STALE_STAGING = (
-    "engine.pull keeps staging/pull/ after a failed pull and only downloads objects that "
-    "are not already there (`missing = [n ... if not (downloads / object_path(n)).exists()]`), "
-    "so the corrupt copy fetched by the failed pull is reused forever: restoring the object "
-    "on the remote does not make the next pull succeed"
-)
-
-
 @pytest.mark.parametrize(
     "how",
     [
-        pytest.param("flipped", marks=pytest.mark.xfail(strict=True, reason=STALE_STAGING)),
-        pytest.param("truncated", marks=pytest.mark.xfail(strict=True, reason=STALE_STAGING)),
-        pytest.param("swapped", marks=pytest.mark.xfail(strict=True, reason=STALE_STAGING)),
+        "flipped",
+        "truncated",
+        "swapped",
         "missing",
     ],
 )
