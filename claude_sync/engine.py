@@ -534,6 +534,21 @@ def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
     return f"{folder}/{copy}" if folder else copy
 
 
+def _free_copy_name(copy: Path, source: Path) -> Path | None:
+    """`copy`, or `copy` with -2, -3... after the device when another version holds the name
+    (two versions from one device in one second); None when the same bytes are already there."""
+    stem, dot, extension = copy.name.rpartition(".")
+    if extension.startswith("conflict-"):
+        stem, dot, extension = copy.name, "", ""
+    candidate, number = copy, 1
+    while candidate.exists():
+        if hash_file(candidate) == hash_file(source):
+            return None
+        number += 1
+        candidate = copy.with_name(f"{stem}-{number}{dot}{extension}")
+    return candidate
+
+
 def _to_fetch(session: Session, actions: list[PullAction]) -> list[tuple[str, Version]]:
     """(path, version) for every version whose bytes the pull needs from the remote."""
     wanted: list[tuple[str, Version]] = []
@@ -678,9 +693,10 @@ def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> 
             if loser is action.pending
             else session.remote().device_name(loser.device),
         )
-        copy_target = session.ws.claude / name
-        if copy_target.exists():
+        copy_target = _free_copy_name(session.ws.claude / name, content(loser))
+        if copy_target is None:
             continue
+        name = copy_target.relative_to(session.ws.claude).as_posix()
         os.replace(_beside(content(loser), copy_target, loser.mtime_ns), copy_target)
         copies += 1
         session.listen(Event("conflict", action.path, detail=name))

@@ -184,7 +184,9 @@ def decide_pull(
     if all(option.same_content(pending) for option in options):
         vectors = [o.vector for o in options] + [pending.vector]
         winner = _with_vector(max(options, key=remote_rank), merge_all(vectors))
-        return Adopt(path, winner, publish=True)
+        # Only when the published versions still disagree could others settle elsewhere.
+        settled = all(version.same_content(pending) for version in maximal(remote))
+        return Adopt(path, winner, publish=not settled)
     return Resolve(path, tuple(options), pending)
 
 

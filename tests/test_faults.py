@@ -5,6 +5,8 @@ Every trial is seeded and every assertion message names its seed. Environment:
 
 - CLAUDE_SYNC_FAULT_SEED    base seed (default 1729)
 - CLAUDE_SYNC_FAULT_TRIALS  more trials per fault test, and proportionally more model steps
+- CLAUDE_SYNC_FAULT_STEP_MS the model's clock per step (default 1000; below 1000 several
+                            edits land in one second, see the test on conflict copies)
 
 The kill tests run the installed `claude-sync` as a subprocess, as a user (or a hook) would.
 """
@@ -129,7 +131,7 @@ def mutate(device: Device, rng: random.Random, tag: str) -> list[str]:
             append(device.claude / path, jsonl(rng, step, rng.randint(1, 30)))
         elif kind == "history":
             path = "history.jsonl"
-            append(device.claude / path, history_line(rng, step, time.time()))
+            append(device.claude / path, history_line(rng, step, 1.7e9 + rng.randint(0, 10**6)))
         elif kind == "create":
             path = f"agents/new-{step}.md"
             device.write(path, text(rng, step, rng.randint(5, 2000)))
@@ -419,12 +421,10 @@ def push_trials(a: Device, b: Device, label: str, trials: int, fault: Fault) -> 
     return hits
 
 
-def pull_trials(
-    a: Device, b: Device, label: str, trials: int, fault: Fault, *, tolerate_temporaries: bool
-) -> tuple[int, list[str]]:
-    """Killed pulls on `b` of what `a` pushed; returns the hits and temporaries left over."""
-    hits = 0
-    stale: list[str] = []
+def pull_trials(a: Device, b: Device, label: str, trials: int, fault: Fault) -> tuple[int, int]:
+    """Killed pulls on `b` of what `a` pushed; returns the hits and the temporaries that
+    SIGKILLed runs left behind (which the next run must sweep)."""
+    hits = left = 0
     for trial in range(trials):
         seed = f"{SEED}-{label}-{trial}"
         rng = random.Random(seed)
@@ -439,7 +439,11 @@ def pull_trials(
         )
         check_failure(outcome, context)
         assert_old_or_new(tree(b), old, new, context)
-        if not tolerate_temporaries:
+        # A process that dies by SIGKILL cannot clean up: its temporary may stay until the
+        # next run. Any other ending must leave none.
+        if outcome.sigkilled:
+            left += len(temporaries(b))
+        else:
             assert not temporaries(b), f"temporaries left: {temporaries(b)}; {context}"
         check_state(b, context)
         if outcome.killed:
@@ -447,13 +451,10 @@ def pull_trials(
         again = b.run("pull")
         assert again.exit_code == 0, f"the next pull failed:\n{again.output}\n{context}"
         assert tree(b) == new, f"the next pull did not complete the tree; {context}"
+        assert not temporaries(b), f"the next pull left {temporaries(b)}; {context}"
         settled = b.run("push")
         assert "Nothing to push" in settled.output, f"{settled.output}\n{context}"
-        for leftover in temporaries(b):
-            # A SIGKILL inside a download leaves its temporary; see the xfail test below.
-            stale.append(f"{seed}: {leftover}")
-            (b.claude / leftover).unlink()
-    return hits, stale
+    return hits, left
 
 
 def test_rclone_killed_during_push(tmp_path: Path, make_device, local_server: Server) -> None:
@@ -471,9 +472,7 @@ def test_rclone_killed_during_pull(tmp_path: Path, make_device, local_server: Se
     killer = RcloneKiller(tmp_path / "killer")
     trials = trial_count(30)
     killed: Counter[str] = Counter()
-    hits, _ = pull_trials(
-        a, b, "rclone-pull", trials, rclone_fault(killer, killed), tolerate_temporaries=False
-    )
+    hits, _ = pull_trials(a, b, "rclone-pull", trials, rclone_fault(killer, killed))
     assert hits >= trials // 5, f"only {hits} of {trials} runs were hit (seed base {SEED})"
     print(f"pull: {hits} of {trials} runs lost an rclone: {dict(killed)}")
 
@@ -489,43 +488,102 @@ def test_claude_sync_sigkilled_during_push(make_device, local_server: Server) ->
 def test_claude_sync_sigkilled_during_pull(make_device, local_server: Server) -> None:
     a, b = crash_pair(make_device, local_server, "sigkill-pull")
     trials = trial_count(10)
-    hits, stale = pull_trials(
-        a, b, "sigkill-pull", trials, sigkill_fault, tolerate_temporaries=True
-    )
+    hits, left = pull_trials(a, b, "sigkill-pull", trials, sigkill_fault)
     assert hits >= 2, f"only {hits} of {trials} runs were hit (seed base {SEED})"
-    print(f"pull: {hits} of {trials} runs killed; temporaries they left: {stale}")
+    print(f"pull: {hits} of {trials} runs killed; {left} temporaries left, then swept")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a temporary (.claude-sync-<pid>-<name>) left in ~/.claude by a pull killed while "
-    "decrypting is never removed by later runs",
-)
 def test_temporary_of_a_killed_pull_is_swept_by_the_next_run(
+    make_device, local_server: Server
+) -> None:
+    """SIGKILL exactly while a large file's temporary sits beside its target."""
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    rng = random.Random(f"{SEED}-sweep")
+    folder = b.claude / "plans"
+    for attempt in range(3):
+        a.write("plans/big.md", rng.randbytes(48 << 20))
+        a.ok("push")
+        proc = start_cli(b, "pull")
+        deadline = time.monotonic() + 120
+        seen = False
+        while not seen and proc.poll() is None and time.monotonic() < deadline:
+            seen = folder.is_dir() and any(
+                p.name.startswith(TEMPORARY_PREFIX) for p in folder.iterdir()
+            )
+            if not seen:
+                time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        wait_group(proc.pid)
+        if temporaries(b):
+            context = f"seed {SEED}-sweep, attempt {attempt}, left {temporaries(b)}"
+            break
+        b.ok("pull")  # the kill came too late: try again with new content
+    else:
+        raise AssertionError("no SIGKILL landed while a temporary existed, in 3 attempts")
+    assert_old_or_new(tree(b), {}, tree(a), context)
+    b.ok("pull")
+    assert b.read("plans/big.md") == a.read("plans/big.md"), context
+    assert not temporaries(b), f"still in the Claude folder after the next pull; {context}"
+
+
+def test_two_losing_versions_from_one_device_in_one_second_both_survive(
     make_device, local_server: Server
 ) -> None:
     a = joined(make_device("a"), local_server)
     b = joined(make_device("b"), local_server)
-    rng = random.Random(f"{SEED}-sweep")
-    a.write("plans/big.md", rng.randbytes(48 << 20))
+    epoch = 1_700_000_000 * 10**9
+
+    def put(device: Device, data: bytes, mtime_ns: int) -> None:
+        os.utime(device.write("settings.json", data), ns=(mtime_ns, mtime_ns))
+
+    put(a, b"v0\n", epoch)
     a.ok("push")
-    proc = start_cli(b, "pull")
-    folder = b.claude / "plans"
-    deadline = time.monotonic() + 60
-    seen: list[str] = []
-    while not seen and proc.poll() is None and time.monotonic() < deadline:
-        if folder.is_dir():
-            seen = [p.name for p in folder.iterdir() if p.name.startswith(TEMPORARY_PREFIX)]
-        if not seen:
-            time.sleep(0.001)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    wait_group(proc.pid)
-    assert seen and proc.returncode == -signal.SIGKILL, "the kill did not land mid-download"
-    assert temporaries(b), "the killed pull left no temporary (nothing to test)"
     b.ok("pull")
-    assert b.read("plans/big.md") == a.read("plans/big.md")
-    assert not temporaries(b), f"still in the Claude folder after the next pull: {temporaries(b)}"
+    put(b, b"b first\n", epoch + 5 * 10**9 + 100_000_000)  # 12:00:05.1
+    b.ok("push")
+    put(a, b"a concurrent\n", epoch + 6 * 10**9)
+    a.ok("pull")  # conflict: the copy of "b first" is settings.conflict-...05-b.json
+    put(b, b"b second\n", epoch + 5 * 10**9 + 900_000_000)  # 12:00:05.9, same second
+    b.ok("push")
+    a.ok("pull")  # conflict again, with "b second": its copy has the same name
+    for _ in range(2):
+        a.ok("sync")
+        b.ok("sync")
+    assert_same_trees([a, b], "after the syncs")
+    for device in (a, b):
+        kept = [
+            data for path, data in tree(device).items() if original_path(path) == "settings.json"
+        ]
+        for content in (b"a concurrent\n", b"b first\n", b"b second\n"):
+            assert content in kept, f"{device.name} lost {content!r}; it holds {kept}"
+
+
+def test_recovering_an_interrupted_pull_makes_no_false_conflict(
+    make_device, local_server: Server
+) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    a.write("settings.json", "v0\n")
+    a.ok("push")
+    b.ok("pull")
+    a.write("settings.json", "v1 from a\n")
+    a.ok("push")
+    state = b.sync_home / "state.json"
+    saved = state.read_bytes()
+    b.ok("pull")
+    # The SIGKILL window: settings.json renamed into place, state.json not yet saved. (The
+    # random SIGKILL pull test lands there now and then: seed 7 failed so at trial 19.)
+    state.write_bytes(saved)
+    b.ok("pull")
+    b.ok("push")
+    a.write("settings.json", "v2 from a\n")  # a supersedes v1, which it wrote itself
+    a.ok("push")
+    b.ok("pull")
+    a.ok("pull")
+    for device in (a, b):
+        assert tree(device) == {"settings.json": b"v2 from a\n"}, f"{device.name}: {tree(device)}"
 
 
 # 3: the server goes away mid-transfer -----------------------------------------------------
@@ -576,7 +634,7 @@ def failed_run_while_stopping(
     assert elapsed < 120, context
     line = one_error_line(proc.stderr)
     assert line, f"not one clear error line; {context}"
-    return line
+    return f"{line} ({elapsed:.1f} s)"
 
 
 def test_server_stopped_mid_transfer(make_device, remote_server: Server) -> None:
@@ -601,7 +659,7 @@ def test_server_stopped_mid_transfer(make_device, remote_server: Server) -> None
         "push",
         server,
         a.sync_home / "staging" / "push" / "upload-list",
-        rng.uniform(0, 0.05),
+        rng.uniform(0, 0.02),
         f"seed {seed}",
     )
     assert tree(a) == before, f"seed {seed}: a failed push changed the Claude folder"
@@ -618,7 +676,7 @@ def test_server_stopped_mid_transfer(make_device, remote_server: Server) -> None
         "pull",
         server,
         b.sync_home / "staging" / "pull" / "download-list",
-        rng.uniform(0, 0.05),
+        rng.uniform(0, 0.02),
         f"seed {seed}",
     )
     assert tree(b) == old, f"seed {seed}: a failed pull changed the Claude folder"
@@ -647,7 +705,7 @@ def test_concurrent_runs_on_one_device(make_device, local_server: Server) -> Non
         ("push", "pull"),
         ("pull", "push"),
         ("push", "pull", "sync"),
-        ("sync", "sync", "push"),
+        ("sync", "sync", "push", "devices"),
     ]
     for number, commands in enumerate(rounds * max(1, EXTRA_TRIALS // 10)):
         context = f"seed {seed}, round {number} {commands}"
@@ -678,6 +736,7 @@ def test_concurrent_runs_on_one_device(make_device, local_server: Server) -> Non
 MODEL_CONFIGS = ("settings.json", "CLAUDE.md", "agents/reviewer.md", "rules/style.md")
 MODEL_TRANSCRIPTS = ("projects/~-code-app/session-1.jsonl", "projects/-srv-app/session-2.jsonl")
 MODEL_EPOCH_NS = 1_700_000_000 * 10**9
+MODEL_STEP_NS = int(os.environ.get("CLAUDE_SYNC_FAULT_STEP_MS", "1000")) * 10**6
 
 
 def original_path(path: str) -> str:
@@ -706,7 +765,7 @@ class Model:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_bytes(data)
         # Deterministic mtimes, one second per step: conflict-copy names depend on them.
-        mtime = MODEL_EPOCH_NS + step * 10**9 + self.devices.index(device)
+        mtime = MODEL_EPOCH_NS + step * MODEL_STEP_NS + self.devices.index(device)
         os.utime(file, ns=(mtime, mtime))
         self.written.setdefault(path, []).append((data, f"step {step} {device.name} {what}"))
 
@@ -817,7 +876,7 @@ def test_random_three_device_model(make_device, local_server: Server) -> None:
     rng = random.Random(seed)
     devices = [joined(make_device(name), local_server) for name in ("ann", "bob", "cyd")]
     model = Model(devices, {}, set(), {}, [], [])
-    steps = int(200 * max(1.0, EXTRA_TRIALS / 30))
+    steps = int(300 * max(1.0, EXTRA_TRIALS / 30))
     started = time.monotonic()
     for step in range(steps):
         model_step(model, rng, step)
@@ -830,4 +889,9 @@ def test_random_three_device_model(make_device, local_server: Server) -> None:
         check_state(device, context)
     check_verify(devices[0], context)
     elapsed = time.monotonic() - started
-    print(f"model: {steps} steps, settled in {rounds} rounds, {checked} survivals, {elapsed:.1f} s")
+    kinds = Counter(entry.split()[2] for entry in model.log)
+    copies = sum(1 for path in tree(devices[0]) if CONFLICT_COPY.search(path))
+    print(
+        f"model: {steps} steps {dict(kinds)}, settled in {rounds} rounds, {copies} conflict "
+        f"copies, {checked} survivals checked, {elapsed:.1f} s"
+    )
