@@ -82,6 +82,7 @@ def _explain(message: str) -> str:
         ("signaturedoesnotmatch", "the remote rejected the credentials"),
         ("401 unauthorized", "the remote rejected the credentials"),
         ("didn't find section in config file", "the remote is not defined in the rclone config"),
+        ("is a file not a directory", "could not open the remote (unreachable?)"),
     )
     for needle, explanation in hints:
         if needle in lowered:
