@@ -36,7 +36,7 @@ class Group(click.Group):
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted: nothing half-written was left in place.", err=True)
+            click.echo("Interrupted: no file in the Claude folder was left half-written.", err=True)
             sys.exit(130)
 
 
@@ -91,7 +91,13 @@ def _choose_provider() -> str:
 
 @main.command()
 @click.option("--provider", help="A provider template: " + ", ".join(template_names()) + ".")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A template field.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="A template field; secrets are better given as CLAUDE_SYNC_FIELD_<NAME> variables.",
+)
 @click.option("--local", "local_path", type=click.Path(), help="Shortcut: a local folder.")
 @click.option("--remote", "remote_root", metavar="NAME:PATH", help="An rclone remote you have.")
 @click.option("--rclone-config", type=click.Path(), help="The rclone config holding --remote.")
@@ -141,6 +147,10 @@ def init(
             raise ConfigError("no storage given: use --local PATH, --provider NAME or --remote")
         provider = _choose_provider()
     template = load_template(provider) if provider else None
+    for field in template.fields if template else ():
+        from_environment = os.environ.get(f"CLAUDE_SYNC_FIELD_{field.name.upper()}")
+        if field.name not in values and from_environment is not None:
+            values[field.name] = from_environment
     if template and interactive:
         for field in template.fields:
             if field.name not in values:
@@ -279,7 +289,7 @@ def key_export() -> None:
     """Print the secret key, for copying to another device.
 
     \b
-    claude-sync key export > age-key.txt
+    (umask 077; claude-sync key export > age-key.txt)
     """
     identity: x25519.Identity = read_key_file(sync_home() / KEY_FILE)
     click.echo(
@@ -339,10 +349,13 @@ class Printer:
         if event.kind == "warning":
             click.echo(f"! {event.detail}", err=True)
             return
-        if self.quiet:
-            return
         if event.kind == "conflict":
-            click.echo(f"⚠ Conflict: {event.path} (saved as {event.detail})")
+            if event.detail == "dry run":
+                click.echo(f"⚠ Conflict: {event.path} (a pull would keep both sides)")
+            else:
+                click.echo(f"⚠ Conflict: {event.path} (saved as {event.detail})")
+            return
+        if self.quiet:
             return
         arrow = self.ARROWS.get(event.kind, "·")
         counter = f"[{event.index}/{event.total}] " if event.total else ""
@@ -529,6 +542,8 @@ def conflicts(keep: str | None) -> None:
             click.echo("No conflicts.")
             return
         interactive = keep is None and sys.stdin.isatty()
+        if keep is None and not interactive:
+            click.echo("Settle them with `claude-sync conflicts --keep local|remote`.")
         for copy in copies:
             relative = copy.relative_to(ws.claude)
             original = engine.original_of(copy).relative_to(ws.claude)

@@ -9,6 +9,7 @@ the target, verify its hash, set the recorded mtime and rename it into place.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -26,7 +27,7 @@ from . import crypto
 from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest, encode_manifest, now_iso
-from .pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap, Rules
+from .pathmap import CONFLICT_COPY, PathMap, Rules, is_transcript, temporary_name
 from .plan import (
     Adopt,
     Download,
@@ -50,6 +51,7 @@ from .versions import Segment, Version, VersionVector, merge_all
 from .workspace import Workspace
 
 MAX_SEGMENTS = 16
+MAX_NAME_BYTES = 240  # below the usual 255, leaving room for a -N suffix
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,10 @@ class Session:
         self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
         if warning:
             self.listen(Event("warning", detail=warning))
-        self.local = scan(workspace.claude, self.rules, self.paths, self.state)
+        scanned = scan(workspace.claude, self.rules, self.paths, self.state)
+        self.local = scanned.files
+        for message in scanned.warnings:
+            self.listen(Event("warning", detail=message))
         self._remote: RemoteView | None = None
 
     # remote ------------------------------------------------------------------
@@ -168,7 +173,14 @@ class Session:
         save_state(self.state_path, self.state)
 
     def all_paths(self) -> set[str]:
-        return set(self.local) | set(self.state.files)
+        return {path for path in set(self.local) | set(self.state.files) if self.rules.synced(path)}
+
+    def forget_unsynced(self) -> bool:
+        """Stop tracking paths the rules no longer sync (never a deletion elsewhere)."""
+        unsynced = [path for path in self.state.files if not self.rules.synced(path)]
+        for path in unsynced:
+            del self.state.files[path]
+        return bool(unsynced)
 
 
 def fetch_remote_view(ws: Workspace) -> RemoteView:
@@ -245,71 +257,90 @@ class _HashingReader:
         return data
 
 
+def _read_prefix(handle: BinaryIO, length: int, digest) -> bool:
+    """Feed the first `length` bytes of handle to digest; False if the file is shorter."""
+    remaining = length
+    while remaining:
+        chunk = handle.read(min(remaining, 1 << 20))
+        if not chunk:
+            return False
+        digest.update(chunk)
+        remaining -= len(chunk)
+    return True
+
+
 def _encrypt_upload(
     session: Session, action: Upload, staging: Path
-) -> tuple[Version, list[str], Path]:
-    """Encrypt a changed file into staging; return its version and the new object names.
+) -> tuple[Version, list[str], Path] | None:
+    """Encrypt a changed file into staging; return its version and the new object names,
+    or None when the file vanished meanwhile.
 
     A file that only grew since its base keeps the base's segments and adds one for the
-    appended bytes, unless that would make more than MAX_SEGMENTS.
+    appended bytes, unless that would make more than MAX_SEGMENTS. The prefix is checked on
+    the very bytes that are hashed, in one pass, so a file rewritten meanwhile is caught.
     """
     file = session.ws.claude / session.paths.to_local(action.path)
-    info = file.stat()
+    try:
+        with open(file, "rb") as handle:
+            version, new_objects = _encrypt_handle(session, action, handle, staging)
+    except FileNotFoundError:
+        return None
+    return version, new_objects, file
+
+
+def _encrypt_handle(
+    session: Session, action: Upload, handle: BinaryIO, staging: Path
+) -> tuple[Version, list[str]]:
     base = action.base
+    info = os.fstat(handle.fileno())
     whole = hashlib.sha256()
     segments: list[Segment] = []
-    new_objects: list[str] = []
-    with open(file, "rb") as handle:
-        appendable = (
-            base is not None
-            and not base.deleted
-            and base.segments
-            and len(base.segments) < MAX_SEGMENTS
-            and info.st_size > base.size
-            and prefix_sha256(file, base.size) == base.sha256
-        )
-        if appendable:
-            assert base is not None
-            remaining = base.size
-            while remaining:
-                chunk = handle.read(min(remaining, 1 << 20))
-                if not chunk:
-                    raise ClaudeSyncError(f"{action.path} shrank while it was read; run again")
-                whole.update(chunk)
-                remaining -= len(chunk)
-            segments = list(base.segments)
-        temporary = staging / f"{TEMPORARY_PREFIX}{len(os.listdir(staging))}.age"
-        digest = crypto.encrypt_stream(
-            _HashingReader(handle, whole), temporary, session.ws.recipient
-        )
-    if digest.size or not segments:
-        if digest.size:
-            segments.append(Segment(digest.sha256, digest.size))
-            name = session.object_name(digest.sha256)
-            destination = staging / object_path(name)
-            private_folder(destination.parent)
-            os.replace(temporary, destination)
-            new_objects.append(name)
+    if (
+        base is not None
+        and not base.deleted
+        and base.segments
+        and len(base.segments) < MAX_SEGMENTS
+        and info.st_size > base.size
+    ):
+        prefix = hashlib.sha256()
+        if _read_prefix(handle, base.size, prefix) and prefix.hexdigest() == base.sha256:
+            whole, segments = prefix, list(base.segments)
         else:
-            temporary.unlink()
+            handle.seek(0)
+    temporary = staging / temporary_name()
+    digest = crypto.encrypt_stream(_HashingReader(handle, whole), temporary, session.ws.recipient)
+    new_objects: list[str] = []
+    if digest.size:
+        segments.append(Segment(digest.sha256, digest.size))
+        name = session.object_name(digest.sha256)
+        destination = staging / object_path(name)
+        private_folder(destination.parent)
+        os.replace(temporary, destination)
+        new_objects.append(name)
     else:
         temporary.unlink()
-    size = sum(segment.size for segment in segments)
     version = Version(
         whole.hexdigest(),
-        size,
+        sum(segment.size for segment in segments),
         info.st_mtime_ns,
         action.vector,
         session.device,
         False,
         tuple(segments),
     )
-    return version, new_objects, file
+    return version, new_objects
 
 
 def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = False) -> Summary:
     session = Session(ws, listen)
     summary = Summary()
+    if not ws.claude.is_dir() and any(not e.base.deleted for e in session.state.files.values()):
+        raise ClaudeSyncError(
+            f"the Claude folder {ws.claude} is missing, but files were synced from it: "
+            "nothing pushed (is CLAUDE_CONFIG_DIR right?)"
+        )
+    if session.forget_unsynced() and not dry_run:
+        session.save()
     offline = [
         action
         for path in sorted(session.all_paths())
@@ -342,13 +373,15 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
         )
     ]
     tombstones = [a for a in actions if isinstance(a, Tombstone)]
-    live_remote = {
-        path for path, versions in remote.items() if any(not v.deleted for v in versions)
+    deletable = {
+        path
+        for path, versions in remote.items()
+        if not is_transcript(path) and any(not v.deleted for v in versions)
     }
-    if len(tombstones) > 1 and 2 * len(tombstones) > len(live_remote) and not force:
+    if len(tombstones) > 1 and 2 * len(tombstones) > len(deletable) and not force:
         raise ClaudeSyncError(
-            f"this push would delete {len(tombstones)} of {len(live_remote)} files on the "
-            "remote; check the Claude folder, then use --force if that is intended"
+            f"this push would delete {len(tombstones)} of the {len(deletable)} files on the "
+            f"remote that can be deleted; check {ws.claude}, then use --force if intended"
         )
     uploads = [a for a in actions if isinstance(a, Upload)]
     total = len(uploads) + len(tombstones)
@@ -368,7 +401,11 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     to_send: set[str] = set()
     updates: dict[str, tuple[Version, Path | None]] = {}
     for index, action in enumerate(uploads, 1):
-        version, new_objects, file = _encrypt_upload(session, action, staging)
+        encrypted = _encrypt_upload(session, action, staging)
+        if encrypted is None:
+            session.listen(Event("warning", action.path, detail=f"{action.path} vanished"))
+            continue
+        version, new_objects, file = encrypted
         to_send.update(name for name in new_objects if name not in known)
         updates[action.path] = (version, file)
         session.listen(Event("upload", action.path, version.size, index, total))
@@ -406,7 +443,8 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     session.state.last_push = now_iso()
     session.save()
     shutil.rmtree(staging, ignore_errors=True)
-    summary.uploaded, summary.deleted = len(uploads), len(tombstones)
+    summary.uploaded = sum(file is not None for _, file in updates.values())
+    summary.deleted = len(tombstones)
     return summary
 
 
@@ -493,14 +531,18 @@ class _TeeWriter:
 
 
 def _beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
-    """A fsynced copy of `source` in a temporary file beside `target`, ready to rename."""
+    """A fsynced copy of `source` in a temporary file beside `target`, ready to rename.
+
+    It takes the mode of the file it replaces (a private settings.json stays private)."""
     private_folder(target.parent)
-    temporary = target.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{target.name}")
+    temporary = target.with_name(temporary_name())
     try:
         with open(source, "rb") as reading, open(temporary, "wb") as out:
             shutil.copyfileobj(reading, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copymode(target, temporary, follow_symlinks=False)
         if mtime_ns is not None:
             os.utime(temporary, ns=(mtime_ns, mtime_ns))
     except BaseException:
@@ -509,17 +551,27 @@ def _beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
     return temporary
 
 
-def _trash_copy(session: Session, path: str, file: Path) -> None:
-    """Keep the current local file in trash/<time>/<path> (a hard link when possible)."""
+def _keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) -> None:
+    """Keep `file` as trash/<time>/<relative> (a hard link, or moved), never over another."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    destination = session.ws.trash / stamp / session.paths.to_local(path)
+    destination = trash / stamp / relative
+    number = 1
+    while destination.exists() or destination.is_symlink():
+        number += 1
+        destination = trash / f"{stamp}-{number}" / relative
     private_folder(destination.parent)
-    if destination.exists():
-        destination.unlink()
+    if move:
+        os.replace(file, destination)
+        return
     try:
         os.link(file, destination)
     except OSError:
         shutil.copy2(file, destination)
+
+
+def _trash_copy(session: Session, path: str, file: Path) -> None:
+    """Keep the current local file in trash/ before a pull replaces or deletes it."""
+    _keep_in_trash(session.ws.trash, session.paths.to_local(path), file)
 
 
 def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
@@ -529,8 +581,11 @@ def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
     if not stem:
         stem, dot, extension = name, "", ""
     when = datetime.datetime.fromtimestamp(when_ns / 1e9, datetime.timezone.utc)
-    device = re.sub(r"[^A-Za-z0-9_-]", "-", device_name) or "device"
-    copy = f"{stem}.conflict-{when:%Y%m%d-%H%M%S}-{device}{dot}{extension}"
+    device = re.sub(r"[^A-Za-z0-9_-]", "-", device_name)[:32] or "device"
+    tail = f".conflict-{when:%Y%m%d-%H%M%S}-{device}{dot}{extension}"
+    room = MAX_NAME_BYTES - len(tail.encode())
+    stem = stem.encode()[: max(room, 1)].decode(errors="ignore") or "file"
+    copy = stem + tail
     return f"{folder}/{copy}" if folder else copy
 
 
@@ -705,7 +760,7 @@ def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> 
     winner = resolution.winner
     if winner is None:
         merged = _merge_history([content(v) for v in resolution.merged_inputs])
-        temporary = target.with_name(f"{TEMPORARY_PREFIX}merge-{target.name}")
+        temporary = target.with_name(temporary_name())
         temporary.write_bytes(merged)
         os.replace(temporary, target)
         session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
@@ -827,16 +882,12 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
     When the copy is the version this device last adopted (the usual case: the other side
     of a conflict met at pull), the state records it, so the next push uploads nothing.
     """
-    trash = ws.trash / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     original = original_of(copy)
-    kept = copy if keep == "local" else original
-    destination = trash / kept.relative_to(ws.claude)
-    private_folder(destination.parent)
     if keep == "local":
-        os.replace(copy, destination)
+        _keep_in_trash(ws.trash, copy.relative_to(ws.claude).as_posix(), copy, move=True)
         return
     if original.exists():
-        os.link(original, destination)
+        _keep_in_trash(ws.trash, original.relative_to(ws.claude).as_posix(), original)
     os.replace(copy, original)
     paths = PathMap(Path.home())
     state_path = ws.home / "state.json"

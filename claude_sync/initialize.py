@@ -98,7 +98,7 @@ def initialize(request: InitRequest) -> InitResult:
     )
     write_key_file(home / KEY_FILE, request.identity)
     write_private(home / "config.yaml", config.to_yaml())
-    if previous is None or previous.remote_root != root:
+    if previous is None or previous.remote_root != root or new_remote:
         for stale in ("state.json", "cache", "staging"):
             target = home / stale
             if target.is_dir():

@@ -13,6 +13,7 @@ import fnmatch
 import os
 import posixpath
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,15 @@ DENIED_TOP_LEVEL = frozenset(
     {"ide", "session-env", "sessions", "shell-snapshots", "debug", "statsig", "backups", "cache"}
 )
 DENIED_NAMES = frozenset({".credentials.json"})
-TEMPORARY_PREFIX = ".claude-sync-"
+TEMPORARY_PREFIX = ".claude-sync-tmp-"
+TEMPORARY_NAME = re.compile(r"^\.claude-sync-tmp-\d+-[0-9a-f]{8}$")
+
+
+def temporary_name() -> str:
+    """A short name for a file being written: the target's own name may be near the limit."""
+    return f"{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+
+
 HOME_MARKER = "~"
 CONFLICT_COPY = re.compile(r"\.conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+(\.[^/.]*)?$")
 
@@ -60,7 +69,7 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
             parts.append("[^/]")
         else:
             parts.append(re.escape(token))
-    return re.compile("".join(parts) + "(/.*)?")
+    return re.compile("".join(parts) + "(/.*)?", re.DOTALL)
 
 
 @dataclass
@@ -103,27 +112,37 @@ class Rules:
         )
 
 
-def validate_remote_path(path: object) -> str:
-    """Return `path` if it is a safe relative POSIX path; raise naming it otherwise."""
-    if not isinstance(path, str) or not path:
-        raise RemoteFormatError(f"manifest names an invalid path {path!r}")
-    bad = (
-        path.startswith("/")
+def is_safe_path(path: str) -> bool:
+    """A relative, normalised POSIX path with no way out of the tree, on any system."""
+    return not (
+        not path
+        or path.startswith("/")
         or "\\" in path
         or "\x00" in path
         or posixpath.normpath(path) != path
         or any(part in ("", ".", "..") for part in path.split("/"))
         or re.match(r"^[A-Za-z]:", path) is not None
     )
-    if bad:
+
+
+def validate_remote_path(path: object) -> str:
+    """Return `path` if it is a safe relative POSIX path; raise naming it otherwise."""
+    if not isinstance(path, str) or not is_safe_path(path):
         raise RemoteFormatError(f"manifest names an unsafe path {path!r}: refused")
     return path
 
 
 def is_transcript(path: str) -> bool:
-    """Session files Claude Code sweeps itself: their local disappearance is not a deletion."""
+    """Session files Claude Code sweeps itself: their local disappearance is not a deletion.
+
+    A conflict copy is not one: deleting it settles the conflict on every device."""
     parts = path.split("/")
-    return parts[0] == "projects" and len(parts) >= 3 and parts[2] != "memory"
+    return (
+        parts[0] == "projects"
+        and len(parts) >= 3
+        and parts[2] != "memory"
+        and not CONFLICT_COPY.search(path)
+    )
 
 
 class PathMap:

@@ -200,6 +200,8 @@ def decide_push(
             vector = entry.base.vector.bump(device, own_counter(remote, device))
             return Publish(path, entry.base, vector)
         return None
+    if entry is None and any(_same_as_local(version, local) for version in remote):
+        return None  # already on the remote (a lost state.json): the next pull adopts it
     pending = pending_version(path, local, entry, remote, device)
     if local is None:
         assert entry is not None

@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pathmap import TEMPORARY_PREFIX, PathMap, Rules
+from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path
 from .state import State
 
 READ_CHUNK = 1 << 20
@@ -52,11 +52,12 @@ class Walk:
 
     files: dict[str, tuple[str, os.stat_result]]
     temporaries: list[str]
+    unsyncable: list[str]
 
 
 def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
     """Every synced regular file. Symbolic links are never followed."""
-    found = Walk({}, [])
+    found = Walk({}, [], [])
     if not claude.is_dir():
         return found
     pending = [""]
@@ -77,35 +78,55 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
                     pending.append(local)
             elif stat.S_ISREG(info.st_mode):
                 remote = paths.to_remote(local)
-                if entry.name.startswith(TEMPORARY_PREFIX):
+                if TEMPORARY_NAME.match(entry.name):
                     found.temporaries.append(local)
                 elif rules.synced(remote):
-                    found.files[remote] = (local, info)
+                    if is_safe_path(remote):
+                        found.files[remote] = (local, info)
+                    else:
+                        found.unsyncable.append(local)
     return found
 
 
-def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> dict[str, LocalFile]:
+@dataclass
+class Scan:
+    files: dict[str, LocalFile]
+    warnings: list[str]
+
+
+def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
     """remote path -> LocalFile; files whose size and mtime match the state are not read.
 
-    Temporary files of an interrupted run (the caller holds the lock) are removed.
+    Temporary files of an interrupted run (the caller holds the lock) are removed. A file
+    that cannot be read counts as unchanged, so it is never taken for a deletion.
     """
-    result: dict[str, LocalFile] = {}
+    result = Scan({}, [])
     walked = walk(claude, rules, paths)
     for temporary in walked.temporaries:
         (claude / temporary).unlink(missing_ok=True)
+    for local in walked.unsyncable:
+        result.warnings.append(f"{local!r}: a name that cannot be synced safely; skipped")
     for remote, (local, info) in walked.files.items():
         entry = state.files.get(remote)
-        if (
+        unchanged = (
             entry is not None
             and not entry.base.deleted
             and entry.size == info.st_size
             and entry.mtime_ns == info.st_mtime_ns
-        ):
-            result[remote] = LocalFile(entry.base.sha256, info.st_size, info.st_mtime_ns)
-            continue
-        try:
-            sha256, size = hash_file(claude / local)
-        except (FileNotFoundError, IsADirectoryError):
-            continue
-        result[remote] = LocalFile(sha256, size, info.st_mtime_ns)
+        )
+        if not unchanged:
+            try:
+                sha256, size = hash_file(claude / local)
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            except OSError as error:
+                result.warnings.append(f"{local}: cannot be read ({error.strerror}); skipped")
+                if entry is None or entry.base.deleted:
+                    continue
+                unchanged = True
+            else:
+                result.files[remote] = LocalFile(sha256, size, info.st_mtime_ns)
+        if unchanged:
+            assert entry is not None
+            result.files[remote] = LocalFile(entry.base.sha256, entry.base.size, info.st_mtime_ns)
     return result

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from claude_sync.engine import conflict_name
 from claude_sync.errors import RemoteFormatError
-from claude_sync.pathmap import PathMap, Rules, encode_project, is_transcript, validate_remote_path
+from claude_sync.pathmap import (
+    TEMPORARY_NAME,
+    PathMap,
+    Rules,
+    encode_project,
+    is_transcript,
+    temporary_name,
+    validate_remote_path,
+)
 
 CHEAP = settings(
     max_examples=200,
@@ -236,8 +244,15 @@ def test_conflict_name_of_a_synced_file_is_synced(path: str, when_ns: int, devic
 
 
 def test_temporary_files_are_not_synced() -> None:
-    assert not DEFAULT.synced("agents/.claude-sync-123-x.md")
-    assert not EVERYTHING.synced("projects/p/.claude-sync-merge-s.jsonl")
+    name = temporary_name()
+    assert TEMPORARY_NAME.match(name)
+    assert not DEFAULT.synced(f"agents/{name}")
+    assert not EVERYTHING.synced(f"projects/p/{name}")
+
+
+def test_a_users_file_that_only_looks_temporary_is_synced() -> None:
+    assert DEFAULT.synced("agents/.claude-sync-notes.md")
+    assert not TEMPORARY_NAME.match(".claude-sync-tmp-notes.md")
 
 
 def test_is_transcript() -> None:
