@@ -383,6 +383,14 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
             f"this push would delete {len(tombstones)} of the {len(deletable)} files on the "
             f"remote that can be deleted; check {ws.claude}, then use --force if intended"
         )
+    adopted = [a for a in actions if isinstance(a, Adopt)]
+    for action in adopted:
+        local = session.local[action.path]
+        session.state.files[action.path] = Entry(action.version, local.size, local.mtime_ns)
+    if len(adopted) == len(actions):
+        if not dry_run:
+            session.save()
+        return summary
     uploads = [a for a in actions if isinstance(a, Upload)]
     total = len(uploads) + len(tombstones)
     if dry_run:
@@ -431,11 +439,15 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
             if version.sha256 != session.local[path].sha256:
                 entry.size = entry.mtime_ns = None
         session.state.files[path] = entry
+    previous = session.remote().manifests.get(session.device)
     manifest = Manifest(
         session.device,
         ws.config.device_name,
         now_iso(),
-        {path: entry.base for path, entry in session.state.files.items()},
+        {
+            **(previous.files if previous else {}),
+            **{path: entry.base for path, entry in session.state.files.items()},
+        },
     )
     encrypted = staging / "manifest.age"
     encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))
@@ -484,15 +496,23 @@ class _Assembler:
     def path_of(self, version: Version) -> Path:
         return self.assembled[(version.sha256, version.size)]
 
-    def assemble(self, path: str, version: Version) -> None:
+    def assemble(self, need: Needed) -> None:
+        version = need.version
         key = (version.sha256, version.size)
         if key in self.assembled:
             return
         destination = self.downloads / "files" / str(len(self.assembled))
         destination.parent.mkdir(mode=0o700, exist_ok=True)
         whole = hashlib.sha256()
+        path = need.path
         with open(destination, "wb") as out:
-            for segment in version.segments:
+            if need.reused:
+                held = sum(segment.size for segment in version.segments[: need.reused])
+                with open(self.session.target(path), "rb") as local:
+                    read = _read_prefix(local, held, _Tee(out, whole))
+                if not read or whole.hexdigest() != need.reused_sha256:
+                    raise ClaudeSyncError(f"{path} changed during the pull; run it again")
+            for segment in version.segments[need.reused :]:
                 name = self.session.object_name(segment.sha256)
                 source = self.downloads / object_path(name)
                 try:
@@ -528,6 +548,16 @@ class _TeeWriter:
 
     def flush(self) -> None:
         self._target.flush()
+
+
+class _Tee:
+    """A digest-like sink that writes what it is fed to a file and into a digest."""
+
+    def __init__(self, target: BinaryIO, digest) -> None:
+        self._writer = _TeeWriter(target, digest)
+
+    def update(self, data: bytes) -> None:
+        self._writer.write(data)
 
 
 def _beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
@@ -604,16 +634,39 @@ def _free_copy_name(copy: Path, source: Path) -> Path | None:
     return candidate
 
 
-def _to_fetch(session: Session, actions: list[PullAction]) -> list[tuple[str, Version]]:
-    """(path, version) for every version whose bytes the pull needs from the remote."""
-    wanted: list[tuple[str, Version]] = []
+@dataclass(frozen=True)
+class Needed:
+    """A version whose bytes a pull needs; the first `reused` segments are already local."""
+
+    path: str
+    version: Version
+    reused: int = 0
+    reused_sha256: str = ""
+
+
+def _download_need(session: Session, path: str, version: Version) -> Needed:
+    """What to fetch for `version`: when the unchanged local file already holds its leading
+    segments (a transcript that grew elsewhere), only the new ones."""
+    entry, local = session.state.files.get(path), session.local.get(path)
+    if entry is None or local is None or entry.base.deleted or not entry.base.segments:
+        return Needed(path, version)
+    held = entry.base.segments
+    unchanged = (local.sha256, local.size) == (entry.base.sha256, entry.base.size)
+    if unchanged and version.segments[: len(held)] == held and len(version.segments) > len(held):
+        return Needed(path, version, len(held), entry.base.sha256)
+    return Needed(path, version)
+
+
+def _to_fetch(session: Session, actions: list[PullAction]) -> list[Needed]:
+    """Every version whose bytes the pull needs from the remote."""
+    wanted: list[Needed] = []
     for action in actions:
         if isinstance(action, Download):
-            wanted.append((action.path, action.version))
+            wanted.append(_download_need(session, action.path, action.version))
         elif isinstance(action, Resolve):
             local = session.local.get(action.path)
             wanted += [
-                (action.path, v)
+                Needed(action.path, v)
                 for v in action.options
                 if not v.deleted
                 and not (local and (v.sha256, v.size) == (local.sha256, local.size))
@@ -641,12 +694,16 @@ def pull(ws: Workspace, listen: Listener, dry_run: bool = False) -> Summary:
     private_folder(downloads)
     try:
         wanted = _to_fetch(session, actions)
-        names = {session.object_name(s.sha256) for _, v in wanted for s in v.segments}
+        names = {
+            session.object_name(segment.sha256)
+            for need in wanted
+            for segment in need.version.segments[need.reused :]
+        }
         if names:
             ws.remote.download_objects(downloads, sorted(names))
         assembler = _Assembler(session, downloads)
-        for path, version in wanted:
-            assembler.assemble(path, version)
+        for need in wanted:
+            assembler.assemble(need)
         _apply_pull(session, assembler, actions, visible, summary)
     finally:
         shutil.rmtree(downloads, ignore_errors=True)

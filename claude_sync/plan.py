@@ -102,7 +102,7 @@ class Sweep:
 
 
 PullAction = Adopt | Download | Trash | Resolve
-PushAction = Upload | Tombstone | Publish | Sweep
+PushAction = Upload | Tombstone | Publish | Sweep | Adopt
 
 
 def _base(entry: Entry | None) -> Version | None:
@@ -200,8 +200,10 @@ def decide_push(
             vector = entry.base.vector.bump(device, own_counter(remote, device))
             return Publish(path, entry.base, vector)
         return None
-    if entry is None and any(_same_as_local(version, local) for version in remote):
-        return None  # already on the remote (a lost state.json): the next pull adopts it
+    if entry is None and local is not None:
+        same = [version for version in remote if _same_as_local(version, local)]
+        if same:  # already on the remote (a lost state.json): record it, send nothing
+            return Adopt(path, _with_vector(same[0], merge_all(v.vector for v in same)))
     pending = pending_version(path, local, entry, remote, device)
     if local is None:
         assert entry is not None

@@ -1,0 +1,489 @@
+"""Regression tests for edge cases found in review: odd names, a missing Claude folder,
+exclusions, a wiped remote, long names, conflicts settled in bulk, file modes, quiet output,
+lost state, files vanishing mid-push, same-second conflict copies and secrets from the
+environment.
+
+Each test drives the real CLI (or, for the vanishing file, the engine with a listener) as
+several devices against a real remote through real rclone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import RCLONE, Device, joined, remote_bytes
+from servers import Server, server_env, start_server
+
+from claude_sync import crypto, engine
+from claude_sync.config import sync_home
+from claude_sync.keys import read_key_file
+from claude_sync.pathmap import CONFLICT_COPY
+from claude_sync.workspace import load_workspace
+
+T0 = 1_700_000_000  # a fixed epoch second; tests add offsets so mtimes are distinct
+SECOND = 10**9
+
+
+# helpers ---------------------------------------------------------------------
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """relative POSIX path -> bytes for every regular file below folder."""
+    if not folder.exists():
+        return {}
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+def stamped(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        relative: (data, (folder / relative).stat().st_mtime_ns)
+        for relative, data in tree(folder).items()
+    }
+
+
+def copies(folder: Path) -> list[str]:
+    return sorted(relative for relative in tree(folder) if CONFLICT_COPY.search(relative))
+
+
+def put(device: Device, relative: str, data: str | bytes, at: int, ns: int = 0) -> Path:
+    """Write a file on `device` with mtime T0 + at seconds (+ ns nanoseconds)."""
+    path = device.write(relative, data)
+    when = (T0 + at) * SECOND + ns
+    os.utime(path, ns=(when, when))
+    return path
+
+
+def utc_stamp(seconds: int) -> str:
+    return f"{datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc):%Y%m%d-%H%M%S}"
+
+
+def remote_snapshot(server: Server) -> dict[str, tuple[bytes, int]]:
+    return {
+        path.relative_to(server.data_dir).as_posix(): (data, path.stat().st_mtime_ns)
+        for path, data in remote_bytes(server)
+    }
+
+
+def manifest_files(server: Server, device: Device) -> dict[str, dict]:
+    """The decrypted `files` of `device`'s own manifest on the remote."""
+    identity = read_key_file(device.sync_home / "age-key.txt")
+    config = yaml.safe_load((device.sync_home / "config.yaml").read_text())
+    device_id = config["device"]["id"]
+    manifest = server.data_dir / "manifests" / f"{device_id}.age"
+    return json.loads(crypto.decrypt_bytes(manifest.read_bytes(), identity))["files"]
+
+
+def trashed(device: Device) -> dict[str, bytes]:
+    """trash-relative path -> bytes of everything in `device`'s trash."""
+    return tree(device.sync_home / "trash")
+
+
+# 1. a name with a backslash is skipped with a warning ------------------------------
+
+
+def test_backslash_name_is_skipped_with_a_warning(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "agents/back\\slash.md", "odd name\n", 0)
+    put(a, "agents/plain.md", "plain\n", 1)
+    result = a.run("push")
+    assert result.exit_code == 0, result.output
+    assert "1 uploaded" in result.output
+    [warning] = [line for line in result.stderr.splitlines() if "back" in line]
+    assert warning.startswith("! ") and "agents/back" in warning and "slash.md" in warning
+    assert "cannot be synced" in warning
+
+    assert sorted(manifest_files(local_server, a)) == ["agents/plain.md"]
+    b.ok("pull")
+    assert tree(b.claude) == {"agents/plain.md": b"plain\n"}
+    assert "No problems" in b.ok("verify")
+    assert "No problems" in a.ok("verify")
+    # The file stays on A, untouched, and is never taken for a change or a deletion.
+    assert a.read("agents/back\\slash.md") == b"odd name\n"
+    assert "Nothing to push" in a.ok("push")
+    assert "Already up to date" in a.ok("pull")
+    assert a.read("agents/back\\slash.md") == b"odd name\n"
+
+
+# 2. a Claude folder that went missing pushes nothing ----------------------------------
+
+
+def test_push_from_a_missing_claude_folder_is_refused(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "settings.json", "{}\n", 0)
+    put(a, "agents/x.md", "x\n", 1)
+    put(a, "CLAUDE.md", "# me\n", 2)
+    a.ok("push")
+    b.ok("pull")
+    before_remote = remote_snapshot(local_server)
+    before_b = stamped(b.claude)
+
+    a.claude.rename(a.home / "claude-moved-away")
+    result = a.run("push")
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "missing" in lines[0] and str(a.claude) in lines[0]
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert remote_snapshot(local_server) == before_remote
+
+    assert "Already up to date" in b.ok("pull")
+    assert stamped(b.claude) == before_b
+
+
+# 3. an exclusion added on B never deletes on A ---------------------------------------
+
+
+def test_exclusion_on_one_device_deletes_nothing_elsewhere(
+    local_server: Server, make_device
+) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "settings.json", '{"theme": "dark"}\n', 0)
+    put(a, "CLAUDE.md", "# notes\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    assert b.read("settings.json") == b'{"theme": "dark"}\n'
+
+    config_path = b.sync_home / "config.yaml"
+    document = yaml.safe_load(config_path.read_text())
+    document.setdefault("sync", {})["exclude"] = ["settings.json"]
+    config_path.write_text(yaml.safe_dump(document))
+    put(b, "CLAUDE.md", "# notes, edited on b\n", 10)
+    b.ok("push")
+    assert "settings.json" not in manifest_files(local_server, b)
+
+    output = a.ok("pull")
+    assert "settings.json" not in output
+    assert a.read("settings.json") == b'{"theme": "dark"}\n'
+    assert a.read("CLAUDE.md") == b"# notes, edited on b\n"
+    assert not any(path.endswith("settings.json") for path in trashed(a))
+    # B keeps its now unsynced copy too, and A's next push is quiet about it.
+    assert b.read("settings.json") == b'{"theme": "dark"}\n'
+    assert "Nothing to push" in a.ok("push")
+    assert "Already up to date" in a.ok("pull")
+    assert a.read("settings.json") == b'{"theme": "dark"}\n'
+
+
+# 4. a wiped remote, re-initialised, gets everything again ----------------------------
+
+
+def test_reinit_on_a_wiped_remote_reuploads_everything(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    put(a, "settings.json", "{}\n", 0)
+    put(a, "agents/x.md", "agent x\n", 1)
+    put(a, "projects/-p/s.jsonl", '{"n": 1}\n' * 20, 2)
+    a.ok("push")
+
+    shutil.rmtree(local_server.data_dir)
+    output = a.ok("init", "--local", str(local_server.data_dir), "--force", "--yes")
+    assert "initialised a new remote" in output
+    pushed = a.ok("push")
+    assert "3 uploaded" in pushed, pushed
+
+    c = joined(make_device("c"), local_server)
+    c.ok("pull")
+    assert stamped(c.claude) == stamped(a.claude)
+    assert copies(c.claude) == []
+    assert "No problems" in a.ok("verify", "--deep")
+    assert "No problems" in c.ok("verify", "--deep")
+
+
+# 5. a 240-byte name syncs, and its conflict copy fits in 255 bytes --------------------
+
+LONG = "agents/" + "a" * 237 + ".md"  # a 240-byte file name
+
+
+def test_long_name_syncs_and_its_conflict_copy_fits(local_server: Server, make_device) -> None:
+    assert len(LONG.split("/")[-1].encode()) == 240
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, LONG, "v0\n", 0)
+    a.ok("push")
+    result = b.run("pull")
+    assert result.exit_code == 0, result.output
+    assert b.read(LONG) == b"v0\n"
+    assert stamped(b.claude) == stamped(a.claude)
+
+    put(a, LONG, "edited on a\n", 10)
+    put(b, LONG, "edited on b, longer\n", 20)
+    a.ok("push")
+    result = b.run("pull")
+    assert result.exit_code == 0, result.output
+    assert "⚠ Conflict" in result.output
+    assert b.read(LONG) == b"edited on b, longer\n"
+    [copy] = copies(b.claude)
+    assert len(Path(copy).name.encode()) <= 255
+    assert copy.startswith("agents/aaaa") and copy.endswith("-a.md")
+    assert b.read(copy) == b"edited on a\n"
+    # The copy travels to A, whose file system takes the name too.
+    b.ok("push")
+    a.ok("pull")
+    assert a.read(copy) == b"edited on a\n"
+
+
+# 6. two conflict copies settled with --keep remote -----------------------------------
+
+
+def test_keep_remote_with_two_copies_of_one_file(local_server: Server, make_device) -> None:
+    a, b, c = (joined(make_device(name), local_server) for name in ("a", "b", "c"))
+    put(a, "CLAUDE.md", "base\n", 0)
+    a.ok("push")
+    b.ok("pull")
+    c.ok("pull")
+    put(a, "CLAUDE.md", "from a\n", 10)
+    put(b, "CLAUDE.md", "from b, longer\n", 20)
+    put(c, "CLAUDE.md", "from c, the longest\n", 30)
+    a.ok("push")
+    b.ok("push")
+    pulled = c.ok("pull")
+    assert pulled.count("⚠ Conflict") == 2, pulled
+    assert len(copies(c.claude)) == 2
+    assert c.read("CLAUDE.md") == b"from c, the longest\n"
+
+    result = c.run("conflicts", "--keep", "remote")
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "Traceback" not in result.output
+    assert result.output.count("kept remote") == 2
+    assert copies(c.claude) == []
+    assert c.read("CLAUDE.md") in (b"from a\n", b"from b, longer\n")
+    kept = list(trashed(c).values())
+    assert b"from c, the longest\n" in kept
+    # Nothing is lost: every side is either in place or in the trash.
+    assert {c.read("CLAUDE.md"), *kept} >= {b"from a\n", b"from b, longer\n"}
+
+
+# 7. a private settings.json stays private after a pull ---------------------------------
+
+
+def test_pull_keeps_the_mode_of_the_replaced_file(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "settings.json", '{"v": 1}\n', 0)
+    a.ok("push")
+    b.ok("pull")
+    (b.claude / "settings.json").chmod(0o600)
+    put(a, "settings.json", '{"v": 2}\n', 10)
+    a.ok("push")
+    assert "1 downloaded" in b.ok("pull")
+    assert b.read("settings.json") == b'{"v": 2}\n'
+    assert stat.S_IMODE((b.claude / "settings.json").stat().st_mode) == 0o600
+
+
+# 8. -q hides progress but never a conflict ----------------------------------------------
+
+
+def test_quiet_pull_shows_conflicts_only(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "settings.json", "v0\n", 0)
+    put(a, "CLAUDE.md", "# notes\n", 1)
+    a.ok("push")
+    assert b.ok("pull", "-q") == ""  # two downloads, nothing printed
+    assert b.read("CLAUDE.md") == b"# notes\n"
+    assert b.ok("pull", "-q") == ""  # already up to date, nothing printed
+
+    put(a, "settings.json", "edited on a\n", 10)
+    put(a, "CLAUDE.md", "# notes, from a\n", 11)
+    put(b, "settings.json", "edited on b, longer\n", 20)
+    a.ok("push")
+    output = b.ok("pull", "-q")
+    [line] = output.splitlines()
+    assert line.startswith("⚠ Conflict: settings.json (saved as settings.conflict-")
+    assert b.read("CLAUDE.md") == b"# notes, from a\n"
+
+
+# 9. a user's file that merely looks like ours ----------------------------------------
+
+NOTES = "agents/.claude-sync-notes.md"
+
+
+def test_users_claude_sync_named_file_is_synced_and_kept(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, NOTES, "my notes\n", 0)
+    a.ok("status")
+    assert a.read(NOTES) == b"my notes\n"
+    assert "1 uploaded" in a.ok("push")
+    assert a.read(NOTES) == b"my notes\n"
+    a.ok("status", "--remote")
+    a.ok("pull")
+    assert a.read(NOTES) == b"my notes\n"
+    b.ok("pull")
+    assert b.read(NOTES) == b"my notes\n"
+    a.ok("sync")
+    assert a.read(NOTES) == b"my notes\n"
+
+
+# 10. a lost state.json neither re-uploads nor conflicts -------------------------------
+
+
+def _lost_state(local_server: Server, make_device) -> tuple[Device, Device]:
+    """A and B share four files (one first published by B); B loses its state.json and
+    pushes. Returns (a, b)."""
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "settings.json", "{}\n", 0)
+    put(a, "CLAUDE.md", "# shared\n", 1)
+    put(a, "agents/x.md", "agent x\n", 2)
+    a.ok("push")
+    put(b, "rules/from-b.md", "from b\n", 3)
+    b.ok("push")
+    b.ok("pull")
+    a.ok("pull")
+    assert (
+        sorted(tree(a.claude))
+        == sorted(tree(b.claude))
+        == [
+            "CLAUDE.md",
+            "agents/x.md",
+            "rules/from-b.md",
+            "settings.json",
+        ]
+    )
+    assert tree(a.claude) == tree(b.claude)
+
+    (b.sync_home / "state.json").unlink()
+    pushed = b.ok("push")
+    assert "Nothing to push" in pushed, pushed
+    assert "uploaded" not in pushed, pushed
+    for name in tree(b.claude):
+        assert name not in pushed, pushed
+    return a, b
+
+
+def test_lost_state_then_remote_edit_is_no_conflict(local_server: Server, make_device) -> None:
+    a, b = _lost_state(local_server, make_device)
+    put(a, "CLAUDE.md", "# shared, edited on a\n", 10)
+    a.ok("push")
+    pulled = b.ok("pull")
+    assert "Conflict" not in pulled, pulled
+    assert b.read("CLAUDE.md") == b"# shared, edited on a\n"
+    assert copies(b.claude) == []
+    a.ok("pull")
+    assert copies(a.claude) == []
+
+
+def test_lost_state_push_keeps_this_devices_versions(local_server: Server, make_device) -> None:
+    a, b = _lost_state(local_server, make_device)
+    assert "rules/from-b.md" in manifest_files(local_server, b)
+    c = joined(make_device("c"), local_server)
+    c.ok("pull")
+    assert tree(c.claude) == tree(a.claude) == tree(b.claude)
+
+
+# 11. a file that vanishes while a push encrypts ----------------------------------------
+
+
+def test_file_vanishing_during_push_is_skipped(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the engine with a listener: the first upload event deletes the next file,
+    after the scan saw it and before it is opened for encryption. No mock, real rclone."""
+    a = joined(make_device("a"), local_server)
+    put(a, "agents/1-first.md", "first\n", 0)
+    doomed = put(a, "agents/2-doomed.md", "doomed\n", 1)
+    put(a, "agents/3-last.md", "last\n", 2)
+    for name, value in a.environment().items():
+        monkeypatch.setenv(name, value)
+    events: list[engine.Event] = []
+
+    def listen(event: engine.Event) -> None:
+        events.append(event)
+        if event.kind == "upload" and event.path == "agents/1-first.md":
+            doomed.unlink()
+
+    summary = engine.push(load_workspace(sync_home()), listen)
+    assert summary.uploaded == 2
+    warnings = [e for e in events if e.kind == "warning"]
+    assert [e.path for e in warnings] == ["agents/2-doomed.md"]
+    assert "vanished" in warnings[0].detail
+    assert sorted(manifest_files(local_server, a)) == ["agents/1-first.md", "agents/3-last.md"]
+    assert "Nothing to push" in a.ok("push")
+
+    b = joined(make_device("b"), local_server)
+    b.ok("pull")
+    assert tree(b.claude) == {"agents/1-first.md": b"first\n", "agents/3-last.md": b"last\n"}
+
+
+# 12. two versions of one device in one second: two distinct copies --------------------
+
+
+def test_same_second_versions_get_distinct_copies(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "settings.json", "v0\n", 0)
+    a.ok("push")
+    b.ok("pull")
+    put(a, "settings.json", "local change on a\n", 200)
+
+    put(b, "settings.json", "b first\n", 100, ns=100_000_000)
+    b.ok("push")
+    assert "⚠ Conflict" in a.ok("pull")
+    put(b, "settings.json", "b second, same second\n", 100, ns=700_000_000)
+    b.ok("push")
+    assert "⚠ Conflict" in a.ok("pull")
+
+    stamp = utc_stamp(T0 + 100)
+    first, second = f"settings.conflict-{stamp}-b.json", f"settings.conflict-{stamp}-b-2.json"
+    assert sorted(copies(a.claude)) == sorted([first, second])
+    assert a.read(first) == b"b first\n"
+    assert a.read(second) == b"b second, same second\n"
+    assert a.read("settings.json") == b"local change on a\n"
+
+
+# 13. a template secret from CLAUDE_SYNC_FIELD_<NAME> -----------------------------------
+
+
+@pytest.fixture
+def webdav_server(tmp_path: Path) -> Iterator[Server]:
+    started = start_server("webdav", tmp_path / "server-webdav", RCLONE)
+    yield started
+    started.stop()
+
+
+def test_init_reads_a_secret_field_from_the_environment(
+    webdav_server: Server, make_device, tmp_path: Path
+) -> None:
+    args = list(webdav_server.provider_args)
+    index = next(i for i, arg in enumerate(args) if arg.startswith("pass="))
+    password = args[index].split("=", 1)[1]
+    del args[index - 1 : index + 1]
+    assert not any(arg.startswith("pass=") for arg in args)
+
+    a = make_device("a")
+    output = a.ok("init", *args, "--device-name", "a", "--yes", CLAUDE_SYNC_FIELD_PASS=password)
+    assert "initialised a new remote" in output
+    text = (a.sync_home / "rclone.conf").read_text()
+    assert password not in text
+    [obscured] = [
+        line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith("pass")
+    ]
+    assert obscured
+    revealed = subprocess.run(
+        [RCLONE, "reveal", obscured],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        env=server_env(tmp_path / "reveal-home"),
+    ).stdout.strip()
+    assert revealed == password
+    # The stored credentials really work.
+    put(a, "settings.json", "{}\n", 0)
+    assert "1 uploaded" in a.ok("push")
