@@ -163,8 +163,10 @@ def test_push_new_file_without_remote(content: bytes, device: str) -> None:
 @given(contents, devices, remote_lists)
 def test_push_new_file_with_remote(content: bytes, device: str, remote: list[Version]) -> None:
     action = decide_push(PATH, local_of(content), None, remote, device)
-    if any(r.same_content(version(content, VersionVector())) for r in remote):
-        assert action is None  # already there (a lost state.json): the next pull adopts it
+    same = [r for r in remote if r.same_content(version(content, VersionVector()))]
+    if same:  # already there (a lost state.json): recorded, nothing sent
+        assert isinstance(action, Adopt)
+        assert all(r.vector <= action.version.vector for r in same)
         return
     assert isinstance(action, Upload)
     assert all(action.vector.get(device) > r.vector.get(device) for r in remote)
