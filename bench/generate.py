@@ -1,6 +1,6 @@
 """A synthetic ~/.claude: projects with transcripts of realistic sizes, history, settings.
 
-    python bench/generate.py DIR [--projects 20] [--sessions 15] [--seed 1]
+python bench/generate.py DIR [--projects 20] [--sessions 15] [--seed 1]
 """
 
 from __future__ import annotations
@@ -17,7 +17,21 @@ def transcript_line(rng: random.Random, index: int) -> bytes:
     return json.dumps(entry).encode() + b"\n"
 
 
-WORDS = "the a function file test error import value return class sync remote key".split()
+WORDS = [
+    "the",
+    "a",
+    "function",
+    "file",
+    "test",
+    "error",
+    "import",
+    "value",
+    "return",
+    "class",
+    "sync",
+    "remote",
+    "key",
+]
 
 
 def generate(root: Path, projects: int, sessions: int, seed: int) -> int:
