@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from .versions import Segment, Version, VersionVector, merge_all
 from .workspace import Workspace
 
 MAX_SEGMENTS = 16
+STAMPS = "manifest-stamps"
 MAX_NAME_BYTES = 240  # below the usual 255, leaving room for a -N suffix
 
 
@@ -129,7 +131,28 @@ class Session:
     def remote(self) -> RemoteView:
         if self._remote is None:
             self._remote = fetch_remote_view(self.ws)
+            own = self._remote.manifests.get(self.device)
+            written = self.stamps()
+            if own is not None and written and own.stamp not in written:
+                raise ClaudeSyncError(
+                    f"manifests/{self.device}.age was written by another machine with this "
+                    f"device id (was {self.ws.home} copied?): move {self.ws.home}/config.yaml "
+                    "aside and run `claude-sync init --force` to give this machine its own id"
+                )
         return self._remote
+
+    def stamps(self) -> list[str]:
+        """The stamps of the manifests this home wrote (the last few)."""
+        try:
+            return (self.ws.home / STAMPS).read_text().split()
+        except FileNotFoundError:
+            return []
+
+    def new_stamp(self) -> str:
+        """A stamp for the manifest about to be written, recorded before it is sent."""
+        stamp = secrets.token_hex(8)
+        write_private(self.ws.home / STAMPS, "\n".join([*self.stamps()[-2:], stamp]) + "\n")
+        return stamp
 
     def object_name(self, sha256: str) -> str:
         return crypto.object_name(self.ws.name_key, sha256)
@@ -448,6 +471,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
             **(previous.files if previous else {}),
             **{path: entry.base for path, entry in session.state.files.items()},
         },
+        session.new_stamp(),
     )
     encrypted = staging / "manifest.age"
     encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))

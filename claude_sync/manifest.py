@@ -3,6 +3,7 @@
     {"format": 1,
      "device": {"id": "9f2c...", "name": "laptop"},
      "updated": "2026-11-21T17:00:00+00:00",
+     "stamp": "<random hex, new on every write: tells this home's writes from another's>",
      "files": {"<remote path>": {
          "sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
          "vector": {"<device id>": 3}, "device": "<id that made this version>",
@@ -35,6 +36,7 @@ class Manifest:
     device_name: str
     updated: str
     files: dict[str, Version]
+    stamp: str = ""
 
 
 def version_to_json(version: Version) -> dict:
@@ -109,6 +111,7 @@ def encode_manifest(manifest: Manifest) -> bytes:
         "format": FORMAT,
         "device": {"id": manifest.device_id, "name": manifest.device_name},
         "updated": manifest.updated,
+        "stamp": manifest.stamp,
         "files": {path: version_to_json(v) for path, v in sorted(manifest.files.items())},
     }
     return json.dumps(document, separators=(",", ":")).encode()
@@ -135,6 +138,7 @@ def decode_manifest(data: bytes, expected_device: str) -> Manifest:
         device_id=expected_device,
         device_name=device["name"],
         updated=str(document.get("updated", "")),
+        stamp=str(document.get("stamp", "")),
         files={validate_remote_path(p): version_from_json(p, raw) for p, raw in files.items()},
     )
 

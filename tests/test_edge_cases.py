@@ -487,3 +487,32 @@ def test_init_reads_a_secret_field_from_the_environment(
     # The stored credentials really work.
     put(a, "settings.json", "{}\n", 0)
     assert "1 uploaded" in a.ok("push")
+
+
+# 14. a CLAUDE_SYNC_HOME copied to a second machine ------------------------------
+
+
+def test_a_copied_home_is_refused_before_it_touches_anything(local_server: Server, make_device):
+    a = joined(make_device("a"), local_server)
+    a.write("agents/a.md", "from a\n")
+    a.write("settings.json", "{}\n")
+    a.ok("push")
+    b = make_device("b")
+    shutil.copytree(a.sync_home, b.sync_home)
+    b.write("agents/b.md", "only on b\n")
+    a.write("agents/a.md", "from a, edited\n")
+    a.ok("push")
+    before = stamped(b.claude)
+    remote_before = dict(remote_bytes(local_server))
+
+    for command in ("push", "pull"):
+        result = b.run(command)
+        assert result.exit_code != 0
+        assert "another machine with this device id" in result.output
+        assert "Traceback" not in result.output
+    assert stamped(b.claude) == before
+    assert dict(remote_bytes(local_server)) == remote_before
+    assert a.read("agents/a.md") == b"from a, edited\n"
+    a.ok("pull")
+    assert a.read("agents/a.md") == b"from a, edited\n"
+    assert a.read("settings.json") == b"{}\n"
