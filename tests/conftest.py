@@ -6,6 +6,7 @@ through click's CliRunner with that environment, against real rclone and real se
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from click.testing import CliRunner, Result
 from servers import KINDS, Server, start_server
 
 from claude_sync.cli import main
+from claude_sync.pathmap import CONFLICT_COPY
 
 PASSPHRASE = "correct horse battery staple"
+T0 = 1_700_000_000  # a fixed epoch second; tests add offsets so mtimes are distinct
 RCLONE = str(Path(sys.executable).parent / "rclone")
 
 
@@ -121,3 +124,35 @@ def remote_bytes(server: Server) -> Iterator[tuple[Path, bytes]]:
     for path in sorted(server.data_dir.rglob("*")):
         if path.is_file():
             yield path, path.read_bytes()
+
+
+def put(device: Device, relative: str, data: str | bytes, at: int, ns: int = 0) -> Path:
+    """Write a file on `device` with mtime T0 + at seconds (+ ns): deterministic ordering."""
+    path = device.write(relative, data)
+    when = (T0 + at) * 10**9 + ns
+    os.utime(path, ns=(when, when))
+    return path
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """relative POSIX path -> bytes for every regular file below folder (links not followed)."""
+    if not folder.exists():
+        return {}
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+def stamped(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """relative path -> (bytes, st_mtime_ns)."""
+    return {
+        relative: (data, (folder / relative).stat().st_mtime_ns)
+        for relative, data in tree(folder).items()
+    }
+
+
+def copies(folder: Path) -> list[str]:
+    """The conflict copies below folder."""
+    return sorted(relative for relative in tree(folder) if CONFLICT_COPY.search(relative))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -20,50 +19,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RCLONE, Device, joined, remote_bytes
+from conftest import RCLONE, T0, Device, copies, joined, put, remote_bytes, stamped, tree
 from servers import Server, server_env, start_server
 
 from claude_sync import crypto, engine
 from claude_sync.config import sync_home
 from claude_sync.keys import read_key_file
-from claude_sync.pathmap import CONFLICT_COPY
 from claude_sync.workspace import load_workspace
 
-T0 = 1_700_000_000  # a fixed epoch second; tests add offsets so mtimes are distinct
 SECOND = 10**9
 
 
 # helpers ---------------------------------------------------------------------
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    """relative POSIX path -> bytes for every regular file below folder."""
-    if not folder.exists():
-        return {}
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.is_symlink()
-    }
-
-
-def stamped(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {
-        relative: (data, (folder / relative).stat().st_mtime_ns)
-        for relative, data in tree(folder).items()
-    }
-
-
-def copies(folder: Path) -> list[str]:
-    return sorted(relative for relative in tree(folder) if CONFLICT_COPY.search(relative))
-
-
-def put(device: Device, relative: str, data: str | bytes, at: int, ns: int = 0) -> Path:
-    """Write a file on `device` with mtime T0 + at seconds (+ ns nanoseconds)."""
-    path = device.write(relative, data)
-    when = (T0 + at) * SECOND + ns
-    os.utime(path, ns=(when, when))
-    return path
 
 
 def utc_stamp(seconds: int) -> str:

@@ -14,20 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import Result
-from conftest import PASSPHRASE, Device, joined, remote_bytes
+from conftest import PASSPHRASE, Device, joined, put, remote_bytes
 from servers import Server
 
 from claude_sync import crypto
 from claude_sync.keys import read_key_file
 
-T0 = 1_700_000_000  # fixed epoch second; files get T0 + offset so mtimes are deterministic
 CONFLICT = ".conflict-"
-
-
-def put(device: Device, relative: str, data: str | bytes, at: int) -> Path:
-    path = device.write(relative, data)
-    os.utime(path, ns=((T0 + at) * 10**9, (T0 + at) * 10**9))
-    return path
 
 
 def files(folder: Path) -> dict[str, bytes]:

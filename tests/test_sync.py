@@ -17,48 +17,27 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PASSPHRASE, RCLONE, Device, joined, remote_bytes
+from conftest import (
+    PASSPHRASE,
+    RCLONE,
+    T0,
+    Device,
+    copies,
+    joined,
+    put,
+    remote_bytes,
+    stamped,
+    tree,
+)
 from servers import Server
 
 from claude_sync import crypto
 from claude_sync.keys import read_key_file
 
 CLAUDE_SYNC = str(Path(sys.executable).parent / "claude-sync")
-COPY = re.compile(r"\.conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+(\.[^/.]*)?$")
-T0 = 1_700_000_000  # a fixed epoch second; tests add offsets so mtimes are distinct
 
 
 # helpers ---------------------------------------------------------------------
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    """relative POSIX path -> bytes for every regular file below folder."""
-    if not folder.exists():
-        return {}
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.is_symlink()
-    }
-
-
-def stamped(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """relative path -> (bytes, st_mtime_ns)."""
-    return {
-        relative: (data, (folder / relative).stat().st_mtime_ns)
-        for relative, data in tree(folder).items()
-    }
-
-
-def copies(folder: Path) -> list[str]:
-    return sorted(relative for relative in tree(folder) if COPY.search(relative))
-
-
-def put(device: Device, relative: str, data: str | bytes, at: int) -> Path:
-    """Write a file on `device` with mtime T0 + at seconds (deterministic ordering)."""
-    path = device.write(relative, data)
-    os.utime(path, ns=((T0 + at) * 10**9, (T0 + at) * 10**9))
-    return path
 
 
 def append(device: Device, relative: str, data: str, at: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import Result
-from conftest import RCLONE, Device, joined
+from conftest import RCLONE, Device, joined, put
 from servers import Server, start_server
 
 from claude_sync import crypto
@@ -28,19 +28,12 @@ from claude_sync.keys import object_name_key, random_identity, read_key_file
 from claude_sync.pathmap import TEMPORARY_PREFIX
 from claude_sync.remote import object_path
 
-T0 = 1_700_000_000  # fixed epoch second; files get T0 + offset so mtimes are deterministic
-
 
 def text(tag: str, size: int = 4000) -> bytes:
     """Deterministic, poorly compressible text (so objects have a real ciphertext body)."""
     rng = random.Random(tag)
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 "
     return ("".join(rng.choice(alphabet) for _ in range(size)) + "\n").encode()
-
-
-def put(device: Device, relative: str, data: bytes, at: int) -> None:
-    path = device.write(relative, data)
-    os.utime(path, ns=((T0 + at) * 10**9, (T0 + at) * 10**9))
 
 
 # The first push, then A's changes. Pull order is sorted remote paths: CLAUDE.md first,
