@@ -416,9 +416,12 @@ def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
     ws = load_workspace(sync_home())
     with locked(ws.home):
         summary = engine.push(ws, printer, dry_run=dry_run, force=force)
-    prefix = "(dry run) would push: " if dry_run else "✓ Push complete: "
-    if summary.uploaded or summary.deleted:
-        printer.done(prefix + _counts(summary, "uploaded", "deleted"))
+    if dry_run:
+        printer.done(f"(dry run) a push would send {summary.uploaded + summary.deleted} changes")
+    elif summary.uploaded or summary.deleted:
+        printer.done("✓ Push complete: " + _counts(summary, "uploaded", "deleted"))
+    elif summary.published:
+        printer.done(f"✓ Push complete: published {summary.published} settled conflicts")
     else:
         printer.done("✓ Nothing to push")
 

@@ -74,6 +74,7 @@ Listener = Callable[[Event], None]
 @dataclass
 class Summary:
     uploaded: int = 0
+    published: int = 0
     downloaded: int = 0
     deleted: int = 0
     conflicts: int = 0
@@ -480,6 +481,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     session.save()
     shutil.rmtree(staging, ignore_errors=True)
     summary.uploaded = sum(file is not None for _, file in updates.values())
+    summary.published = sum(isinstance(action, Publish) for action in actions)
     summary.deleted = len(tombstones)
     return summary
 
@@ -761,7 +763,7 @@ def _apply_pull(
                     summary.deleted += 1
                     session.listen(Event("delete", action.path, 0, index, len(visible)))
             else:
-                summary.conflicts += _apply_resolve(session, assembler, action)
+                _apply_resolve(session, assembler, action, summary)
     finally:
         session.state.last_pull = now_iso()
         session.save()
@@ -803,8 +805,10 @@ def _apply_trash(session: Session, path: str, version: Version) -> bool:
     return True
 
 
-def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> int:
-    """Apply `resolve`; return the number of conflict copies written."""
+def _apply_resolve(
+    session: Session, assembler: _Assembler, action: Resolve, summary: Summary
+) -> None:
+    """Apply `resolve`, counting what it wrote into `summary`."""
     target = session.target(action.path)
     local = session.local.get(action.path)
 
@@ -819,8 +823,7 @@ def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> 
     resolution = resolve(action.path, action.options, action.pending, is_prefix)
     if not session.unchanged_since_scan(action.path, target):
         _skip_changed(session, action.path)
-        return 0
-    copies = 0
+        return
     for loser in resolution.losers:
         name = conflict_name(
             session.paths.to_local(action.path),
@@ -834,10 +837,11 @@ def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> 
             continue
         name = copy_target.relative_to(session.ws.claude).as_posix()
         os.replace(_beside(content(loser), copy_target, loser.mtime_ns), copy_target)
-        copies += 1
+        summary.conflicts += 1
         session.listen(Event("conflict", action.path, detail=name))
     remote_best = max(action.options, key=remote_rank)
-    base_vector = resolution.vector
+    previous = session.state.files.get(action.path)
+    base_vector = resolution.vector.merge(previous.base.vector if previous else VersionVector())
     winner = resolution.winner
     if winner is None:
         merged = _merge_history([content(v) for v in resolution.merged_inputs])
@@ -845,6 +849,7 @@ def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> 
         temporary.write_bytes(merged)
         os.replace(temporary, target)
         session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
+        summary.downloaded += 1
         session.listen(Event("download", action.path, len(merged), detail="merged"))
     elif resolution.keep_local:
         session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
@@ -861,10 +866,10 @@ def _apply_resolve(session: Session, assembler: _Assembler, action: Resolve) -> 
             _trash_copy(session, action.path, target)
         os.replace(temporary, target)
         session.record(action.path, _as_base(winner, base_vector), target)
+        summary.downloaded += 1
         session.listen(Event("download", action.path, winner.size))
-    if not resolution.keep_local:
+    if not resolution.keep_local and len(action.options) > 1:
         session.state.files[action.path].publish = True
-    return copies
 
 
 def _as_base(version: Version, vector: VersionVector) -> Version:

@@ -177,7 +177,8 @@ def decide_pull(
         options = maximal(remote)
         if len(options) == 1 or all(o.same_content(options[0]) for o in options):
             winner = max(options, key=remote_rank)
-            return _take(path, _with_vector(winner, merge_all(o.vector for o in options)), local)
+            seen = [o.vector for o in options] + ([base.vector] if base is not None else [])
+            return _take(path, _with_vector(winner, merge_all(seen)), local)
         return Resolve(path, tuple(options), None)
     options = maximal(newer)
     pending = pending_version(path, local, entry, remote, device)

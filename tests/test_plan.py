@@ -766,6 +766,8 @@ class World:
             action.options, key=lambda v: (not v.deleted, v.mtime_ns, v.device, v.sha256)
         )
         vector = resolution.vector
+        if device.entry is not None:
+            vector = vector.merge(device.entry.base.vector)
         winner = resolution.winner
         assert winner is not None, "history is not simulated"
         if resolution.keep_local:
@@ -780,7 +782,7 @@ class World:
             self.keep(content)
             device.local, device.mtime = content, winner.mtime_ns
             self.set_base(device, as_base(winner, vector))
-        if not resolution.keep_local:
+        if not resolution.keep_local and len(action.options) > 1:
             device.entry = replace(device.entry, publish=True)
 
     def snapshot(self) -> tuple:
