@@ -922,9 +922,9 @@ def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
             path, session.local.get(path), session.state.files.get(path), [], session.device
         )
         if isinstance(action, Upload):
-            to_push.append((path, "upload", action.local.size))
+            to_push.append((session.paths.to_local(path), "upload", action.local.size))
         elif isinstance(action, Tombstone):
-            to_push.append((path, "delete", 0))
+            to_push.append((session.paths.to_local(path), "delete", 0))
     to_pull = None
     if with_remote:
         view = session.remote()
@@ -935,7 +935,7 @@ def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
             kind = {Download: "download", Trash: "delete", Resolve: "conflict"}[type(action)]
             versions = action.options if isinstance(action, Resolve) else (action.version,)
             devices = ", ".join(sorted({view.device_name(v.device) for v in versions}))
-            to_pull.append((action.path, kind, devices))
+            to_pull.append((session.paths.to_local(action.path), kind, devices))
     return Status(
         session.device,
         ws.config.device_name,
