@@ -443,7 +443,7 @@ def test_init_reads_a_secret_field_from_the_environment(
     ]
     assert obscured
     revealed = subprocess.run(
-        [RCLONE, "reveal", obscured],
+        [RCLONE, "reveal", "--", obscured],
         capture_output=True,
         text=True,
         check=True,

@@ -33,7 +33,7 @@ def obscure(secret: str) -> str:
 
 def reveal(obscured: str) -> str:
     return subprocess.run(
-        [RCLONE, "reveal", obscured], capture_output=True, text=True, check=True
+        [RCLONE, "reveal", "--", obscured], capture_output=True, text=True, check=True
     ).stdout.strip()
 
 
