@@ -3,8 +3,9 @@
 Push: scan; if nothing changed, stop (no network). Else fetch the manifests, encrypt what
 changed into staging/, send every object in one rclone call, then this device's manifest,
 then save state.json. Pull: fetch the manifests that changed (one rclone call), plan, fetch
-every needed object in one call, then for each path decrypt into a temporary file beside
-the target, verify its hash, set the recorded mtime and rename it into place.
+every needed object in one call, assemble and verify every file in staging/ (nothing in the
+Claude folder changes until all of them check out), then for each path copy it beside the
+target, fsync, set the recorded mtime and rename it into place.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ from .plan import (
     resolve,
 )
 from .remote import MANIFESTS, object_path
-from .scan import hash_file, prefix_sha256, scan
+from .scan import hash_file, prefix_sha256, read_prefix, scan
 from .state import Entry, load_state, save_state
-from .versions import Segment, Version, VersionVector, merge_all
+from .versions import Segment, Version, VersionVector
 from .workspace import Workspace
 
 MAX_SEGMENTS = 16
@@ -96,7 +97,8 @@ class RemoteView:
         manifest = self.manifests.get(device_id)
         return manifest.device_name if manifest else device_id
 
-    def known_objects(self) -> set[str]:
+    def known_segments(self) -> set[str]:
+        """The SHA-256 of every segment a manifest names: objects already on the remote."""
         return {
             segment.sha256
             for manifest in self.manifests.values()
@@ -281,23 +283,11 @@ class _HashingReader:
         return data
 
 
-def _read_prefix(handle: BinaryIO, length: int, digest) -> bool:
-    """Feed the first `length` bytes of handle to digest; False if the file is shorter."""
-    remaining = length
-    while remaining:
-        chunk = handle.read(min(remaining, 1 << 20))
-        if not chunk:
-            return False
-        digest.update(chunk)
-        remaining -= len(chunk)
-    return True
-
-
 def _encrypt_upload(
     session: Session, action: Upload, staging: Path
-) -> tuple[Version, list[str], Path] | None:
-    """Encrypt a changed file into staging; return its version and the new object names,
-    or None when the file vanished meanwhile.
+) -> tuple[Version, Segment | None, Path] | None:
+    """Encrypt a changed file into staging; return its version, the segment it encrypted
+    (None for an empty file) and the file, or None when the file vanished meanwhile.
 
     A file that only grew since its base keeps the base's segments and adds one for the
     appended bytes, unless that would make more than MAX_SEGMENTS. The prefix is checked on
@@ -306,15 +296,15 @@ def _encrypt_upload(
     file = session.ws.claude / session.paths.to_local(action.path)
     try:
         with open(file, "rb") as handle:
-            version, new_objects = _encrypt_handle(session, action, handle, staging)
+            version, new_segment = _encrypt_handle(session, action, handle, staging)
     except FileNotFoundError:
         return None
-    return version, new_objects, file
+    return version, new_segment, file
 
 
 def _encrypt_handle(
     session: Session, action: Upload, handle: BinaryIO, staging: Path
-) -> tuple[Version, list[str]]:
+) -> tuple[Version, Segment | None]:
     base = action.base
     info = os.fstat(handle.fileno())
     whole = hashlib.sha256()
@@ -327,20 +317,18 @@ def _encrypt_handle(
         and info.st_size > base.size
     ):
         prefix = hashlib.sha256()
-        if _read_prefix(handle, base.size, prefix) and prefix.hexdigest() == base.sha256:
+        if read_prefix(handle, base.size, prefix.update) and prefix.hexdigest() == base.sha256:
             whole, segments = prefix, list(base.segments)
         else:
             handle.seek(0)
     temporary = staging / temporary_name()
     digest = crypto.encrypt_stream(_HashingReader(handle, whole), temporary, session.ws.recipient)
-    new_objects: list[str] = []
-    if digest.size:
-        segments.append(Segment(digest.sha256, digest.size))
-        name = session.object_name(digest.sha256)
-        destination = staging / object_path(name)
+    new_segment = Segment(digest.sha256, digest.size) if digest.size else None
+    if new_segment is not None:
+        segments.append(new_segment)
+        destination = staging / object_path(session.object_name(digest.sha256))
         private_folder(destination.parent)
         os.replace(temporary, destination)
-        new_objects.append(name)
     else:
         temporary.unlink()
     version = Version(
@@ -352,7 +340,18 @@ def _encrypt_handle(
         False,
         tuple(segments),
     )
-    return version, new_objects
+    return version, new_segment
+
+
+def plan_push(session: Session, remote: dict[str, list[Version]]) -> list[PushAction]:
+    """What a push would do; with no remote versions given, decided offline."""
+    actions = []
+    for path in sorted(session.all_paths()):
+        entry, local = session.state.files.get(path), session.local.get(path)
+        action = decide_push(path, local, entry, remote.get(path, []), session.device)
+        if action is not None:
+            actions.append(action)
+    return actions
 
 
 def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = False) -> Summary:
@@ -365,15 +364,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
         )
     if session.forget_unsynced() and not dry_run:
         session.save()
-    offline = [
-        action
-        for path in sorted(session.all_paths())
-        if (
-            action := decide_push(
-                path, session.local.get(path), session.state.files.get(path), [], session.device
-            )
-        )
-    ]
+    offline = plan_push(session, {})
     if not offline:
         return summary
     if all(isinstance(action, Sweep) for action in offline):
@@ -383,19 +374,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
             session.save()
         return summary
     remote = session.remote().versions()
-    actions: list[PushAction] = [
-        action
-        for path in sorted(session.all_paths())
-        if (
-            action := decide_push(
-                path,
-                session.local.get(path),
-                session.state.files.get(path),
-                remote.get(path, []),
-                session.device,
-            )
-        )
-    ]
+    actions = plan_push(session, remote)
     tombstones = [a for a in actions if isinstance(a, Tombstone)]
     deletable = {
         path
@@ -429,7 +408,7 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     if staging.exists():
         shutil.rmtree(staging)
     private_folder(staging)
-    known = {session.object_name(sha) for sha in session.remote().known_objects()}
+    known = session.remote().known_segments()
     to_send: set[str] = set()
     updates: dict[str, tuple[Version, Path | None]] = {}
     for index, action in enumerate(uploads, 1):
@@ -437,8 +416,9 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
         if encrypted is None:
             session.listen(Event("warning", action.path, detail=f"{action.path} vanished"))
             continue
-        version, new_objects, file = encrypted
-        to_send.update(name for name in new_objects if name not in known)
+        version, new_segment, file = encrypted
+        if new_segment is not None and new_segment.sha256 not in known:
+            to_send.add(session.object_name(new_segment.sha256))
         updates[action.path] = (version, file)
         session.listen(Event("upload", action.path, version.size, index, total))
     for index, action in enumerate(tombstones, len(uploads) + 1):
@@ -535,7 +515,7 @@ class _Assembler:
             if need.reused:
                 held = sum(segment.size for segment in version.segments[: need.reused])
                 with open(self.session.target(path), "rb") as local:
-                    read = _read_prefix(local, held, _Tee(out, whole))
+                    read = read_prefix(local, held, whole.update, out.write)
                 if not read or whole.hexdigest() != need.reused_sha256:
                     raise ClaudeSyncError(f"{path} changed during the pull; run it again")
             for segment in version.segments[need.reused :]:
@@ -574,16 +554,6 @@ class _TeeWriter:
 
     def flush(self) -> None:
         self._target.flush()
-
-
-class _Tee:
-    """A digest-like sink that writes what it is fed to a file and into a digest."""
-
-    def __init__(self, target: BinaryIO, digest) -> None:
-        self._writer = _TeeWriter(target, digest)
-
-    def update(self, data: bytes) -> None:
-        self._writer.write(data)
 
 
 def _beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
@@ -651,9 +621,9 @@ def _free_copy_name(copy: Path, source: Path) -> Path | None:
     stem, dot, extension = copy.name.rpartition(".")
     if extension.startswith("conflict-"):
         stem, dot, extension = copy.name, "", ""
-    candidate, number = copy, 1
+    candidate, number, wanted = copy, 1, hash_file(source)
     while candidate.exists():
-        if hash_file(candidate) == hash_file(source):
+        if hash_file(candidate) == wanted:
             return None
         number += 1
         candidate = copy.with_name(f"{stem}-{number}{dot}{extension}")
@@ -848,40 +818,28 @@ def _apply_resolve(
         temporary = target.with_name(temporary_name())
         temporary.write_bytes(merged)
         os.replace(temporary, target)
-        session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
+        session.state.files[action.path] = Entry(remote_best.with_vector(base_vector))
         summary.downloaded += 1
         session.listen(Event("download", action.path, len(merged), detail="merged"))
     elif resolution.keep_local:
-        session.state.files[action.path] = Entry(_as_base(remote_best, base_vector))
+        session.state.files[action.path] = Entry(remote_best.with_vector(base_vector))
     elif winner.deleted:
         if target.exists():
             _trash_copy(session, action.path, target)
             target.unlink()
-        session.record(action.path, _as_base(winner, base_vector), None)
+        session.record(action.path, winner.with_vector(base_vector), None)
     elif local is not None and (winner.sha256, winner.size) == (local.sha256, local.size):
-        session.record(action.path, _as_base(winner, base_vector), target)
+        session.record(action.path, winner.with_vector(base_vector), target)
     else:
         temporary = _beside(content(winner), target, winner.mtime_ns)
         if local is not None:
             _trash_copy(session, action.path, target)
         os.replace(temporary, target)
-        session.record(action.path, _as_base(winner, base_vector), target)
+        session.record(action.path, winner.with_vector(base_vector), target)
         summary.downloaded += 1
         session.listen(Event("download", action.path, winner.size))
     if not resolution.keep_local and len(action.options) > 1:
         session.state.files[action.path].publish = True
-
-
-def _as_base(version: Version, vector: VersionVector) -> Version:
-    return Version(
-        version.sha256,
-        version.size,
-        version.mtime_ns,
-        merge_all([vector, version.vector]),
-        version.device,
-        version.deleted,
-        version.segments,
-    )
 
 
 def _merge_history(files: list[Path]) -> bytes:
@@ -917,10 +875,8 @@ class Status:
 def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
     session = Session(ws, listen)
     to_push = []
-    for path in sorted(session.all_paths()):
-        action = decide_push(
-            path, session.local.get(path), session.state.files.get(path), [], session.device
-        )
+    for action in plan_push(session, {}):
+        path = action.path
         if isinstance(action, Upload):
             to_push.append((session.paths.to_local(path), "upload", action.local.size))
         elif isinstance(action, Tombstone):

@@ -139,16 +139,12 @@ def pending_version(
     return Version(local.sha256, local.size, local.mtime_ns, vector, device)
 
 
-def _with_vector(version: Version, vector: VersionVector) -> Version:
-    return Version(
-        version.sha256,
-        version.size,
-        version.mtime_ns,
-        vector,
-        version.device,
-        version.deleted,
-        version.segments,
-    )
+def _already_remote(local: LocalFile | None, remote: list[Version]) -> Version | None:
+    """With no state for a path, the remote versions holding the local bytes, as one base."""
+    same = [version for version in remote if _same_as_local(version, local)]
+    if local is None or not same:
+        return None
+    return same[0].with_vector(merge_all(version.vector for version in same))
 
 
 def _take(path: str, winner: Version, local: LocalFile | None) -> PullAction:
@@ -163,28 +159,25 @@ def decide_pull(
     path: str, local: LocalFile | None, entry: Entry | None, remote: list[Version], device: str
 ) -> PullAction | None:
     base = _base(entry)
-    inferred = False
-    if base is None and local is not None:
-        same = [version for version in remote if _same_as_local(version, local)]
-        if same:
-            base = _with_vector(same[0], merge_all(version.vector for version in same))
-            entry, inferred = Entry(base), True
+    inferred = None if base is not None else _already_remote(local, remote)
+    if inferred is not None:
+        base, entry = inferred, Entry(inferred)
     newer = [version for version in remote if base is None or not version.vector <= base.vector]
     if not newer:
-        return Adopt(path, base) if inferred and base is not None else None
+        return Adopt(path, inferred) if inferred is not None else None
     if not local_changed(path, local, entry):
         # Settle over the published versions only, so every device settles alike.
         options = maximal(remote)
         if len(options) == 1 or all(o.same_content(options[0]) for o in options):
             winner = max(options, key=remote_rank)
             seen = [o.vector for o in options] + ([base.vector] if base is not None else [])
-            return _take(path, _with_vector(winner, merge_all(seen)), local)
+            return _take(path, winner.with_vector(merge_all(seen)), local)
         return Resolve(path, tuple(options), None)
     options = maximal(newer)
     pending = pending_version(path, local, entry, remote, device)
     if all(option.same_content(pending) for option in options):
         vectors = [o.vector for o in options] + [pending.vector]
-        winner = _with_vector(max(options, key=remote_rank), merge_all(vectors))
+        winner = max(options, key=remote_rank).with_vector(merge_all(vectors))
         # Only when the published versions still disagree could others settle elsewhere.
         settled = all(version.same_content(pending) for version in maximal(remote))
         return Adopt(path, winner, publish=not settled)
@@ -201,10 +194,9 @@ def decide_push(
             vector = entry.base.vector.bump(device, own_counter(remote, device))
             return Publish(path, entry.base, vector)
         return None
-    if entry is None and local is not None:
-        same = [version for version in remote if _same_as_local(version, local)]
-        if same:  # already on the remote (a lost state.json): record it, send nothing
-            return Adopt(path, _with_vector(same[0], merge_all(v.vector for v in same)))
+    inferred = None if entry is not None else _already_remote(local, remote)
+    if inferred is not None:  # already on the remote (a lost state.json): record, send nothing
+        return Adopt(path, inferred)
     pending = pending_version(path, local, entry, remote, device)
     if local is None:
         assert entry is not None

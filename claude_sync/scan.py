@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path
 from .state import State
@@ -31,18 +33,24 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def read_prefix(handle: BinaryIO, length: int, *sinks: Callable[[bytes], object]) -> bool:
+    """Feed the first `length` bytes of handle to every sink; False if the file is shorter."""
+    remaining = length
+    while remaining:
+        chunk = handle.read(min(READ_CHUNK, remaining))
+        if not chunk:
+            return False
+        for sink in sinks:
+            sink(chunk)
+        remaining -= len(chunk)
+    return True
+
+
 def prefix_sha256(path: Path, length: int) -> str | None:
     """SHA-256 of the first `length` bytes, or None when the file is shorter."""
     digest = hashlib.sha256()
-    remaining = length
     with open(path, "rb") as handle:
-        while remaining:
-            chunk = handle.read(min(READ_CHUNK, remaining))
-            if not chunk:
-                return None
-            digest.update(chunk)
-            remaining -= len(chunk)
-    return digest.hexdigest()
+        return digest.hexdigest() if read_prefix(handle, length, digest.update) else None
 
 
 @dataclass

@@ -7,6 +7,7 @@ vectors neither of which dominates the other are concurrent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -74,6 +75,9 @@ class Version:
     device: str
     deleted: bool = False
     segments: tuple[Segment, ...] = field(default=())
+
+    def with_vector(self, vector: VersionVector) -> Version:
+        return dataclasses.replace(self, vector=vector)
 
     def same_content(self, other: Version) -> bool:
         if self.deleted or other.deleted:

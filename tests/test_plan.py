@@ -794,7 +794,7 @@ class World:
 
 
 def as_base(version: Version, vector: VersionVector) -> Version:
-    """engine._as_base"""
+    """What engine._apply_resolve records (the vector already holds the version's own)."""
     return replace(version, vector=merge_all([vector, version.vector]))
 
 
