@@ -31,7 +31,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except ClaudeSyncError as error:
-            if VERBOSE in sys.argv or "--verbose" in sys.argv:
+            if ctx.meta.get(VERBOSE):
                 traceback.print_exc()
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
@@ -40,7 +40,12 @@ class Group(click.Group):
             sys.exit(130)
 
 
-VERBOSE = "-v"
+VERBOSE = "claude_sync.verbose"
+
+
+def _remember_verbose(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    ctx.meta[VERBOSE] = value  # meta is shared with the group, which prints failures
+    return value
 
 
 @click.group(cls=Group)
@@ -376,7 +381,11 @@ def _run_options(function):
         function
     )
     function = click.option(
-        "-v", "--verbose", is_flag=True, help="Per-file detail, timings, failures in full."
+        "-v",
+        "--verbose",
+        is_flag=True,
+        callback=_remember_verbose,
+        help="Per-file detail, timings, failures in full.",
     )(function)
     return click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")(
         function
