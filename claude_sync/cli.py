@@ -12,7 +12,12 @@ from pathlib import Path
 import click
 from pyrage import x25519
 
-from . import __version__, engine
+from . import __version__
+from .actions import conflicts as conflicts_action
+from .actions import pull as pull_action
+from .actions import push as push_action
+from .actions import status as status_action
+from .actions import verify as verify_action
 from .config import claude_dir, default_device_name, load_config, sync_home
 from .errors import ClaudeSyncError, ConfigError
 from .initialize import InitRequest, existing_setup, initialize
@@ -20,6 +25,7 @@ from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_
 from .lock import locked
 from .rclone import Rclone, find_rclone
 from .remote import Remote
+from .session import Event, Summary, fetch_remote_view
 from .templates import load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
 
@@ -314,7 +320,7 @@ def _size(count: int) -> str:
 
 
 class Printer:
-    """Shows engine events: per-file lines, conflicts, warnings; nothing when quiet."""
+    """Shows action events: per-file lines, conflicts, warnings; nothing when quiet."""
 
     ARROWS = {"upload": "↑", "download": "↓", "delete": "−"}
 
@@ -334,7 +340,7 @@ class Printer:
             sys.stderr.flush()
             self.bar_shown = False
 
-    def _draw_bar(self, event: engine.Event) -> None:
+    def _draw_bar(self, event: Event) -> None:
         if not self.terminal or self.quiet or event.total < self.BAR_MIN_FILES:
             return
         filled = self.BAR_WIDTH * event.index // event.total
@@ -343,14 +349,14 @@ class Printer:
         sys.stderr.flush()
         self.bar_shown = True
 
-    def __call__(self, event: engine.Event) -> None:
+    def __call__(self, event: Event) -> None:
         self._clear_bar()
         try:
             self._show(event)
         finally:
             self._draw_bar(event)
 
-    def _show(self, event: engine.Event) -> None:
+    def _show(self, event: Event) -> None:
         if event.kind == "warning":
             click.echo(f"! {event.detail}", err=True)
             return
@@ -392,7 +398,7 @@ def _run_options(function):
     )
 
 
-def _counts(summary: engine.Summary, *kinds: str) -> str:
+def _counts(summary: Summary, *kinds: str) -> str:
     words = {
         "uploaded": summary.uploaded,
         "downloaded": summary.downloaded,
@@ -412,7 +418,7 @@ def _counts(summary: engine.Summary, *kinds: str) -> str:
 def _do_pull(printer: Printer, dry_run: bool) -> None:
     ws = load_workspace(sync_home())
     with locked(ws.home):
-        summary = engine.pull(ws, printer, dry_run=dry_run)
+        summary = pull_action.pull(ws, printer, dry_run=dry_run)
     if dry_run:
         printer.done(f"(dry run) a pull would change {len(summary.planned)} files")
     elif summary.downloaded or summary.deleted or summary.conflicts:
@@ -424,7 +430,7 @@ def _do_pull(printer: Printer, dry_run: bool) -> None:
 def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
     ws = load_workspace(sync_home())
     with locked(ws.home):
-        summary = engine.push(ws, printer, dry_run=dry_run, force=force)
+        summary = push_action.push(ws, printer, dry_run=dry_run, force=force)
     if dry_run:
         printer.done(f"(dry run) a push would send {summary.uploaded + summary.deleted} changes")
     elif summary.uploaded or summary.deleted:
@@ -488,7 +494,7 @@ def status(with_remote: bool, as_json: bool) -> None:
     ws = load_workspace(sync_home())
     warnings: list[str] = []
     with locked(ws.home):
-        result = engine.status(ws, lambda e: warnings.append(e.detail), with_remote)
+        result = status_action.status(ws, lambda e: warnings.append(e.detail), with_remote)
     if as_json:
         document = {
             "device": {"id": result.device_id, "name": result.device_name},
@@ -526,7 +532,7 @@ def devices() -> None:
     claude-sync devices
     """
     ws = load_workspace(sync_home())
-    view = engine.fetch_remote_view(ws)
+    view = fetch_remote_view(ws)
     if not view.manifests:
         click.echo("No device has pushed yet.")
     for device_id, manifest in sorted(view.manifests.items(), key=lambda kv: kv[1].device_name):
@@ -549,7 +555,7 @@ def conflicts(keep: str | None) -> None:
     """
     ws = load_workspace(sync_home())
     with locked(ws.home):
-        copies = engine.conflict_copies(ws.claude)
+        copies = conflicts_action.conflict_copies(ws.claude)
         if not copies:
             click.echo("No conflicts.")
             return
@@ -558,7 +564,7 @@ def conflicts(keep: str | None) -> None:
             click.echo("Settle them with `claude-sync conflicts --keep local|remote`.")
         for copy in copies:
             relative = copy.relative_to(ws.claude)
-            original = engine.original_of(copy).relative_to(ws.claude)
+            original = conflicts_action.original_of(copy).relative_to(ws.claude)
             click.echo(f"⚠ {original}: other side saved as {relative}")
             choice = keep
             while interactive and choice is None:
@@ -568,7 +574,7 @@ def conflicts(keep: str | None) -> None:
                     show_choices=False,
                 )
                 if answer == "d":
-                    _show_diff(engine.original_of(copy), copy)
+                    _show_diff(conflicts_action.original_of(copy), copy)
                 elif answer == "q":
                     return
                 elif answer == "s":
@@ -576,7 +582,7 @@ def conflicts(keep: str | None) -> None:
                 else:
                     choice = "local" if answer == "l" else "remote"
             if choice:
-                engine.keep_side(ws, copy, choice)
+                conflicts_action.keep_side(ws, copy, choice)
                 click.echo(f"  kept {choice}")
 
 
@@ -604,7 +610,7 @@ def verify(deep: bool) -> None:
     """
     ws = load_workspace(sync_home())
     with locked(ws.home):
-        result = engine.verify(ws, deep)
+        result = verify_action.verify(ws, deep)
     for problem in result.problems:
         click.echo(f"✗ {problem}")
     checked = "checked and decrypted" if deep else "checked"

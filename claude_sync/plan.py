@@ -9,7 +9,7 @@ synced) and the remote versions (one per device manifest that names the path).
   (download, or trash on a tombstone); concurrent ones go to `resolve`.
 - Local changed, nothing newer remotely: upload (a push's job).
 - Local changed and something newer: identical contents are adopted; otherwise `resolve`
-  decides, after the engine has fetched their bytes, so that a byte-prefix can be
+  decides, after the pull has fetched their bytes, so that a byte-prefix can be
   recognised: identical contents merge, a version that is a prefix of another gives way to
   the longer one, deletions give way to contents, history.jsonl is merged by lines, and any
   other difference is a real conflict. In a real conflict a local change wins on its own

@@ -3,7 +3,7 @@ exclusions, a wiped remote, long names, conflicts settled in bulk, file modes, q
 lost state, files vanishing mid-push, same-second conflict copies and secrets from the
 environment.
 
-Each test drives the real CLI (or, for the vanishing file, the engine with a listener) as
+Each test drives the real CLI (or, for the vanishing file, an action with a listener) as
 several devices against a real remote through real rclone.
 """
 
@@ -22,9 +22,11 @@ import yaml
 from conftest import RCLONE, T0, Device, copies, joined, put, remote_bytes, stamped, tree
 from servers import Server, server_env, start_server
 
-from claude_sync import crypto, engine
+from claude_sync import crypto
+from claude_sync.actions import push as push_action
 from claude_sync.config import sync_home
 from claude_sync.keys import read_key_file
+from claude_sync.session import Event
 from claude_sync.workspace import load_workspace
 
 SECOND = 10**9
@@ -360,7 +362,7 @@ def test_lost_state_push_keeps_this_devices_versions(local_server: Server, make_
 def test_file_vanishing_during_push_is_skipped(
     local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through the engine with a listener: the first upload event deletes the next file,
+    """Through an action with a listener: the first upload event deletes the next file,
     after the scan saw it and before it is opened for encryption. No mock, real rclone."""
     a = joined(make_device("a"), local_server)
     put(a, "agents/1-first.md", "first\n", 0)
@@ -368,14 +370,14 @@ def test_file_vanishing_during_push_is_skipped(
     put(a, "agents/3-last.md", "last\n", 2)
     for name, value in a.environment().items():
         monkeypatch.setenv(name, value)
-    events: list[engine.Event] = []
+    events: list[Event] = []
 
-    def listen(event: engine.Event) -> None:
+    def listen(event: Event) -> None:
         events.append(event)
         if event.kind == "upload" and event.path == "agents/1-first.md":
             doomed.unlink()
 
-    summary = engine.push(load_workspace(sync_home()), listen)
+    summary = push_action.push(load_workspace(sync_home()), listen)
     assert summary.uploaded == 2
     warnings = [e for e in events if e.kind == "warning"]
     assert [e.path for e in warnings] == ["agents/2-doomed.md"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_sync.engine import conflict_name
+from claude_sync.claude_folder import conflict_name
 from claude_sync.errors import RemoteFormatError
 from claude_sync.pathmap import (
     TEMPORARY_NAME,

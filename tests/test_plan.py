@@ -688,7 +688,7 @@ class World:
     # sync -------------------------------------------------------------------------------
 
     def push(self, device: Device) -> None:
-        """As engine.push: the manifest is written when a file is sent or a base published."""
+        """As the push action: the manifest is written when a file is sent or a base published."""
         action = decide_push(self.path, device.file(), device.entry, self.remote(), device.name)
         self.log.append(f"push {device.name}: {action}")
         new_copies = bool(device.copies - self.published)  # conflict copies are files to send
@@ -734,7 +734,7 @@ class World:
         self.published |= device.copies
 
     def pull(self, device: Device) -> None:
-        """As engine.pull, publish flags included."""
+        """As the pull action, publish flags included."""
         device.copies |= self.published
         remote = self.remote()
         action = decide_pull(self.path, device.file(), device.entry, remote, device.name)
@@ -755,7 +755,7 @@ class World:
             self.apply_resolve(device, action)
 
     def apply_resolve(self, device: Device, action: Resolve) -> None:
-        """As engine._apply_resolve does it."""
+        """As the pull action applies a resolution."""
         if action.pending is not None:
             assert action.pending.same_content(version(device.local, VersionVector()))
         resolution = resolve(self.path, action.options, action.pending, self.is_prefix)
@@ -794,7 +794,7 @@ class World:
 
 
 def as_base(version: Version, vector: VersionVector) -> Version:
-    """What engine._apply_resolve records (the vector already holds the version's own)."""
+    """What the pull action records (the vector already holds the version's own)."""
     return replace(version, vector=merge_all([vector, version.vector]))
 
 

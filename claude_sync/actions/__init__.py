@@ -1,0 +1,1 @@
+"""One module per action, each over a `Session` (the way borgmatic keeps its actions)."""

@@ -1,0 +1,52 @@
+"""conflicts: list conflict copies and settle them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..claude_folder import keep_in_trash
+from ..pathmap import CONFLICT_COPY, PathMap
+from ..scan import hash_file
+from ..state import load_state, save_state
+from ..workspace import Workspace
+
+
+def conflict_copies(claude: Path) -> list[Path]:
+    """Every conflict copy in the Claude folder."""
+    return sorted(
+        path
+        for path in claude.rglob("*.conflict-*")
+        if path.is_file() and CONFLICT_COPY.search(path.name)
+    )
+
+
+def original_of(copy: Path) -> Path:
+    match = CONFLICT_COPY.search(copy.name)
+    assert match is not None
+    return copy.with_name(copy.name[: match.start()] + (match.group(1) or ""))
+
+
+def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
+    """Settle one conflict: `local` moves the copy to trash/, `remote` puts it in place.
+
+    When the copy is the version this device last adopted (the usual case: the other side
+    of a conflict met at pull), the state records it, so the next push uploads nothing.
+    """
+    original = original_of(copy)
+    if keep == "local":
+        keep_in_trash(ws.trash, copy.relative_to(ws.claude).as_posix(), copy, move=True)
+        return
+    if original.exists():
+        keep_in_trash(ws.trash, original.relative_to(ws.claude).as_posix(), original)
+    os.replace(copy, original)
+    paths = PathMap(Path.home())
+    state_path = ws.home / "state.json"
+    state, _ = load_state(state_path, ws.config.device_id, ws.config.remote_root)
+    entry = state.files.get(paths.to_remote(original.relative_to(ws.claude).as_posix()))
+    if entry is not None and not entry.base.deleted:
+        sha256, size = hash_file(original)
+        if (sha256, size) == (entry.base.sha256, entry.base.size):
+            info = original.stat()
+            entry.size, entry.mtime_ns = info.st_size, info.st_mtime_ns
+            save_state(state_path, state)

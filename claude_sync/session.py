@@ -1,0 +1,233 @@
+"""A run of one action over a workspace: the state, the local scan, the remote view, events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import crypto
+from .errors import ClaudeSyncError, RemoteFormatError
+from .files import private_folder, write_private
+from .manifest import Manifest, decode_manifest
+from .pathmap import PathMap, Rules
+from .remote import MANIFESTS
+from .scan import scan
+from .state import Entry, load_state, save_state
+from .versions import Version
+from .workspace import Workspace
+
+STAMPS = "manifest-stamps"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something worth telling the user; the CLI decides how (or whether) to show it."""
+
+    kind: str  # upload, download, delete, conflict, warning, detail
+    path: str = ""
+    size: int = 0
+    index: int = 0
+    total: int = 0
+    detail: str = ""
+
+
+Listener = Callable[[Event], None]
+
+
+@dataclass
+class Summary:
+    uploaded: int = 0
+    published: int = 0
+    downloaded: int = 0
+    deleted: int = 0
+    conflicts: int = 0
+    planned: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RemoteView:
+    manifests: dict[str, Manifest]
+
+    def versions(self) -> dict[str, list[Version]]:
+        by_path: dict[str, list[Version]] = {}
+        for manifest in self.manifests.values():
+            for path, version in manifest.files.items():
+                by_path.setdefault(path, []).append(version)
+        return by_path
+
+    def device_name(self, device_id: str) -> str:
+        manifest = self.manifests.get(device_id)
+        return manifest.device_name if manifest else device_id
+
+    def known_segments(self) -> set[str]:
+        """The SHA-256 of every segment a manifest names: objects already on the remote."""
+        return {
+            segment.sha256
+            for manifest in self.manifests.values()
+            for version in manifest.files.values()
+            for segment in version.segments
+        }
+
+
+class Session:
+    """One run of push or pull over a workspace (the lock is taken by the caller)."""
+
+    def __init__(self, workspace: Workspace, listen: Listener) -> None:
+        self.ws = workspace
+        self.paths = PathMap(Path.home())
+        self.listen: Listener = lambda event: listen(
+            dataclasses.replace(event, path=self.paths.to_local(event.path))
+        )
+        self.config = workspace.config
+        self.device = workspace.config.device_id
+        self.rules = Rules.from_config(self.config.include, self.config.exclude)
+        self.state_path = workspace.home / "state.json"
+        self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
+        if warning:
+            self.listen(Event("warning", detail=warning))
+        scanned = scan(workspace.claude, self.rules, self.paths, self.state)
+        self.local = scanned.files
+        for message in scanned.warnings:
+            self.listen(Event("warning", detail=message))
+        self._remote: RemoteView | None = None
+
+    # remote ------------------------------------------------------------------
+
+    def remote(self) -> RemoteView:
+        if self._remote is None:
+            self._remote = fetch_remote_view(self.ws)
+            own = self._remote.manifests.get(self.device)
+            written = self.stamps()
+            if own is not None and written and own.stamp not in written:
+                raise ClaudeSyncError(
+                    f"manifests/{self.device}.age was written by another machine with this "
+                    f"device id (was {self.ws.home} copied?): move {self.ws.home}/config.yaml "
+                    "aside and run `claude-sync init --force` to give this machine its own id"
+                )
+        return self._remote
+
+    def stamps(self) -> list[str]:
+        """The stamps of the manifests this home wrote (the last few)."""
+        try:
+            return (self.ws.home / STAMPS).read_text().split()
+        except FileNotFoundError:
+            return []
+
+    def new_stamp(self) -> str:
+        """A stamp for the manifest about to be written, recorded before it is sent."""
+        stamp = secrets.token_hex(8)
+        write_private(self.ws.home / STAMPS, "\n".join([*self.stamps()[-2:], stamp]) + "\n")
+        return stamp
+
+    def object_name(self, sha256: str) -> str:
+        return crypto.object_name(self.ws.name_key, sha256)
+
+    # local paths -------------------------------------------------------------
+
+    def target(self, path: str) -> Path:
+        """The local file for a remote path, refusing any route through a symbolic link."""
+        local = self.paths.to_local(path)
+        current = self.ws.claude
+        for part in local.split("/")[:-1]:
+            current = current / part
+            if current.is_symlink() or (current.exists() and not current.is_dir()):
+                raise RemoteFormatError(
+                    f"refusing to write {path}: {current} is a symbolic link or not a folder"
+                )
+        final = self.ws.claude / local
+        if final.is_symlink():
+            raise RemoteFormatError(f"refusing to write {path}: it is a symbolic link locally")
+        return final
+
+    def unchanged_since_scan(self, path: str, file: Path) -> bool:
+        seen = self.local.get(path)
+        try:
+            info = file.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return seen is None
+        return seen is not None and (info.st_size, info.st_mtime_ns) == (
+            seen.size,
+            seen.mtime_ns,
+        )
+
+    def record(self, path: str, base: Version, file: Path | None) -> None:
+        size = mtime_ns = None
+        if file is not None and not base.deleted:
+            info = file.stat()
+            size, mtime_ns = info.st_size, info.st_mtime_ns
+        self.state.files[path] = Entry(base, size, mtime_ns)
+
+    def save(self) -> None:
+        save_state(self.state_path, self.state)
+
+    def all_paths(self) -> set[str]:
+        return {path for path in set(self.local) | set(self.state.files) if self.rules.synced(path)}
+
+    def forget_unsynced(self) -> bool:
+        """Stop tracking paths the rules no longer sync (never a deletion elsewhere)."""
+        unsynced = [path for path in self.state.files if not self.rules.synced(path)]
+        for path in unsynced:
+            del self.state.files[path]
+        return bool(unsynced)
+
+
+def fetch_remote_view(ws: Workspace) -> RemoteView:
+    """Every device's manifest; only those whose size or mtime changed are decrypted again."""
+    manifests: dict[str, Manifest] = {}
+    for device_id, loaded in load_manifests(ws):
+        if isinstance(loaded, RemoteFormatError):
+            raise loaded
+        manifests[device_id] = loaded
+    return RemoteView(manifests)
+
+
+def load_manifests(ws: Workspace) -> list[tuple[str, Manifest | RemoteFormatError]]:
+    """Mirror the remote's manifests (one rclone call), then decrypt and validate each."""
+    mirror = ws.cache / "remote"
+    decoded_folder = ws.cache / "manifests"
+    ws.remote.mirror_metadata(mirror)
+    private_folder(decoded_folder)
+    loaded: list[tuple[str, Manifest | RemoteFormatError]] = []
+    for encrypted in sorted((mirror / MANIFESTS).glob("*.age")):
+        device_id = encrypted.name[: -len(".age")]
+        try:
+            loaded.append((device_id, _load_manifest(ws, encrypted, decoded_folder, device_id)))
+        except RemoteFormatError as error:
+            loaded.append((device_id, error))
+    names = {device_id for device_id, _ in loaded}
+    for stale in decoded_folder.glob("*.json"):
+        if stale.stem not in names:
+            stale.unlink()
+    return loaded
+
+
+def _load_manifest(
+    ws: Workspace, encrypted: Path, decoded_folder: Path, device_id: str
+) -> Manifest:
+    info = encrypted.stat()
+    stamp = f"{info.st_size}:{info.st_mtime_ns}"
+    cached = decoded_folder / f"{device_id}.json"
+    if cached.exists():
+        try:
+            document = json.loads(cached.read_text())
+            if document.get("stamp") == stamp:
+                return decode_manifest(document["manifest"].encode(), device_id)
+        except (ValueError, KeyError, AttributeError):
+            pass
+    try:
+        data = crypto.decrypt_bytes(encrypted.read_bytes(), ws.identity)
+    except RemoteFormatError:
+        raise RemoteFormatError(
+            f"manifests/{device_id}.age cannot be decrypted with this key "
+            "(encrypted to a different key, or corrupted): refused"
+        ) from None
+    try:
+        manifest = decode_manifest(data, device_id)
+    except RemoteFormatError as error:
+        raise RemoteFormatError(f"manifests/{device_id}.age: {error}") from None
+    write_private(cached, json.dumps({"stamp": stamp, "manifest": data.decode()}))
+    return manifest
