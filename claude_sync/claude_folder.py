@@ -1,4 +1,16 @@
-"""Writes into the Claude folder: temporaries beside their targets, trash, conflict copies."""
+"""Writes into the Claude folder: temporaries beside their targets, trash, conflict copies.
+
+Claude Code may write to a file while a pull writes it (it appends to transcripts and to
+history.jsonl). Every byte that was in a synced file at any moment of a pull ends in that
+file or in trash/:
+
+- A file whose content is a byte-prefix of the new one is extended in place: only the
+  missing bytes are appended to the live file, so whatever else is appended lands too.
+- Any other replacement holds the current file open, checks it against what the scan saw,
+  renames the fully written temporary over it, then checks the held file again: bytes
+  written to it meanwhile are in the old file, which is kept in trash/ and reported.
+- A deletion does the same, with an unlink for the rename.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +20,17 @@ import json
 import os
 import re
 import shutil
+import stat
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from .files import private_folder
 from .pathmap import temporary_name
-from .scan import hash_file
+from .scan import READ_CHUNK, LocalFile, hash_file, prefix_sha256
 
 MAX_NAME_BYTES = 240  # below the usual 255, leaving room for a -N suffix
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def copy_beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
@@ -38,8 +54,9 @@ def copy_beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
     return temporary
 
 
-def keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) -> None:
-    """Keep `file` as trash/<time>/<relative> (a hard link, or moved), never over another."""
+def _trash_destination(trash: Path, relative: str) -> Path:
+    """trash/<time>/<relative>, or trash/<time>-N/<relative> when that is taken; its folder
+    is created."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     destination = trash / stamp / relative
     number = 1
@@ -47,13 +64,217 @@ def keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) ->
         number += 1
         destination = trash / f"{stamp}-{number}" / relative
     private_folder(destination.parent)
+    return destination
+
+
+def keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) -> Path:
+    """Keep `file` as trash/<time>/<relative> (a hard link, or moved), never over another;
+    returns where it was kept."""
+    destination = _trash_destination(trash, relative)
     if move:
         os.replace(file, destination)
-        return
+        return destination
     try:
         os.link(file, destination)
     except OSError:
         shutil.copy2(file, destination)
+    return destination
+
+
+def _keep_open_file_in_trash(trash: Path, relative: str, fd: int) -> Path:
+    """Copy the whole content of the open file `fd` to trash/<time>/<relative>."""
+    info = os.fstat(fd)
+    destination = _trash_destination(trash, relative)
+    with open(destination, "xb") as out:
+        offset = 0
+        while chunk := os.pread(fd, READ_CHUNK, offset):
+            out.write(chunk)
+            offset += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(destination, stat.S_IMODE(info.st_mode))
+    os.utime(destination, ns=(info.st_atime_ns, info.st_mtime_ns))
+    return destination
+
+
+# writes that replace, extend or delete a synced file --------------------------------------
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write into the Claude folder did.
+
+    applied: the new content went in (False: the file had changed since the scan, or was
+        changing, and was left as it is; nothing was written).
+    size, mtime_ns: the file's stat as this write left it, to record with the version; None
+        when the file is not exactly the new content (`raced`).
+    raced: the file was extended while someone else appended to it: both writes are in the
+        file, which therefore is not the new content.
+    late: where the bytes someone else wrote to the replaced or deleted file after it was
+        checked are kept (the whole old file, in trash/).
+    """
+
+    applied: bool
+    size: int | None = None
+    mtime_ns: int | None = None
+    raced: bool = False
+    late: Path | None = None
+
+
+LEFT = Written(False)
+
+
+def _matches(info: os.stat_result, seen: LocalFile) -> bool:
+    return stat.S_ISREG(info.st_mode) and (info.st_size, info.st_mtime_ns) == (
+        seen.size,
+        seen.mtime_ns,
+    )
+
+
+def _same_file(one: os.stat_result, other: os.stat_result) -> bool:
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+def write_file(
+    source: Path,
+    target: Path,
+    seen: LocalFile | None,
+    mtime_ns: int | None,
+    trash: Path,
+    relative: str,
+    keep_replaced: bool = True,
+) -> Written:
+    """Make `target` (which the scan saw as `seen`, None: absent) hold the bytes of `source`.
+
+    When `seen` is a byte-prefix of `source`, the missing bytes are appended to the live
+    file; otherwise a fsynced temporary (the target's mode, `mtime_ns`) is renamed over it,
+    the replaced file kept in trash/<time>/<relative> first when `keep_replaced`. Either way
+    nothing is written when the file no longer matches `seen`, and no byte someone else
+    writes to the file meanwhile is lost (see `Written`)."""
+    size = source.stat().st_size
+    if seen is not None and seen.size <= size and prefix_sha256(source, seen.size) == seen.sha256:
+        extended = _extend(source, target, seen, size, mtime_ns)
+        if extended is not None:
+            return extended
+    temporary = copy_beside(source, target, mtime_ns)
+    try:
+        return _replace(temporary, target, seen, trash, relative, keep_replaced)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _extend(
+    source: Path, target: Path, seen: LocalFile, size: int, mtime_ns: int | None
+) -> Written | None:
+    """Append source[seen.size:] to the live target; None when it cannot be opened for
+    writing (a read-only file: the caller replaces it instead)."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | _NOFOLLOW)
+    except PermissionError:
+        return None
+    except OSError:  # gone, a folder, a symbolic link: not what the scan saw
+        return LEFT
+    try:
+        if not _matches(os.fstat(fd), seen):
+            return LEFT
+        with open(source, "rb") as reading:
+            reading.seek(seen.size)
+            while chunk := reading.read(READ_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        if mtime_ns is not None:
+            os.utime(fd if os.utime in os.supports_fd else target, ns=(mtime_ns, mtime_ns))
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if after.st_size != size:
+        return Written(True, raced=True)
+    return Written(True, after.st_size, after.st_mtime_ns)
+
+
+def _replace(
+    temporary: Path,
+    target: Path,
+    seen: LocalFile | None,
+    trash: Path,
+    relative: str,
+    keep_replaced: bool,
+) -> Written:
+    """Rename `temporary` over `target` if it still is what the scan saw (see write_file)."""
+    written = os.stat(temporary)
+    try:
+        fd = os.open(target, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return _create(temporary, target, seen, written)
+    except OSError:
+        return LEFT
+    try:
+        held = os.fstat(fd)
+        if seen is None or not _matches(held, seen):
+            return LEFT
+        kept = keep_in_trash(trash, relative, target) if keep_replaced else None
+        if not _same_file(os.stat(target, follow_symlinks=False), held):
+            return LEFT  # replaced by someone else since it was opened
+        os.replace(temporary, target)
+        late = _late_bytes(fd, held, kept, trash, relative)
+    finally:
+        os.close(fd)
+    return Written(True, written.st_size, written.st_mtime_ns, late=late)
+
+
+def _create(
+    temporary: Path, target: Path, seen: LocalFile | None, written: os.stat_result
+) -> Written:
+    """Put `temporary` at `target`, which the scan saw absent, unless someone created it."""
+    if seen is not None:
+        return LEFT
+    try:
+        os.link(temporary, target)  # never over a file created meanwhile
+    except FileExistsError:
+        return LEFT
+    except OSError:  # a file system without hard links
+        os.replace(temporary, target)
+    return Written(True, written.st_size, written.st_mtime_ns)
+
+
+def _late_bytes(
+    fd: int, held: os.stat_result, kept: Path | None, trash: Path, relative: str
+) -> Path | None:
+    """After the file open as `fd` (`held` when checked) left the Claude folder: where what
+    was written to it since is kept, or None when nothing was."""
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) == (held.st_size, held.st_mtime_ns):
+        return None
+    if kept is not None:
+        with contextlib.suppress(OSError):
+            if _same_file(os.stat(kept, follow_symlinks=False), after):
+                return kept  # a hard link of this very file: its late bytes are there
+    return _keep_open_file_in_trash(trash, relative, fd)
+
+
+def delete_file(target: Path, seen: LocalFile | None, trash: Path, relative: str) -> Written:
+    """Move `target` to trash/<time>/<relative> if it still is what the scan saw; bytes
+    written to it meanwhile are kept there too (see `Written`)."""
+    try:
+        fd = os.open(target, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return Written(True) if seen is None else LEFT
+    except OSError:
+        return LEFT
+    try:
+        held = os.fstat(fd)
+        if seen is None or not _matches(held, seen):
+            return LEFT
+        kept = keep_in_trash(trash, relative, target)
+        if not _same_file(os.stat(target, follow_symlinks=False), held):
+            return LEFT
+        os.unlink(target)
+        late = _late_bytes(fd, held, kept, trash, relative)
+    finally:
+        os.close(fd)
+    return Written(True, late=late)
 
 
 def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
@@ -87,16 +308,18 @@ def free_copy_name(copy: Path, source: Path) -> Path | None:
 
 
 def merge_history(files: list[Path]) -> bytes:
-    """The union of lines of every version, ordered by their `timestamp`, then as text."""
-    lines: dict[bytes, tuple[float, bytes]] = {}
+    """The multiset union of the lines of every version: each line as many times as in the
+    version that has it most often (a line repeated in one version stays repeated, a line in
+    two versions is not doubled), ordered by `timestamp`, then as text."""
+    counts: Counter[bytes] = Counter()
     for file in files:
-        for line in file.read_bytes().splitlines():
-            if not line.strip() or line in lines:
-                continue
-            try:
-                stamp = float(json.loads(line).get("timestamp", 0))
-            except (ValueError, AttributeError, TypeError):
-                stamp = 0.0
-            lines[line] = (stamp, line)
-    ordered = sorted(lines.values())
+        counts |= Counter(line for line in file.read_bytes().splitlines() if line.strip())
+    ordered: list[tuple[float, bytes]] = []
+    for line, count in counts.items():
+        try:
+            stamp = float(json.loads(line).get("timestamp", 0))
+        except (ValueError, AttributeError, TypeError):
+            stamp = 0.0
+        ordered += [(stamp, line)] * count
+    ordered.sort()
     return b"".join(line + b"\n" for _, line in ordered)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import shutil
+import signal
 import sys
 import time
 import traceback
@@ -12,16 +16,21 @@ from pathlib import Path
 import click
 from pyrage import x25519
 
-from . import __version__
+from . import runlog
 from .actions import conflicts as conflicts_action
 from .actions import pull as pull_action
 from .actions import push as push_action
 from .actions import status as status_action
 from .actions import verify as verify_action
-from .config import claude_dir, default_device_name, load_config, sync_home
-from .errors import ClaudeSyncError, ConfigError
+from .actions.claude import run_child
+from .background import request_push, run_requested
+from .config import Config, default_device_name, load_config
+from .errors import ClaudeSyncError, ConfigError, Interrupted
+from .hook_settings import installed_hooks, read_settings, with_ours, without_ours, write_settings
+from .hooks import WRAPPED, push_hook, read_hook_input
 from .initialize import InitRequest, existing_setup, initialize
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
+from .locations import claude_dir, sync_home
 from .lock import locked
 from .rclone import Rclone, find_rclone
 from .remote import Remote
@@ -41,9 +50,14 @@ class Group(click.Group):
                 traceback.print_exc()
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted: no file in the Claude folder was left half-written.", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as error:
+            number = getattr(error, "signal_number", signal.SIGINT)
+            click.echo(
+                f"Interrupted ({signal.Signals(number).name}): no file in the Claude folder "
+                "was left half-written.",
+                err=True,
+            )
+            sys.exit(128 + number)
 
 
 VERBOSE = "claude_sync.verbose"
@@ -55,9 +69,23 @@ def _remember_verbose(ctx: click.Context, _: click.Parameter, value: bool) -> bo
 
 
 @click.group(cls=Group)
-@click.version_option(__version__, prog_name="claude-sync")
-def main() -> None:
+@click.version_option(package_name="claude-sync", prog_name="claude-sync")
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Keep ~/.claude in step across your machines, end-to-end encrypted, over rclone."""
+    _handle_termination(ctx)
+
+
+def _handle_termination(ctx: click.Context) -> None:
+    """Turn SIGTERM and SIGHUP into Interrupted, as Ctrl-C is: the run stops its rclone,
+    cleans its staging, and exits 128 + the signal. The old handlers return on close."""
+
+    def interrupt(number: int, _frame: object) -> None:
+        raise Interrupted(number)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.signal(number, interrupt)
+        ctx.call_on_close(lambda number=number, previous=previous: signal.signal(number, previous))
 
 
 def _read_passphrase(passphrase_file: str | None, interactive: bool, confirm: bool) -> str:
@@ -269,6 +297,7 @@ def doctor() -> None:
                 report(True, "key matches remote", "keycheck.age decrypts")
             except ClaudeSyncError as error:
                 report(False, "key matches remote", str(error), "init with the right passphrase")
+    _report_hooks(report)
     folder = claude_dir()
     report(
         folder.is_dir(),
@@ -278,6 +307,39 @@ def doctor() -> None:
         warn=True,
     )
     sys.exit(1 if failures else 0)
+
+
+def _report_hooks(report) -> None:
+    """Whether the hooks are installed, and whether the claude-sync they run is this one."""
+    path = claude_dir() / "settings.json"
+    try:
+        installed = installed_hooks(read_settings(path))
+    except ClaudeSyncError as error:
+        report(False, "hooks", str(error), "fix the file")
+        return
+    if not installed:
+        report(
+            False,
+            "hooks",
+            f"not installed in {path}",
+            "`claude-sync install`, or use the alias",
+            warn=True,
+        )
+        return
+    report(True, "hooks", f"{', '.join(installed)} in {path}")
+    on_path = shutil.which("claude-sync")
+    this = os.path.realpath(Path(sys.executable).parent / "claude-sync")
+    if on_path is None:
+        report(False, "hook command", "claude-sync is not on PATH: the hooks do nothing", "add it")
+    elif os.path.realpath(on_path) != this:
+        report(
+            False,
+            "hook command",
+            f"the hooks run {on_path}, not this claude-sync ({this})",
+            "put this one first on PATH, or remove the other",
+        )
+    else:
+        report(True, "hook command", f"the hooks run this claude-sync ({on_path})")
 
 
 @main.group()
@@ -327,9 +389,10 @@ class Printer:
     BAR_MIN_FILES = 10
     BAR_WIDTH = 30
 
-    def __init__(self, quiet: bool, verbose: bool) -> None:
+    def __init__(self, quiet: bool, verbose: bool, to_stderr: bool = False) -> None:
         self.quiet = quiet
         self.verbose = verbose
+        self.to_stderr = to_stderr
         self.started = time.monotonic()
         self.bar_shown = False
         self.terminal = sys.stderr.isatty()
@@ -362,9 +425,9 @@ class Printer:
             return
         if event.kind == "conflict":
             if event.detail == "dry run":
-                click.echo(f"⚠ Conflict: {event.path} (a pull would keep both sides)")
+                click.echo(f"⚠ Conflict: {event.path} (a pull would keep both sides)", err=True)
             else:
-                click.echo(f"⚠ Conflict: {event.path} (saved as {event.detail})")
+                click.echo(f"⚠ Conflict: {event.path} (saved as {event.detail})", err=True)
             return
         if self.quiet:
             return
@@ -373,13 +436,13 @@ class Printer:
         what = "deleted" if event.kind == "delete" else _size(event.size)
         extra = f", {event.detail}" if event.detail else ""
         timing = f" +{time.monotonic() - self.started:.2f}s" if self.verbose else ""
-        click.echo(f"{arrow} {counter}{event.path} ({what}{extra}){timing}")
+        click.echo(f"{arrow} {counter}{event.path} ({what}{extra}){timing}", err=self.to_stderr)
 
     def done(self, line: str) -> None:
         self._clear_bar()
         if not self.quiet:
             suffix = f" in {time.monotonic() - self.started:.2f}s" if self.verbose else ""
-            click.echo(line + suffix)
+            click.echo(line + suffix, err=self.to_stderr)
 
 
 def _run_options(function):
@@ -415,53 +478,138 @@ def _counts(summary: Summary, *kinds: str) -> str:
     return ", ".join(parts)
 
 
+def _warn_failed_background(home: Path) -> None:
+    failed = runlog.failed_background_push(home)
+    if failed is not None:
+        click.echo(f"! the background push at {failed.when} failed: {failed.detail}", err=True)
+
+
+def _pull_line(summary: Summary, dry_run: bool) -> str:
+    if dry_run:
+        return f"(dry run) a pull would change {len(summary.planned)} files"
+    if summary.downloaded or summary.deleted or summary.conflicts:
+        return "✓ Pull complete: " + _counts(summary, "downloaded", "deleted", "conflicts")
+    return "✓ Already up to date"
+
+
+def _push_line(summary: Summary, dry_run: bool) -> str:
+    if dry_run:
+        return f"(dry run) a push would send {summary.uploaded + summary.deleted} changes"
+    if summary.uploaded or summary.deleted:
+        return "✓ Push complete: " + _counts(summary, "uploaded", "deleted")
+    if summary.published:
+        return f"✓ Push complete: published {summary.published} settled conflicts"
+    return "✓ Nothing to push"
+
+
 def _do_pull(printer: Printer, dry_run: bool) -> None:
     ws = load_workspace(sync_home())
+    _warn_failed_background(ws.home)
     with locked(ws.home):
         summary = pull_action.pull(ws, printer, dry_run=dry_run)
-    if dry_run:
-        printer.done(f"(dry run) a pull would change {len(summary.planned)} files")
-    elif summary.downloaded or summary.deleted or summary.conflicts:
-        printer.done("✓ Pull complete: " + _counts(summary, "downloaded", "deleted", "conflicts"))
-    else:
-        printer.done("✓ Already up to date")
+    printer.done(_pull_line(summary, dry_run))
 
 
 def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
     ws = load_workspace(sync_home())
+    _warn_failed_background(ws.home)
     with locked(ws.home):
         summary = push_action.push(ws, printer, dry_run=dry_run, force=force)
-    if dry_run:
-        printer.done(f"(dry run) a push would send {summary.uploaded + summary.deleted} changes")
-    elif summary.uploaded or summary.deleted:
-        printer.done("✓ Push complete: " + _counts(summary, "uploaded", "deleted"))
-    elif summary.published:
-        printer.done(f"✓ Push complete: published {summary.published} settled conflicts")
-    else:
-        printer.done("✓ Nothing to push")
+    if not dry_run:
+        runlog.record(ws.home, "push", "ok", _push_line(summary, dry_run))
+    printer.done(_push_line(summary, dry_run))
+
+
+class HookListener:
+    """Hook mode's listener: warnings and conflicts go to logs/, never to stdout."""
+
+    def __init__(self, home: Path, kind: str) -> None:
+        self.home = home
+        self.kind = kind
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "warning":
+            runlog.log(self.home, self.kind, f"warning: {event.detail}")
+        elif event.kind == "conflict":
+            runlog.log(self.home, self.kind, f"conflict: {event.path} (saved as {event.detail})")
+
+
+def _pull_hook() -> None:
+    """SessionStart: pull everything but the session being opened, within the deadline.
+
+    Claude Code has loaded that session's transcript already; a line added under it now
+    would fork the conversation. Nothing reaches stdout (Claude Code gives it to the model).
+    """
+    started = time.monotonic()
+    home = sync_home()
+    hook = read_hook_input()
+    if os.environ.get(WRAPPED):
+        runlog.record(home, "hook-pull", "ok", "skipped: `claude-sync claude` pulled already")
+        return
+    try:
+        ws = load_workspace(home)
+        deadline = ws.config.hook_pull_timeout
+        ws.remote.rclone.give_up_at = started + deadline
+        with locked(ws.home, wait=deadline):
+            summary = pull_action.pull(
+                ws, HookListener(home, "hook-pull"), held_session=hook.session_id
+            )
+    except ClaudeSyncError as error:
+        click.echo(f"claude-sync: pull skipped: {error}", err=True)
+        runlog.record(home, "hook-pull", "failed", str(error))
+        return
+    except Exception as error:  # hook mode: one line and exit 0, whatever went wrong
+        message = f"{type(error).__name__}: {error}"
+        click.echo(f"claude-sync: pull failed: {message}", err=True)
+        runlog.record(home, "hook-pull", "failed", message)
+        return
+    detail = _pull_line(summary, dry_run=False)
+    if summary.held:
+        detail += f"; held back {', '.join(summary.held)} (newer elsewhere)"
+        click.echo(
+            f"claude-sync: session {hook.session_id} has newer turns on another device; "
+            f"to continue with them, quit and run `claude-sync resume {hook.session_id}`",
+            err=True,
+        )
+    runlog.record(home, "hook-pull", "ok", detail)
 
 
 @main.command()
 @_run_options
 @click.option("--force", is_flag=True, help="Allow a push that deletes most remote files.")
-def push(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
+@click.option(
+    "--hook", is_flag=True, help="As a Claude Code hook: hand the push to a background run."
+)
+def push(dry_run: bool, verbose: bool, quiet: bool, force: bool, hook: bool) -> None:
     """Encrypt and send what changed here.
 
     \b
     claude-sync push
     claude-sync push --dry-run
     """
+    if hook:
+        push_hook(sync_home())
+        return
     _do_push(Printer(quiet, verbose), dry_run, force)
 
 
 @main.command()
 @_run_options
-def pull(dry_run: bool, verbose: bool, quiet: bool) -> None:
+@click.option(
+    "--hook",
+    is_flag=True,
+    help="As a Claude Code SessionStart hook: silent, bounded, the opened session held back.",
+)
+def pull(dry_run: bool, verbose: bool, quiet: bool, hook: bool) -> None:
     """Fetch and decrypt what changed on other devices.
 
     \b
     claude-sync pull
     """
+    if hook:
+        with contextlib.redirect_stdout(io.StringIO()):
+            _pull_hook()
+        return
     _do_pull(Printer(quiet, verbose), dry_run)
 
 
@@ -477,6 +625,160 @@ def sync(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
     printer = Printer(quiet, verbose)
     _do_pull(printer, dry_run)
     _do_push(printer, dry_run, force)
+
+
+BACKGROUND_LOCK_WAIT = 300  # seconds a background push waits for an interactive run
+
+
+@main.command("background-push", hidden=True)
+def background_push() -> None:
+    """Run the pushes that hooks requested (started by `push --hook`, detached)."""
+    home = sync_home()
+
+    def push_once() -> None:
+        try:
+            ws = load_workspace(home)
+            with locked(ws.home, wait=BACKGROUND_LOCK_WAIT):
+                summary = push_action.push(ws, HookListener(home, "background-push"))
+            runlog.record(home, "background-push", "ok", _push_line(summary, dry_run=False))
+        except ClaudeSyncError as error:
+            runlog.record(home, "background-push", "failed", str(error))
+        except Exception as error:  # recorded for `status`; the runner goes on
+            runlog.record(home, "background-push", "failed", f"{type(error).__name__}: {error}")
+
+    run_requested(home, push_once)
+
+
+FOREGROUND_PUSH_BYTES = 32 * 1024 * 1024  # more than this after Claude Code: push in background
+
+
+def _claude_binary() -> str:
+    binary = os.environ.get("CLAUDE_SYNC_CLAUDE") or shutil.which("claude")
+    if not binary:
+        raise ConfigError(
+            "Claude Code (`claude`) is not on PATH: install it, or set CLAUDE_SYNC_CLAUDE"
+        )
+    return binary
+
+
+def _run_claude(arguments: list[str]) -> None:
+    """Pull (bounded), run Claude Code with the terminal, then push; exit with its code."""
+    binary = _claude_binary()
+    if os.environ.get(WRAPPED):  # `claude` itself resolved to this wrapper: just run it
+        sys.exit(run_child([binary, *arguments]))
+    printer = Printer(quiet=False, verbose=False, to_stderr=True)
+    ws = None
+    try:
+        ws = load_workspace(sync_home())
+        ws.remote.rclone.give_up_at = time.monotonic() + ws.config.timeout
+        with locked(ws.home):
+            summary = pull_action.pull(ws, printer)
+        printer.done(_pull_line(summary, dry_run=False))
+    except ClaudeSyncError as error:
+        click.echo(f"! pull failed, starting Claude Code anyway: {error}", err=True)
+    finally:
+        if ws is not None:
+            ws.remote.rclone.give_up_at = None
+    code = run_child([binary, *arguments], {WRAPPED: "1"})
+    if ws is not None:
+        printer = Printer(quiet=False, verbose=False, to_stderr=True)
+        try:
+            with locked(ws.home):
+                summary = push_action.push(ws, printer, foreground_bytes=FOREGROUND_PUSH_BYTES)
+            if summary.deferred:
+                request_push(ws.home, "after claude")
+                printer.done("↑ pushing in the background (`claude-sync status` shows how it went)")
+            else:
+                runlog.record(ws.home, "push", "ok", _push_line(summary, dry_run=False))
+                printer.done(_push_line(summary, dry_run=False))
+        except ClaudeSyncError as error:
+            click.echo(f"! push failed: {error} (run `claude-sync push` to retry)", err=True)
+    sys.exit(code)
+
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@main.command(context_settings=_PASS_THROUGH)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def claude(arguments: tuple[str, ...]) -> None:
+    """Pull, run Claude Code with ARGUMENTS, then push: the safe way to switch machines.
+
+    \b
+    alias claude='claude-sync claude'
+    claude-sync claude -p "hello"
+    """
+    _run_claude(list(arguments))
+
+
+@main.command("continue", context_settings=_PASS_THROUGH)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def continue_(arguments: tuple[str, ...]) -> None:
+    """Pull, continue the last session here (`claude --continue`), then push.
+
+    \b
+    claude-sync continue
+    """
+    _run_claude(["--continue", *arguments])
+
+
+@main.command(context_settings=_PASS_THROUGH)
+@click.argument("session_id")
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def resume(session_id: str, arguments: tuple[str, ...]) -> None:
+    """Pull, resume session SESSION_ID (`claude --resume`), then push; works for a
+    session that so far exists only on another device.
+
+    \b
+    claude-sync resume 0f3c5b2e-8a41-4d6e-9c7b-2f1e0a9d8c76
+    """
+    _run_claude(["--resume", session_id, *arguments])
+
+
+@main.command()
+@click.option("--on-stop", is_flag=True, help="Also push after every turn (Stop hook).")
+def install(on_stop: bool) -> None:
+    """Add the claude-sync hooks to Claude Code's settings.json (a fallback for the alias).
+
+    \b
+    claude-sync install
+    claude-sync install --on-stop
+    """
+    path = claude_dir() / "settings.json"
+    settings = read_settings(path)
+    updated = with_ours(settings, on_stop, _hook_pull_timeout())
+    if updated == settings:
+        click.echo(f"✓ the hooks are already installed in {path}")
+    else:
+        write_settings(path, updated)
+        events = ", ".join(installed_hooks(updated))
+        click.echo(f"✓ installed the claude-sync hooks ({events}) in {path}")
+    if shutil.which("claude-sync") is None:
+        click.echo("! claude-sync is not on PATH: the hooks do nothing until it is", err=True)
+
+
+@main.command()
+def uninstall() -> None:
+    """Remove the claude-sync hooks from Claude Code's settings.json, and nothing else.
+
+    \b
+    claude-sync uninstall
+    """
+    path = claude_dir() / "settings.json"
+    settings = read_settings(path)
+    updated = without_ours(settings)
+    if updated == settings:
+        click.echo(f"✓ no claude-sync hooks in {path}")
+        return
+    write_settings(path, updated)
+    click.echo(f"✓ removed the claude-sync hooks from {path}")
+
+
+def _hook_pull_timeout() -> int:
+    try:
+        return load_config(sync_home()).hook_pull_timeout
+    except ClaudeSyncError:
+        return Config.hook_pull_timeout
 
 
 @main.command()
@@ -495,6 +797,10 @@ def status(with_remote: bool, as_json: bool) -> None:
     warnings: list[str] = []
     with locked(ws.home):
         result = status_action.status(ws, lambda e: warnings.append(e.detail), with_remote)
+    runs = runlog.last_runs(ws.home)
+    failed = runlog.failed_background_push(ws.home)
+    if failed is not None:
+        warnings.append(f"the background push at {failed.when} failed: {failed.detail}")
     if as_json:
         document = {
             "device": {"id": result.device_id, "name": result.device_name},
@@ -505,6 +811,10 @@ def status(with_remote: bool, as_json: bool) -> None:
             "to_pull": None
             if result.to_pull is None
             else [{"path": p, "action": a, "from": d} for p, a, d in result.to_pull],
+            "runs": [
+                {"kind": r.kind, "when": r.when, "outcome": r.outcome, "detail": r.detail}
+                for r in runs
+            ],
             "warnings": warnings,
         }
         click.echo(json.dumps(document, indent=2))
@@ -522,6 +832,13 @@ def status(with_remote: bool, as_json: bool) -> None:
         click.echo(f"To pull:   {len(result.to_pull)} files")
         for path, action, devices in result.to_pull:
             click.echo(f"  ↓ {path} ({action}, from {devices})")
+    if runs:
+        click.echo("Last runs:")
+        for run in runs:
+            click.echo(
+                f"  {run.kind:15} {run.when} {run.outcome}"
+                + (f": {run.detail}" if run.detail else "")
+            )
 
 
 @main.command()

@@ -11,11 +11,11 @@ config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
     key: {mode: passphrase}                    # or random
     rclone: {binary: null, timeout: 30}        # seconds to wait for an unreachable remote
     sync: {include: [...], exclude: [...]}     # on top of the defaults and the deny list
+    hooks: {pull_timeout: 5}                   # seconds a hook-run pull may take in all
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -26,14 +26,6 @@ import yaml
 from .errors import ConfigError
 
 CONFIG_VERSION = 1
-
-
-def sync_home() -> Path:
-    return Path(os.environ.get("CLAUDE_SYNC_HOME") or Path.home() / ".claude-sync")
-
-
-def claude_dir() -> Path:
-    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
 
 
 @dataclass
@@ -48,6 +40,7 @@ class Config:
     timeout: int = 30
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    hook_pull_timeout: int = 5
 
     def to_yaml(self) -> str:
         document = {
@@ -61,6 +54,7 @@ class Config:
             "key": {"mode": self.key_mode},
             "rclone": {"binary": self.rclone_binary, "timeout": self.timeout},
             "sync": {"include": self.include, "exclude": self.exclude},
+            "hooks": {"pull_timeout": self.hook_pull_timeout},
         }
         return yaml.safe_dump(document, sort_keys=False)
 
@@ -126,12 +120,16 @@ def load_config(home: Path) -> Config:
     key = _section(document, "key", path)
     rclone = _section(document, "rclone", path)
     sync = _section(document, "sync", path)
+    hooks = _section(document, "hooks", path)
     key_mode = _typed(key, "mode", str, "key", path) or "passphrase"
     if key_mode not in ("passphrase", "random"):
         raise ConfigError(f"{path}: `key.mode` must be passphrase or random")
     timeout = _typed(rclone, "timeout", int, "rclone", path) or 30
     if timeout <= 0:
         raise ConfigError(f"{path}: `rclone.timeout` must be a positive number of seconds")
+    pull_timeout = _typed(hooks, "pull_timeout", int, "hooks", path) or 5
+    if pull_timeout <= 0:
+        raise ConfigError(f"{path}: `hooks.pull_timeout` must be a positive number of seconds")
     return Config(
         device_id=_typed(device, "id", str, "device", path, required=True),
         device_name=_typed(device, "name", str, "device", path, required=True),
@@ -143,4 +141,5 @@ def load_config(home: Path) -> Config:
         timeout=timeout,
         include=_typed(sync, "include", list, "sync", path) or [],
         exclude=_typed(sync, "exclude", list, "sync", path) or [],
+        hook_pull_timeout=pull_timeout,
     )

@@ -27,3 +27,11 @@ class RemoteFormatError(ClaudeSyncError):
 
 class LockedError(ClaudeSyncError):
     """Another claude-sync run holds the lock for this home."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled like Ctrl-C, exit 128 + the signal's number."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number

@@ -6,13 +6,16 @@ Secrets never go on argv: the remote's settings live in an rclone config file pa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +93,21 @@ def _explain(message: str) -> str:
     return message
 
 
+STOP_GRACE_SECONDS = 2.0
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop rclone and every process it started: TERM, then KILL after a grace period."""
+    for stop_signal in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, stop_signal)
+        try:
+            process.communicate(timeout=STOP_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @dataclass
 class Rclone:
     """An rclone binary with the config file and timeouts every call uses."""
@@ -97,6 +115,7 @@ class Rclone:
     binary: str
     config_file: str | None
     timeout: int = 30
+    give_up_at: float | None = None
 
     def _command(self, args: list[str]) -> list[str]:
         command = [self.binary, *args, "--use-json-log", "--log-level", "NOTICE"]
@@ -109,32 +128,54 @@ class Rclone:
     def run(
         self, args: list[str], *, stdin: bytes | None = None, deadline: float | None = None
     ) -> bytes:
-        """Run one rclone command; return its stdout, or raise RcloneError with one line."""
+        """Run one rclone command; return its stdout, or raise RcloneError with one line.
+
+        `deadline` bounds this call in seconds, retries included; `give_up_at` (a
+        time.monotonic() value) bounds every call of the run. Past either, rclone's whole
+        process group is stopped. rclone runs in a process group of its own, so an
+        interrupted claude-sync (Ctrl-C, SIGTERM, SIGHUP) stops its transfers too.
+        """
         command = self._command(args)
+        limit = self._limit(deadline)
+        if limit is not None and limit <= 0:
+            raise RcloneError(f"rclone {args[0]} not started: the time allowed for this run is up")
         try:
-            completed = subprocess.run(
+            process = subprocess.Popen(
                 command,
-                input=stdin,
-                capture_output=True,
-                timeout=deadline,
-                check=False,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
         except FileNotFoundError:
             raise RcloneError(f"rclone not found at {self.binary}") from None
         except PermissionError:
             raise RcloneError(f"rclone at {self.binary} is not executable") from None
+        try:
+            stdout, stderr = process.communicate(stdin, timeout=limit)
         except subprocess.TimeoutExpired:
+            _stop(process)
             raise RcloneError(
-                f"rclone {args[0]} gave up after {deadline:.0f} s: the remote did not answer"
+                f"rclone {args[0]} gave up after {limit:.0f} s: the remote did not answer"
             ) from None
-        if completed.returncode != 0:
-            line = _failure_line(completed.stderr.decode("utf-8", "replace"))
-            if completed.returncode in NOT_FOUND_EXIT_CODES:
+        except BaseException:
+            _stop(process)
+            raise
+        if process.returncode != 0:
+            line = _failure_line(stderr.decode("utf-8", "replace"))
+            if process.returncode in NOT_FOUND_EXIT_CODES:
                 raise RemoteNotFound(f"not found on the remote: {line}")
-            if completed.returncode < 0:
-                raise RcloneError(f"rclone {args[0]} was killed (signal {-completed.returncode})")
+            if process.returncode < 0:
+                raise RcloneError(f"rclone {args[0]} was killed (signal {-process.returncode})")
             raise RcloneError(f"rclone {args[0]} failed: {_explain(line)}")
-        return completed.stdout
+        return stdout
+
+    def _limit(self, deadline: float | None) -> float | None:
+        """Seconds this call may take: the tighter of its own deadline and the run's."""
+        limits = [deadline] if deadline is not None else []
+        if self.give_up_at is not None:
+            limits.append(self.give_up_at - time.monotonic())
+        return min(limits, default=None)
 
     def version(self) -> str:
         return self.run(["version"]).decode().splitlines()[0].strip()

@@ -46,6 +46,8 @@ class Summary:
     deleted: int = 0
     conflicts: int = 0
     planned: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    deferred: bool = False
 
 
 @dataclass

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pyrage import x25519
 
-from .config import Config, claude_dir, load_config
+from .config import Config, load_config
 from .keys import object_name_key, read_key_file
+from .locations import claude_dir
 from .rclone import Rclone, find_rclone
 from .remote import Remote
 

@@ -72,6 +72,8 @@ def claude_environment(home: Path, api_url: str, **extra: str) -> dict[str, str]
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_ERROR_REPORTING": "1",
+        # Interactive sessions otherwise try to fetch the official plugin marketplace.
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
     }
     environment.update(extra)
     return environment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -15,7 +16,17 @@ from servers import Server
 from claude_sync.cli import main
 from claude_sync.keys import random_identity, read_key_file, write_key_file
 
-CHECKS = ["rclone", "config", "key", "remote", "key matches remote", "Claude Code folder"]
+CHECKS = [
+    "rclone",
+    "config",
+    "key",
+    "remote",
+    "key matches remote",
+    "hooks",
+    "hook command",
+    "Claude Code folder",
+]
+BIN = str(Path(sys.executable).parent)
 LINE = re.compile(r"^(?P<mark>[✓✗!]) (?P<what>[A-Za-z ]+?): (?P<detail>.+)$")
 
 
@@ -55,7 +66,9 @@ def test_missing_claude_folder_is_only_a_warning(local_server: Server, make_devi
     code, checks = doctor(device)
     assert code == 0
     assert checks["Claude Code folder"][0] == "!"
-    assert [what for what, (mark, _) in checks.items() if mark != "✓"] == ["Claude Code folder"]
+    warnings = [what for what, (mark, _) in checks.items() if mark != "✓"]
+    assert warnings == ["hooks", "Claude Code folder"]
+    assert checks["hooks"][0] == "!"
 
 
 def test_key_replaced_by_another_key(local_server: Server, make_device) -> None:
@@ -126,8 +139,9 @@ def test_doctor_passes_after_init_and_fails_when_the_remote_is_gone(
     device = make_device("a")
     init(device, server)
     device.claude.mkdir()
+    device.ok("install")
 
-    code, checks = doctor(device)
+    code, checks = doctor(device, PATH=BIN + os.pathsep + os.environ["PATH"])
     assert code == 0
     assert list(checks) == CHECKS
     assert all(mark == "✓" for mark, _ in checks.values()), checks

@@ -24,8 +24,8 @@ from servers import Server, server_env, start_server
 
 from claude_sync import crypto
 from claude_sync.actions import push as push_action
-from claude_sync.config import sync_home
 from claude_sync.keys import read_key_file
+from claude_sync.locations import sync_home
 from claude_sync.session import Event
 from claude_sync.workspace import load_workspace
 

@@ -2,8 +2,10 @@
 
 Fetch the manifests that changed (one rclone call), plan, fetch every needed object in one
 call, assemble and verify every file in staging/ (nothing in the Claude folder changes until
-all of them check out), then for each path copy it beside the target, fsync, set the
-recorded mtime and rename it into place.
+all of them check out), then write each path (claude_folder.write_file): a file that only
+grew is extended by appending the missing bytes; any other is replaced by renaming a fsynced
+temporary over it, and the old file is checked again after, so that bytes Claude Code wrote
+meanwhile end in the file or in trash/.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ import shutil
 from pathlib import Path
 
 from ..assemble import Assembler, Needed
-from ..claude_folder import conflict_name, copy_beside, free_copy_name, keep_in_trash, merge_history
+from ..claude_folder import (
+    Written,
+    conflict_name,
+    copy_beside,
+    delete_file,
+    free_copy_name,
+    merge_history,
+    write_file,
+)
 from ..files import private_folder
 from ..manifest import now_iso
-from ..pathmap import temporary_name
 from ..plan import (
     Adopt,
     Download,
@@ -52,11 +61,6 @@ def plan_pull(session: Session) -> list[PullAction]:
     return actions
 
 
-def _trash_copy(session: Session, path: str, file: Path) -> None:
-    """Keep the current local file in trash/ before a pull replaces or deletes it."""
-    keep_in_trash(session.ws.trash, session.paths.to_local(path), file)
-
-
 def _download_need(session: Session, path: str, version: Version) -> Needed:
     """What to fetch for `version`: when the unchanged local file already holds its leading
     segments (a transcript that grew elsewhere), only the new ones."""
@@ -87,10 +91,28 @@ def _to_fetch(session: Session, actions: list[PullAction]) -> list[Needed]:
     return wanted
 
 
-def pull(ws: Workspace, listen: Listener, dry_run: bool = False) -> Summary:
+def is_transcript_of(path: str, session_id: str) -> bool:
+    """Whether `path` is the transcript of Claude Code session `session_id`."""
+    parts = path.split("/")
+    return len(parts) == 3 and parts[0] == "projects" and parts[2] == f"{session_id}.jsonl"
+
+
+def pull(
+    ws: Workspace, listen: Listener, dry_run: bool = False, held_session: str | None = None
+) -> Summary:
+    """Pull everything; with `held_session`, all but that session's transcript, which a
+    running Claude Code has already loaded (the paths held back are in summary.held)."""
     session = Session(ws, listen)
     summary = Summary()
     actions = plan_pull(session)
+    if held_session:
+        held = [
+            action
+            for action in actions
+            if not isinstance(action, Adopt) and is_transcript_of(action.path, held_session)
+        ]
+        actions = [action for action in actions if action not in held]
+        summary.held = [session.paths.to_local(action.path) for action in held]
     for action in actions:
         if not isinstance(action, Adopt):
             session.target(action.path)
@@ -134,9 +156,16 @@ def _apply_pull(
     try:
         for action in actions:
             if isinstance(action, Adopt):
-                file = session.target(action.path) if action.path in session.local else None
-                session.record(action.path, action.version, file)
-                session.state.files[action.path].publish = action.publish
+                # The stat the scan hashed, not the file's now: bytes written since then are
+                # a local change the next scan must read.
+                local = session.local.get(action.path)
+                known = local is not None and not action.version.deleted
+                session.state.files[action.path] = Entry(
+                    action.version,
+                    local.size if known else None,
+                    local.mtime_ns if known else None,
+                    publish=action.publish,
+                )
                 continue
             index += 1
             if isinstance(action, Download):
@@ -162,32 +191,60 @@ def _skip_changed(session: Session, path: str) -> None:
     )
 
 
-def _apply_download(session: Session, assembler: Assembler, path: str, version: Version) -> bool:
-    target = session.target(path)
-    staged = assembler.path_of(version)
-    temporary = copy_beside(staged, target, version.mtime_ns)
-    if not session.unchanged_since_scan(path, target):
-        temporary.unlink()
+def _apply_written(session: Session, path: str, written: Written, doing: str) -> bool:
+    """Tell what else happened while a pull wrote `path`; False when it left the file as it
+    is (it had changed since the scan: nothing to record)."""
+    if not written.applied:
         _skip_changed(session, path)
         return False
-    local = session.local.get(path)
-    if local is not None and not (
-        local.size <= version.size and prefix_sha256(staged, local.size) == local.sha256
-    ):
-        _trash_copy(session, path, target)
-    os.replace(temporary, target)
-    session.record(path, version, target)
+    local = session.paths.to_local(path)
+    if written.late is not None:
+        session.listen(
+            Event(
+                "warning",
+                path,
+                detail=f"{local} was written to while the pull {doing} it; the file with "
+                f"what was written is kept in {written.late}",
+            )
+        )
+    if written.raced:
+        session.listen(
+            Event(
+                "warning",
+                path,
+                detail=f"{local} was appended to while the pull extended it; both are in the "
+                "file, which the next push sends",
+            )
+        )
+    return True
+
+
+def _apply_download(session: Session, assembler: Assembler, path: str, version: Version) -> bool:
+    """Extend the local file when it is a prefix of `version`, else replace it (the old one
+    kept in trash/); record `version` unless the file is not exactly it."""
+    written = write_file(
+        assembler.path_of(version),
+        session.target(path),
+        session.local.get(path),
+        version.mtime_ns,
+        session.ws.trash,
+        session.paths.to_local(path),
+    )
+    if not _apply_written(session, path, written, "replaced"):
+        return False
+    session.state.files[path] = Entry(version, written.size, written.mtime_ns)
     return True
 
 
 def _apply_trash(session: Session, path: str, version: Version) -> bool:
-    target = session.target(path)
-    if not session.unchanged_since_scan(path, target):
-        _skip_changed(session, path)
+    written = delete_file(
+        session.target(path),
+        session.local.get(path),
+        session.ws.trash,
+        session.paths.to_local(path),
+    )
+    if not _apply_written(session, path, written, "deleted"):
         return False
-    if target.exists():
-        _trash_copy(session, path, target)
-        target.unlink()
     session.record(path, version, None)
     return True
 
@@ -230,29 +287,36 @@ def _apply_resolve(
     previous = session.state.files.get(action.path)
     base_vector = resolution.vector.merge(previous.base.vector if previous else VersionVector())
     winner = resolution.winner
+    trash, relative = session.ws.trash, session.paths.to_local(action.path)
     if winner is None:
         merged = merge_history([content(v) for v in resolution.merged_inputs])
-        temporary = target.with_name(temporary_name())
-        temporary.write_bytes(merged)
-        os.replace(temporary, target)
+        source = assembler.downloads / "merged"
+        source.write_bytes(merged)
+        written = write_file(source, target, local, None, trash, relative, keep_replaced=False)
+        if not _apply_written(session, action.path, written, "merged"):
+            return
+        # No stat recorded: the next scan reads the merge, which the next push sends.
         session.state.files[action.path] = Entry(remote_best.with_vector(base_vector))
         summary.downloaded += 1
         session.listen(Event("download", action.path, len(merged), detail="merged"))
     elif resolution.keep_local:
         session.state.files[action.path] = Entry(remote_best.with_vector(base_vector))
     elif winner.deleted:
-        if target.exists():
-            _trash_copy(session, action.path, target)
-            target.unlink()
+        written = delete_file(target, local, trash, relative)
+        if not _apply_written(session, action.path, written, "deleted"):
+            return
         session.record(action.path, winner.with_vector(base_vector), None)
     elif local is not None and (winner.sha256, winner.size) == (local.sha256, local.size):
-        session.record(action.path, winner.with_vector(base_vector), target)
+        session.state.files[action.path] = Entry(
+            winner.with_vector(base_vector), local.size, local.mtime_ns
+        )
     else:
-        temporary = copy_beside(content(winner), target, winner.mtime_ns)
-        if local is not None:
-            _trash_copy(session, action.path, target)
-        os.replace(temporary, target)
-        session.record(action.path, winner.with_vector(base_vector), target)
+        written = write_file(content(winner), target, local, winner.mtime_ns, trash, relative)
+        if not _apply_written(session, action.path, written, "replaced"):
+            return
+        session.state.files[action.path] = Entry(
+            winner.with_vector(base_vector), written.size, written.mtime_ns
+        )
         summary.downloaded += 1
         session.listen(Event("download", action.path, winner.size))
     if not resolution.keep_local and len(action.options) > 1:

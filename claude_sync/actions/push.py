@@ -123,60 +123,17 @@ def plan_push(session: Session, remote: dict[str, list[Version]]) -> list[PushAc
     return actions
 
 
-def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = False) -> Summary:
-    session = Session(ws, listen)
-    summary = Summary()
-    if not ws.claude.is_dir() and any(not e.base.deleted for e in session.state.files.values()):
-        raise ClaudeSyncError(
-            f"the Claude folder {ws.claude} is missing, but files were synced from it: "
-            "nothing pushed (is CLAUDE_CONFIG_DIR right?)"
-        )
-    if session.forget_unsynced() and not dry_run:
-        session.save()
-    offline = plan_push(session, {})
-    if not offline:
-        return summary
-    if all(isinstance(action, Sweep) for action in offline):
-        if not dry_run:
-            for action in offline:
-                session.state.files[action.path].swept = True
-            session.save()
-        return summary
-    remote = session.remote().versions()
-    actions = plan_push(session, remote)
-    tombstones = [a for a in actions if isinstance(a, Tombstone)]
-    deletable = {
-        path
-        for path, versions in remote.items()
-        if not is_transcript(path) and any(not v.deleted for v in versions)
-    }
-    if len(tombstones) > 1 and 2 * len(tombstones) > len(deletable) and not force:
-        raise ClaudeSyncError(
-            f"this push would delete {len(tombstones)} of the {len(deletable)} files on the "
-            f"remote that can be deleted; check {ws.claude}, then use --force if intended"
-        )
-    adopted = [a for a in actions if isinstance(a, Adopt)]
-    for action in adopted:
-        local = session.local[action.path]
-        session.state.files[action.path] = Entry(action.version, local.size, local.mtime_ns)
-    if len(adopted) == len(actions):
-        if not dry_run:
-            session.save()
-        return summary
-    uploads = [a for a in actions if isinstance(a, Upload)]
+def _send(
+    session: Session,
+    actions: list[PushAction],
+    uploads: list[Upload],
+    tombstones: list[Tombstone],
+    staging: Path,
+) -> dict[str, tuple[Version, Path | None]]:
+    """Encrypt, send the objects, then the manifest; record the new bases. Returns what
+    was sent: path -> (version, the local file, None for a tombstone)."""
+    ws = session.ws
     total = len(uploads) + len(tombstones)
-    if dry_run:
-        for index, action in enumerate(uploads + tombstones, 1):
-            kind = "upload" if isinstance(action, Upload) else "delete"
-            size = action.local.size if isinstance(action, Upload) else 0
-            session.listen(Event(kind, action.path, size, index, total, "dry run"))
-        summary.uploaded, summary.deleted = len(uploads), len(tombstones)
-        return summary
-
-    staging = ws.staging / "push"
-    if staging.exists():
-        shutil.rmtree(staging)
-    private_folder(staging)
     known = session.remote().known_segments()
     to_send: set[str] = set()
     updates: dict[str, tuple[Version, Path | None]] = {}
@@ -228,7 +185,85 @@ def push(ws: Workspace, listen: Listener, dry_run: bool = False, force: bool = F
     ws.remote.upload_manifest(session.device, encrypted)
     session.state.last_push = now_iso()
     session.save()
+    return updates
+
+
+def _new_bytes(action: Upload) -> int:
+    """About how many bytes an upload sends: a file that grew sends what it grew by."""
+    base = action.base
+    grew = base is not None and not base.deleted and action.local.size > base.size
+    return action.local.size - (base.size if grew and base is not None else 0)
+
+
+def push(
+    ws: Workspace,
+    listen: Listener,
+    dry_run: bool = False,
+    force: bool = False,
+    foreground_bytes: int | None = None,
+) -> Summary:
+    """Push what changed. With `foreground_bytes`, a push that would send more than that
+    does nothing and says so (summary.deferred): the caller hands it to the background."""
+    session = Session(ws, listen)
+    summary = Summary()
+    if not ws.claude.is_dir() and any(not e.base.deleted for e in session.state.files.values()):
+        raise ClaudeSyncError(
+            f"the Claude folder {ws.claude} is missing, but files were synced from it: "
+            "nothing pushed (is CLAUDE_CONFIG_DIR right?)"
+        )
+    if session.forget_unsynced() and not dry_run:
+        session.save()
+    offline = plan_push(session, {})
+    if not offline:
+        return summary
+    uploading = sum(_new_bytes(action) for action in offline if isinstance(action, Upload))
+    if foreground_bytes is not None and uploading > foreground_bytes and not dry_run:
+        summary.deferred = True
+        return summary
+    if all(isinstance(action, Sweep) for action in offline):
+        if not dry_run:
+            for action in offline:
+                session.state.files[action.path].swept = True
+            session.save()
+        return summary
+    remote = session.remote().versions()
+    actions = plan_push(session, remote)
+    tombstones = [a for a in actions if isinstance(a, Tombstone)]
+    deletable = {
+        path
+        for path, versions in remote.items()
+        if not is_transcript(path) and any(not v.deleted for v in versions)
+    }
+    if len(tombstones) > 1 and 2 * len(tombstones) > len(deletable) and not force:
+        raise ClaudeSyncError(
+            f"this push would delete {len(tombstones)} of the {len(deletable)} files on the "
+            f"remote that can be deleted; check {ws.claude}, then use --force if intended"
+        )
+    adopted = [a for a in actions if isinstance(a, Adopt)]
+    for action in adopted:
+        local = session.local[action.path]
+        session.state.files[action.path] = Entry(action.version, local.size, local.mtime_ns)
+    if len(adopted) == len(actions):
+        if not dry_run:
+            session.save()
+        return summary
+    uploads = [a for a in actions if isinstance(a, Upload)]
+    total = len(uploads) + len(tombstones)
+    if dry_run:
+        for index, action in enumerate(uploads + tombstones, 1):
+            kind = "upload" if isinstance(action, Upload) else "delete"
+            size = action.local.size if isinstance(action, Upload) else 0
+            session.listen(Event(kind, action.path, size, index, total, "dry run"))
+        summary.uploaded, summary.deleted = len(uploads), len(tombstones)
+        return summary
+
+    staging = ws.staging / "push"
     shutil.rmtree(staging, ignore_errors=True)
+    private_folder(staging)
+    try:
+        updates = _send(session, actions, uploads, tombstones, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     summary.uploaded = sum(file is not None for _, file in updates.values())
     summary.published = sum(isinstance(action, Publish) for action in actions)
     summary.deleted = len(tombstones)
