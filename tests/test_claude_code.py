@@ -281,4 +281,17 @@ def test_a_session_moves_between_devices_and_back(
     b.ok("pull")
     timings["B pull"] = time.monotonic() - started
     assert b_transcript.read_bytes() == final, "B's transcript differs from A's after a pull"
+
+    # C, a device that has never pulled, resumes the session by its id.
+    c = joined(make_device("c"), local_server)
+    with FakeAnthropic(reply="answer from C", isolate=True) as api:
+        started = time.monotonic()
+        result = wrapped(c, api, claude_binary, "resume", session, "-p", "fourth")
+        timings["C claude-sync resume"] = time.monotonic() - started
+        succeeded(result, "C: claude-sync resume ID -p fourth")
+        texts = message_texts(api.messages()[-1])
+        for expected in ("hello", "answer from B", "answer from A after B", "fourth"):
+            assert any(expected in text for text in texts), (
+                f"C's request lacks {expected!r}: resume did not fetch the session first"
+            )
     print(" ".join(f"{name}: {seconds:.1f}s;" for name, seconds in timings.items()))

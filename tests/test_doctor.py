@@ -209,3 +209,22 @@ def test_rclone_check_uses_the_configured_binary(
     code, checks = doctor(device)
     assert code == 0
     assert f"({mine})" in checks["rclone"][1]
+
+
+def test_doctor_names_another_claude_sync_that_the_hooks_would_run(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    device = make_device("a")
+    init(device, local_server)
+    device.claude.mkdir()
+    device.ok("install")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "claude-sync").write_text("#!/bin/sh\nexit 0\n")
+    (other / "claude-sync").chmod(0o755)
+    code, checks = doctor(device, PATH=f"{other}{os.pathsep}{BIN}")
+    assert code == 1
+    assert str(other / "claude-sync") in assert_failed_with_hint(checks, "hook command")
+
+    code, checks = doctor(device, PATH=str(other.parent / "nowhere"))
+    assert "not on PATH" in assert_failed_with_hint(checks, "hook command")
