@@ -15,6 +15,7 @@ file or in trash/:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -22,6 +23,7 @@ import re
 import shutil
 import stat
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,23 +207,44 @@ def _replace(
     """Rename `temporary` over `target` if it still is what the scan saw (see write_file)."""
     written = os.stat(temporary)
     try:
-        fd = os.open(target, os.O_RDONLY | _NOFOLLOW)
+        result = _take_out(
+            target, seen, trash, relative, keep_replaced, lambda: os.replace(temporary, target)
+        )
     except FileNotFoundError:
         return _create(temporary, target, seen, written)
+    if not result.applied:
+        return result
+    return dataclasses.replace(result, size=written.st_size, mtime_ns=written.st_mtime_ns)
+
+
+def _take_out(
+    target: Path,
+    seen: LocalFile | None,
+    trash: Path,
+    relative: str,
+    keep: bool,
+    remove: Callable[[], None],
+) -> Written:
+    """Hold `target` open; if it still is what the scan saw, keep it in trash/ (when `keep`)
+    and `remove` it from the folder (a rename over it, or an unlink); then keep what was
+    written to the held file meanwhile. FileNotFoundError when there is no file."""
+    try:
+        fd = os.open(target, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        raise
     except OSError:
         return LEFT
     try:
         held = os.fstat(fd)
         if seen is None or not _matches(held, seen):
             return LEFT
-        kept = keep_in_trash(trash, relative, target) if keep_replaced else None
+        kept = keep_in_trash(trash, relative, target) if keep else None
         if not _same_file(os.stat(target, follow_symlinks=False), held):
             return LEFT  # replaced by someone else since it was opened
-        os.replace(temporary, target)
-        late = _late_bytes(fd, held, kept, trash, relative)
+        remove()
+        return Written(True, late=_late_bytes(fd, held, kept, trash, relative))
     finally:
         os.close(fd)
-    return Written(True, written.st_size, written.st_mtime_ns, late=late)
 
 
 def _create(
@@ -258,23 +281,9 @@ def delete_file(target: Path, seen: LocalFile | None, trash: Path, relative: str
     """Move `target` to trash/<time>/<relative> if it still is what the scan saw; bytes
     written to it meanwhile are kept there too (see `Written`)."""
     try:
-        fd = os.open(target, os.O_RDONLY | _NOFOLLOW)
+        return _take_out(target, seen, trash, relative, True, lambda: os.unlink(target))
     except FileNotFoundError:
         return Written(True) if seen is None else LEFT
-    except OSError:
-        return LEFT
-    try:
-        held = os.fstat(fd)
-        if seen is None or not _matches(held, seen):
-            return LEFT
-        kept = keep_in_trash(trash, relative, target)
-        if not _same_file(os.stat(target, follow_symlinks=False), held):
-            return LEFT
-        os.unlink(target)
-        late = _late_bytes(fd, held, kept, trash, relative)
-    finally:
-        os.close(fd)
-    return Written(True, late=late)
 
 
 def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
