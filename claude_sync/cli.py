@@ -563,6 +563,9 @@ def _pull_hook() -> None:
         click.echo(f"claude-sync: pull failed: {message}", err=True)
         runlog.record(home, "hook-pull", "failed", message)
         return
+    except KeyboardInterrupt:  # Claude Code gave up on the hook: nothing was half-applied
+        runlog.record(home, "hook-pull", "failed", "interrupted")
+        return
     detail = _pull_line(summary, dry_run=False)
     if summary.held:
         detail += f"; held back {', '.join(summary.held)} (newer elsewhere)"
@@ -662,7 +665,10 @@ def _claude_binary() -> str:
 
 
 def _run_claude(arguments: list[str]) -> None:
-    """Pull (bounded), run Claude Code with the terminal, then push; exit with its code."""
+    """Pull, run Claude Code with the terminal, then push; exit with Claude Code's code.
+
+    The pull's wait for the remote is bounded by rclone.timeout (the manifests); what it
+    then downloads shows its progress, and Ctrl-C stops it."""
     binary = _claude_binary()
     if os.environ.get(WRAPPED):  # `claude` itself resolved to this wrapper: just run it
         sys.exit(run_child([binary, *arguments]))
@@ -670,15 +676,11 @@ def _run_claude(arguments: list[str]) -> None:
     ws = None
     try:
         ws = load_workspace(sync_home())
-        ws.remote.rclone.give_up_at = time.monotonic() + ws.config.timeout
         with locked(ws.home):
             summary = pull_action.pull(ws, printer)
         printer.done(_pull_line(summary, dry_run=False))
     except ClaudeSyncError as error:
         click.echo(f"! pull failed, starting Claude Code anyway: {error}", err=True)
-    finally:
-        if ws is not None:
-            ws.remote.rclone.give_up_at = None
     code = run_child([binary, *arguments], {WRAPPED: "1"})
     if ws is not None:
         printer = Printer(quiet=False, verbose=False, to_stderr=True)

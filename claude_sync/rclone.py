@@ -203,7 +203,9 @@ class Rclone:
         """Copy the files named in list_file (relative to source), without listing either side."""
         self.run(["copy", source, destination, "--files-from-raw", str(list_file), "--no-traverse"])
 
-    def mirror(self, source: str, destination: str, include: list[str]) -> None:
+    def mirror(
+        self, source: str, destination: str, include: list[str], deadline: float | None = None
+    ) -> None:
         """Make the local folder destination hold exactly source's files matching `include`."""
         filters = [flag for pattern in include for flag in ("--include", pattern)]
-        self.run(["sync", source, destination, *filters])
+        self.run(["sync", source, destination, *filters], deadline=deadline)

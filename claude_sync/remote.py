@@ -108,10 +108,14 @@ class Remote:
 
     def mirror_metadata(self, folder: Path) -> None:
         """Make `folder` hold exactly the remote's marker and encrypted manifests, in one
-        rclone call (unchanged files are not transferred again); check the format."""
+        rclone call (unchanged files are not transferred again); check the format.
+
+        The call is bounded in total by rclone's timeout, retries included: a remote that
+        accepts connections and never answers costs that long, not three times as long."""
         private_folder(folder)
+        wanted = [f"/{MARKER}", f"/{MANIFESTS}/*.age"]
         try:
-            self.rclone.mirror(self.root, str(folder), [f"/{MARKER}", f"/{MANIFESTS}/*.age"])
+            self.rclone.mirror(self.root, str(folder), wanted, deadline=self.rclone.timeout)
         except RemoteNotFound:
             shutil.rmtree(folder)
             folder.mkdir(mode=0o700)

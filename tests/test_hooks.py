@@ -220,6 +220,26 @@ def rclones_of(device: Device) -> list[int]:
     return found
 
 
+def test_an_interactive_run_waits_for_a_silent_remote_no_longer_than_its_timeout(
+    make_device, s3_server: Server, tmp_path: Path
+) -> None:
+    """rclone.timeout bounds the wait for the manifests in total, retries included."""
+    device = joined(make_device("a"), s3_server)
+    config = device.sync_home / "config.yaml"
+    config.write_text(config.read_text().replace("timeout: 30", "timeout: 2"))
+    (device.claude / "plans").mkdir(parents=True)
+    claude = fake_claude(tmp_path, device, exit_code=0)
+    with silenced(s3_server):
+        started = time.monotonic()
+        done = run_cli(device, "claude", "-p", "hi", CLAUDE_SYNC_CLAUDE=str(claude))
+        elapsed = time.monotonic() - started
+    assert done.returncode == 0
+    assert (tmp_path / "arguments").read_text() == "-p hi\n"
+    assert b"pull failed, starting Claude Code anyway" in done.stderr
+    assert b"did not answer" in done.stderr
+    assert elapsed < 2 * (2 + 3), f"took {elapsed:.1f} s"  # the pull, then the push
+
+
 def test_the_deadline_leaves_no_rclone_behind(make_device, s3_server: Server) -> None:
     device = joined(make_device("a"), s3_server)
     with silenced(s3_server):
