@@ -32,8 +32,11 @@ RUNNER_LOCK = "background.lock"
 def request_push(home: Path, why: str) -> None:
     """Ask for a push and make sure a runner will do it; returns at once."""
     write_private(home / REQUEST, why + "\n")
+    # In our own folder: `-m` puts the working folder first on the import path, and a hook
+    # runs in the user's project, which may hold a folder named claude_sync.
     subprocess.Popen(
         [sys.executable, "-m", "claude_sync", "background-push"],
+        cwd=home,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -21,11 +21,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .files import private_folder
 from .pathmap import temporary_name
@@ -165,6 +167,34 @@ def write_file(
         temporary.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until a write into the Claude folder is complete, so
+    an interrupted run never leaves a half-appended tail or an unchecked replacement."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _whole_lines(reading: BinaryIO) -> Iterator[bytes]:
+    """The rest of `reading` in chunks of about READ_CHUNK that end at a line's end, so that
+    a line Claude Code appends between two writes lands between whole lines."""
+    pending = b""
+    while chunk := reading.read(READ_CHUNK):
+        pending += chunk
+        cut = pending.rfind(b"\n") + 1
+        if not cut and len(pending) >= 16 * READ_CHUNK:  # not lines: bound the memory
+            cut = len(pending)
+        if cut:
+            yield pending[:cut]
+            pending = pending[cut:]
+    if pending:
+        yield pending
+
+
 def _extend(
     source: Path, target: Path, seen: LocalFile, size: int, mtime_ns: int | None
 ) -> Written | None:
@@ -179,9 +209,9 @@ def _extend(
     try:
         if not _matches(os.fstat(fd), seen):
             return LEFT
-        with open(source, "rb") as reading:
+        with open(source, "rb") as reading, signals_held():
             reading.seek(seen.size)
-            while chunk := reading.read(READ_CHUNK):
+            for chunk in _whole_lines(reading):
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view) :]
@@ -241,8 +271,10 @@ def _take_out(
         kept = keep_in_trash(trash, relative, target) if keep else None
         if not _same_file(os.stat(target, follow_symlinks=False), held):
             return LEFT  # replaced by someone else since it was opened
-        remove()
-        return Written(True, late=_late_bytes(fd, held, kept, trash, relative))
+        with signals_held():
+            remove()
+            late = _late_bytes(fd, held, kept, trash, relative)
+        return Written(True, late=late)
     finally:
         os.close(fd)
 

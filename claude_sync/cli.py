@@ -23,9 +23,10 @@ from .actions import push as push_action
 from .actions import status as status_action
 from .actions import verify as verify_action
 from .actions.claude import run_child
-from .background import request_push, run_requested
+from .background import REQUEST, request_push, run_requested
 from .config import Config, default_device_name, load_config
 from .errors import ClaudeSyncError, ConfigError, Interrupted
+from .files import write_private
 from .hook_settings import installed_hooks, read_settings, with_ours, without_ours, write_settings
 from .hooks import WRAPPED, push_hook, read_hook_input
 from .initialize import InitRequest, existing_setup, initialize
@@ -36,7 +37,7 @@ from .rclone import Rclone, find_rclone
 from .remote import Remote
 from .session import Event, Summary, fetch_remote_view
 from .templates import load_template, template_names
-from .workspace import KEY_FILE, load_workspace, rclone_for
+from .workspace import KEY_FILE, Workspace, load_workspace, rclone_for
 
 
 class Group(click.Group):
@@ -534,6 +535,9 @@ class HookListener:
             runlog.log(self.home, self.kind, f"conflict: {event.path} (saved as {event.detail})")
 
 
+HOOK_LOCK_WAIT = 1.0  # seconds; a session started right after one ended finds its push running
+
+
 def _pull_hook() -> None:
     """SessionStart: pull everything but the session being opened, within the deadline.
 
@@ -550,7 +554,7 @@ def _pull_hook() -> None:
         ws = load_workspace(home)
         deadline = ws.config.hook_pull_timeout
         ws.remote.rclone.give_up_at = started + deadline
-        with locked(ws.home, wait=deadline):
+        with locked(ws.home, wait=min(HOOK_LOCK_WAIT, deadline)):
             summary = pull_action.pull(
                 ws, HookListener(home, "hook-pull"), held_session=hook.session_id
             )
@@ -566,7 +570,7 @@ def _pull_hook() -> None:
     except KeyboardInterrupt:  # Claude Code gave up on the hook: nothing was half-applied
         runlog.record(home, "hook-pull", "failed", "interrupted")
         return
-    detail = _pull_line(summary, dry_run=False)
+    detail = f"{_pull_line(summary, dry_run=False)} ({hook.source or 'start'} {hook.session_id})"
     if summary.held:
         detail += f"; held back {', '.join(summary.held)} (newer elsewhere)"
         click.echo(
@@ -648,6 +652,10 @@ def background_push() -> None:
             runlog.record(home, "background-push", "failed", str(error))
         except Exception as error:  # recorded for `status`; the runner goes on
             runlog.record(home, "background-push", "failed", f"{type(error).__name__}: {error}")
+        except KeyboardInterrupt:  # stopped (a shutdown): the push stays requested
+            runlog.record(home, "background-push", "failed", "interrupted; requested again")
+            write_private(home / REQUEST, "interrupted\n")
+            raise
 
     run_requested(home, push_once)
 
@@ -670,7 +678,13 @@ def _run_claude(arguments: list[str]) -> None:
     The pull's wait for the remote is bounded by rclone.timeout (the manifests); what it
     then downloads shows its progress, and Ctrl-C stops it."""
     binary = _claude_binary()
-    if os.environ.get(WRAPPED):  # `claude` itself resolved to this wrapper: just run it
+    around = os.environ.get(WRAPPED)
+    if around:
+        if os.path.realpath(binary) == os.path.realpath(around):
+            raise ConfigError(
+                f"`claude-sync claude` already runs around {binary}: if `claude` on PATH is a "
+                "script that calls claude-sync, set CLAUDE_SYNC_CLAUDE to Claude Code itself"
+            )
         sys.exit(run_child([binary, *arguments]))
     printer = Printer(quiet=False, verbose=False, to_stderr=True)
     ws = None
@@ -679,26 +693,41 @@ def _run_claude(arguments: list[str]) -> None:
         with locked(ws.home):
             summary = pull_action.pull(ws, printer)
         printer.done(_pull_line(summary, dry_run=False))
-    except ClaudeSyncError as error:
-        click.echo(f"! pull failed, starting Claude Code anyway: {error}", err=True)
-    code = run_child([binary, *arguments], {WRAPPED: "1"})
+    except (ClaudeSyncError, OSError) as error:  # OSError: a terminal that went away
+        with contextlib.suppress(OSError):
+            click.echo(f"! pull failed, starting Claude Code anyway: {error}", err=True)
+    code = run_child([binary, *arguments], {WRAPPED: binary})
     if ws is not None:
-        printer = Printer(quiet=False, verbose=False, to_stderr=True)
-        try:
-            with locked(ws.home):
-                summary = push_action.push(ws, printer, foreground_bytes=FOREGROUND_PUSH_BYTES)
-            if summary.deferred:
-                request_push(ws.home, "after claude")
-                printer.done("↑ pushing in the background (`claude-sync status` shows how it went)")
-            else:
-                runlog.record(ws.home, "push", "ok", _push_line(summary, dry_run=False))
-                printer.done(_push_line(summary, dry_run=False))
-        except ClaudeSyncError as error:
-            click.echo(f"! push failed: {error} (run `claude-sync push` to retry)", err=True)
+        _push_after_claude(ws)
     sys.exit(code)
 
 
-_PASS_THROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+def _push_after_claude(ws: Workspace) -> None:
+    """Push what the session wrote. What cannot finish here (a big push, the terminal
+    closed, a signal, the lock held, the remote down) a background run takes over, so the
+    session is never left unpushed; the SessionEnd hook leaves this push to us."""
+    printer = Printer(quiet=False, verbose=False, to_stderr=True)
+    try:
+        with locked(ws.home):
+            summary = push_action.push(ws, printer, foreground_bytes=FOREGROUND_PUSH_BYTES)
+        if not summary.deferred:
+            runlog.record(ws.home, "push", "ok", _push_line(summary, dry_run=False))
+            printer.done(_push_line(summary, dry_run=False))
+            return
+        message = "↑ pushing in the background (`claude-sync status` shows how it went)"
+    except (ClaudeSyncError, OSError, KeyboardInterrupt) as error:
+        reason = str(error) or type(error).__name__
+        message = f"! the push goes on in the background ({reason})"
+    request_push(ws.home, "after claude")
+    with contextlib.suppress(OSError):
+        click.echo(message, err=True)
+
+
+_PASS_THROUGH = {
+    "ignore_unknown_options": True,
+    "allow_interspersed_args": False,
+    "help_option_names": [],  # `claude --help` through the alias is Claude Code's help
+}
 
 
 @main.command(context_settings=_PASS_THROUGH)

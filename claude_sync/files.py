@@ -7,8 +7,9 @@ import secrets
 from pathlib import Path
 
 
-def write_private(path: Path, text: str | bytes) -> None:
-    """Write a file mode 0600 in a 0700 folder, replacing any old one atomically."""
+def write_private(path: Path, text: str | bytes, mode: int = 0o600) -> None:
+    """Write a file (mode 0600 unless told) in a 0700 folder, replacing any old one
+    atomically."""
     private_folder(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     data = text.encode() if isinstance(text, str) else text
@@ -18,6 +19,8 @@ def write_private(path: Path, text: str | bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if mode != 0o600:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

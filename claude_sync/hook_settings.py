@@ -16,11 +16,11 @@ from __future__ import annotations
 import copy
 import json
 import os
-import secrets
 import stat
 from pathlib import Path
 
 from .errors import ConfigError
+from .files import write_private
 
 PULL_COMMAND = "command -v claude-sync >/dev/null 2>&1 && claude-sync pull --hook || true"
 PUSH_COMMAND = "command -v claude-sync >/dev/null 2>&1 && claude-sync push --hook || true"
@@ -50,6 +50,7 @@ def without_ours(settings: dict) -> dict:
     """`settings` with every hook of ours removed, and the groups and events it leaves empty."""
     result = copy.deepcopy(settings)
     events = _events(result)
+    removed = False
     for event in list(events):
         groups = events[event]
         if not isinstance(groups, list):
@@ -57,17 +58,18 @@ def without_ours(settings: dict) -> dict:
         kept_groups = []
         for group in groups:
             hooks = _hooks_of(group)
-            if not any(hook.get("command") in OURS for hook in hooks):
+            if not any(_is_ours(hook) for hook in hooks):
                 kept_groups.append(group)
                 continue
-            group["hooks"] = [hook for hook in hooks if hook.get("command") not in OURS]
+            removed = True
+            group["hooks"] = [hook for hook in hooks if not _is_ours(hook)]
             if group["hooks"]:
                 kept_groups.append(group)
         if kept_groups:
             events[event] = kept_groups
         else:
             del events[event]
-    if "hooks" in result and not events:
+    if removed and not events:
         del result["hooks"]
     return result
 
@@ -89,13 +91,18 @@ def with_ours(settings: dict, on_stop: bool, pull_timeout: int) -> dict:
     return result
 
 
+def _is_ours(hook: dict) -> bool:
+    command = hook.get("command")
+    return isinstance(command, str) and command in OURS
+
+
 def _ours(settings: dict) -> dict[str, list[tuple[str, object]]]:
     """Event -> (command, timeout) of each of our hooks."""
     found: dict[str, list[tuple[str, object]]] = {}
     for event, groups in _events(settings).items():
         for group in groups if isinstance(groups, list) else []:
             for hook in _hooks_of(group):
-                if hook.get("command") in OURS:
+                if _is_ours(hook):
                     found.setdefault(event, []).append((hook["command"], hook.get("timeout")))
     return found
 
@@ -137,21 +144,14 @@ def read_settings(path: Path) -> dict:
 
 
 def write_settings(path: Path, settings: dict) -> None:
-    """Replace settings.json atomically, keeping its mode (0600 for a new file)."""
+    """Replace settings.json atomically, keeping its mode (0600 for a new file); a link
+    (settings kept in a dotfiles repository) is written through, never replaced."""
+    real = Path(os.path.realpath(path))
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        mode = stat.S_IMODE(real.stat().st_mode)
     except FileNotFoundError:
         mode = 0o600
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    else:
+        if not mode & stat.S_IWUSR or not os.access(real, os.W_OK):
+            raise ConfigError(f"{path} is read-only: left unchanged")
+    write_private(real, json.dumps(settings, indent=2, ensure_ascii=False) + "\n", mode)

@@ -2,7 +2,8 @@
 
 Claude Code runs a hook with a JSON object on stdin (`session_id`, `transcript_path`, `cwd`,
 `hook_event_name`, and per event `source` or `reason`) and feeds SessionStart's stdout to
-the model. So hook mode reads what it can of that object, writes nothing to stdout, reports
+the model. So hook mode reads the fields it uses (the session, the event and why it fired;
+the transcript is found from the session id), writes nothing to stdout, reports
 problems as one line on stderr and in logs/, and always exits 0.
 
 `push --hook` must return at once (SessionEnd hooks are killed after about 1.5 s): this
@@ -11,7 +12,6 @@ module imports only what the hand-off needs, not the sync machinery.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -27,8 +27,6 @@ WRAPPED = "CLAUDE_SYNC_WRAPPED"  # set for Claude Code run by `claude-sync claud
 @dataclass(frozen=True)
 class HookInput:
     session_id: str | None = None
-    transcript_path: str | None = None
-    cwd: str | None = None
     event: str | None = None
     source: str | None = None
     reason: str | None = None
@@ -49,8 +47,6 @@ def parse_hook_input(text: str) -> HookInput:
 
     return HookInput(
         session_id=field("session_id"),
-        transcript_path=field("transcript_path"),
-        cwd=field("cwd"),
         event=field("hook_event_name"),
         source=field("source"),
         reason=field("reason"),
@@ -70,7 +66,7 @@ def read_hook_input() -> HookInput:
 def push_hook(home: Path) -> None:
     """Hand a push to the background runner; never raises, never prints to stdout."""
     hook = read_hook_input()
-    why = " ".join(part for part in (hook.event or "hook", hook.session_id or "") if part)
+    why = " ".join(part for part in (hook.event or "hook", hook.reason, hook.session_id) if part)
     if os.environ.get(WRAPPED) and hook.event == "SessionEnd":
         runlog.record(home, "hook-push", "ok", "skipped: `claude-sync claude` pushes next")
         return
@@ -84,5 +80,4 @@ def push_hook(home: Path) -> None:
     except Exception as error:  # hook mode: one line, exit 0, whatever went wrong
         message = f"{type(error).__name__}: {error}"
         print(f"claude-sync: push not started: {message}", file=sys.stderr)
-        with contextlib.suppress(OSError):
-            runlog.record(home, "hook-push", "failed", message)
+        runlog.record(home, "hook-push", "failed", message)

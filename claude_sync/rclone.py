@@ -93,7 +93,7 @@ def _explain(message: str) -> str:
     return message
 
 
-STOP_GRACE_SECONDS = 2.0
+STOP_GRACE_SECONDS = 1.0
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

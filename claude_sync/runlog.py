@@ -12,6 +12,7 @@ Messages are one line each and never hold file contents, keys or passphrases.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -39,7 +40,13 @@ def _now() -> str:
 
 
 def log(home: Path, kind: str, message: str) -> None:
-    """Append one line to logs/claude-sync.log, rotating it when it has grown too big."""
+    """Append one line to logs/claude-sync.log, rotating it when it has grown too big.
+    A log that cannot be written (a full disk) never fails the run it describes."""
+    with contextlib.suppress(OSError):
+        _append(home, kind, message)
+
+
+def _append(home: Path, kind: str, message: str) -> None:
     folder = home / LOGS
     private_folder(folder)
     path = folder / LOG_FILE
@@ -60,7 +67,8 @@ def record(home: Path, kind: str, outcome: str, detail: str = "") -> None:
     """Log a finished run and keep it as the last run of its kind."""
     log(home, kind, f"{outcome}" + (f": {detail}" if detail else ""))
     document = {"when": _now(), "outcome": outcome, "detail": detail}
-    write_private(home / LOGS / f"last-{kind}.json", json.dumps(document))
+    with contextlib.suppress(OSError):
+        write_private(home / LOGS / f"last-{kind}.json", json.dumps(document))
 
 
 def last_runs(home: Path) -> list[Run]:

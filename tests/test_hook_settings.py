@@ -81,7 +81,7 @@ def test_uninstall_keeps_other_hooks_in_a_group_we_share() -> None:
     assert without_ours(shared) == {
         "hooks": {"SessionEnd": [{"hooks": [{"type": "command", "command": "echo bye"}]}]}
     }
-    assert without_ours({"hooks": {}}) == {}
+    assert without_ours({"hooks": {}}) == {"hooks": {}}  # not ours to remove
     assert without_ours({}) == {}
 
 
@@ -135,9 +135,7 @@ def test_hook_input_is_parsed_tolerantly() -> None:
         "source": "resume",
         "extra": {"nested": True},
     }
-    assert parse_hook_input(json.dumps(full)) == HookInput(
-        "s1", full["transcript_path"], "/h/app", "SessionStart", "resume", None
-    )
+    assert parse_hook_input(json.dumps(full)) == HookInput("s1", "SessionStart", "resume", None)
     assert parse_hook_input('{"session_id": 7, "reason": "exit"}') == HookInput(reason="exit")
     for junk in ("", "   ", "not json", "[1]", "null", '"text"'):
         assert parse_hook_input(junk) == HookInput()
@@ -154,3 +152,31 @@ def test_hook_commands_are_silent_where_claude_sync_is_missing(tmp_path: Path) -
             check=False,
         )
         assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+
+
+def test_hooks_with_commands_that_are_not_text_are_kept_not_fatal() -> None:
+    odd = {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": ["a", "b"]}]}]}}
+    installed = with_ours(odd, on_stop=False, pull_timeout=5)
+    assert installed["hooks"]["Stop"] == odd["hooks"]["Stop"]
+    assert without_ours(installed) == odd
+
+
+def test_a_linked_settings_file_is_written_through_the_link(make_device, tmp_path: Path) -> None:
+    device: Device = make_device("a")
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "settings.json").write_text('{"model": "opus"}')
+    device.claude.mkdir()
+    (device.claude / "settings.json").symlink_to(dotfiles / "settings.json")
+    device.ok("install")
+    assert (device.claude / "settings.json").is_symlink()
+    assert "SessionStart" in installed_hooks(json.loads((dotfiles / "settings.json").read_text()))
+
+
+def test_a_read_only_settings_file_is_refused(make_device) -> None:
+    device: Device = make_device("a")
+    settings = device.write("settings.json", '{"model": "opus"}')
+    settings.chmod(0o444)
+    result = device.run("install")
+    assert result.exit_code == 2 and "read-only" in result.output
+    assert settings.read_text() == '{"model": "opus"}'

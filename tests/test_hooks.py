@@ -48,7 +48,12 @@ def hook_input(device: Device, event: str, session: str = SESSION) -> bytes:
 
 
 def run_cli(
-    device: Device, *args: str, stdin: bytes = b"", timeout: float = 60, **extra: str
+    device: Device,
+    *args: str,
+    stdin: bytes = b"",
+    timeout: float = 60,
+    cwd: Path | None = None,
+    **extra: str,
 ) -> subprocess.CompletedProcess[bytes]:
     environment = {**os.environ, **device.environment(**extra)}
     environment["PATH"] = str(BIN) + os.pathsep + environment.get("PATH", "")
@@ -59,6 +64,7 @@ def run_cli(
         capture_output=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -429,7 +435,7 @@ def test_the_wrapper_pulls_runs_claude_and_pushes(
     assert done.stdout == b"claude says hi\n"
     assert (tmp_path / "arguments").read_text() == f"--resume {SESSION} -p again\n"
     assert (tmp_path / "seen").read_text() == "from a\n"  # pulled before Claude Code ran
-    assert (tmp_path / "wrapped").read_text() == "1\n"
+    assert (tmp_path / "wrapped").read_text() == f"{claude}\n"
     a.ok("pull")
     assert a.read("plans/made-in-session.md") == b"from the session\n"  # pushed after
 
@@ -448,4 +454,81 @@ def test_the_wrapper_starts_claude_when_the_remote_is_down(
     assert done.returncode == 0
     assert (tmp_path / "arguments").read_text() == "-p hi\n"
     assert b"pull failed, starting Claude Code anyway" in done.stderr
-    assert b"push failed" in done.stderr
+    assert b"the push goes on in the background" in done.stderr
+    wait_for(lambda: (device.sync_home / "logs" / "last-background-push.json").exists())
+    assert last_run(device, "background-push")["outcome"] == "failed"
+    assert "the background push at" in device.run("status").stderr
+
+
+def test_the_background_runner_ignores_a_claude_sync_folder_in_the_project(
+    make_device, local_server: Server, tmp_path: Path
+) -> None:
+    """Hooks run in the user's project; `python -m` would import a claude_sync/ found there."""
+    device = joined(make_device("a"), local_server)
+    put(device, "CLAUDE.md", "one\n", 1)
+    project = tmp_path / "project"
+    (project / "claude_sync").mkdir(parents=True)
+    (project / "claude_sync" / "__init__.py").write_text("")
+    (project / "claude_sync" / "__main__.py").write_text(
+        f"open({str(tmp_path / 'hijacked')!r}, 'w').close()\n"
+    )
+    run_cli(device, "push", "--hook", stdin=hook_input(device, "SessionEnd"), cwd=project)
+    wait_for(lambda: (device.sync_home / "logs" / "last-background-push.json").exists())
+    assert last_run(device, "background-push")["outcome"] == "ok"
+    assert not (tmp_path / "hijacked").exists()
+
+
+def test_hook_mode_exits_0_when_its_folder_cannot_be_written(make_device, tmp_path: Path) -> None:
+    device = make_device("a")
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    for args in (("pull", "--hook"), ("push", "--hook")):
+        done = run_cli(device, *args, stdin=b"{}", CLAUDE_SYNC_HOME=str(not_a_folder))
+        assert (done.returncode, done.stdout) == (0, b""), done.stderr
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_claude_on_path_that_calls_the_wrapper_is_refused_not_looped(
+    make_device, local_server: Server, tmp_path: Path
+) -> None:
+    device = joined(make_device("a"), local_server)
+    loop = tmp_path / "claude"
+    loop.write_text(f'#!/bin/sh\nexec "{CLI}" claude "$@"\n')
+    loop.chmod(0o755)
+    done = run_cli(device, "claude", "-p", "x", timeout=30, CLAUDE_SYNC_CLAUDE=str(loop))
+    assert done.returncode == 2
+    assert b"already runs around" in done.stderr
+
+
+def test_help_and_unknown_options_reach_claude_code(
+    make_device, local_server: Server, tmp_path: Path
+) -> None:
+    device = joined(make_device("a"), local_server)
+    (device.claude / "plans").mkdir(parents=True)
+    claude = fake_claude(tmp_path, device, exit_code=0)
+    run_cli(device, "claude", "--help", CLAUDE_SYNC_CLAUDE=str(claude))
+    assert (tmp_path / "arguments").read_text() == "--help\n"
+    run_cli(device, "claude", "--model", "x", "-p", "--verbose", CLAUDE_SYNC_CLAUDE=str(claude))
+    assert (tmp_path / "arguments").read_text() == "--model x -p --verbose\n"
+
+
+def test_a_wrapper_whose_terminal_is_gone_still_runs_claude_and_pushes(
+    make_device, local_server: Server, tmp_path: Path
+) -> None:
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, "CLAUDE.md", "from a\n", 1)
+    a.ok("push")
+    (b.claude / "plans").mkdir(parents=True)
+    claude = fake_claude(tmp_path, b, exit_code=4)
+    environment = {**os.environ, **b.environment(CLAUDE_SYNC_CLAUDE=str(claude))}
+    process = subprocess.Popen(
+        [CLI, "claude"], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    process.stderr.close()  # every line claude-sync writes now fails: EPIPE
+    assert process.wait(timeout=60) == 4
+    assert (tmp_path / "arguments").exists()
+    wait_for(lambda: (b.sync_home / "logs" / "last-background-push.json").exists())
+    assert last_run(b, "background-push")["outcome"] == "ok"
+    a.ok("pull")
+    assert a.read("plans/made-in-session.md") == b"from the session\n"
