@@ -25,6 +25,7 @@ import shutil
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +43,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: Any
+    received: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -8,11 +8,14 @@ register ``server.stop`` as a finalizer so no process outlives the test.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,3 +259,32 @@ def start_server(kind: str, tmp_path: Path, rclone: str) -> Server:
     )
     server.start()
     return server
+
+
+@contextlib.contextmanager
+def silenced(server: Server) -> Iterator[None]:
+    """The server's port taken over by a listener that accepts and never answers."""
+    server.stop()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", server.port))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()

@@ -32,7 +32,7 @@ from claude_code import (
 )
 from conftest import PASSPHRASE, Device, joined
 from fake_anthropic import FakeAnthropic
-from servers import Server
+from servers import Server, silenced
 
 from claude_sync.pathmap import encode_project
 
@@ -295,3 +295,42 @@ def test_a_session_moves_between_devices_and_back(
                 f"C's request lacks {expected!r}: resume did not fetch the session first"
             )
     print(" ".join(f"{name}: {seconds:.1f}s;" for name, seconds in timings.items()))
+
+
+def first_model_call_after(api: FakeAnthropic, started: float) -> float:
+    """Seconds from `started` to the first model call Claude Code made after it."""
+    calls = [
+        r.received
+        for r in api.requests
+        if r.method == "POST" and r.path.split("?")[0] == "/v1/messages" and r.received > started
+    ]
+    assert calls, "Claude Code made no model call"
+    return min(calls) - started
+
+
+def test_a_remote_that_never_answers_delays_claude_by_the_deadline_at_most(
+    claude_binary: str, s3_server: Server, make_device
+) -> None:
+    """SessionStart's pull gives up at hooks.pull_timeout (5 s): Claude Code starts at most
+    that (and a second) later than with a remote that answers. The hooks must reach the
+    S3 server on this machine's loopback, so the fake is not isolated here."""
+    a = joined(make_device("a"), s3_server)
+    a.ok("install")
+    with FakeAnthropic(reply="hi") as api:
+        device = ClaudeCode(claude_binary, a.home, api, sync_environment(a))
+        started, since = time.monotonic(), time.time()
+        succeeded(device.run("-p", "hello", cwd=app_folder(a)), "claude -p, remote up")
+        answering = first_model_call_after(api, started)
+        wait_background_push(a, since)  # else the next SessionStart finds the lock held
+        with silenced(s3_server):
+            started = time.monotonic()
+            result = device.run("-p", "again", cwd=app_folder(a))
+            succeeded(result, "claude -p, remote silent")
+            silent = first_model_call_after(api, started)
+        for body in api.messages():
+            assert not leaks(body, "claude-sync") + leaks(body, "hook success")
+    pulled = last_run(a, "hook-pull")
+    assert pulled and pulled["outcome"] == "failed", pulled
+    assert "did not answer" in pulled["detail"], pulled
+    print(f"first model call: {answering:.2f}s (remote up), {silent:.2f}s (remote silent)")
+    assert silent - answering < 5 + 1, f"{silent:.2f}s against {answering:.2f}s"

@@ -6,21 +6,17 @@ the bytes Claude Code would hand to the model.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import RCLONE, Device, joined, put
-from servers import Server
+from servers import Server, silenced
 
 from claude_sync.background import REQUEST, run_requested
 from claude_sync.pathmap import encode_project
@@ -106,35 +102,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-@contextlib.contextmanager
-def silenced(server: Server) -> Iterator[None]:
-    """The server's port taken over by a listener that accepts and never answers."""
-    server.stop()
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", server.port))
-    listener.listen(64)
-    listener.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        for connection in held:
-            connection.close()
-        listener.close()
 
 
 # hook mode ---------------------------------------------------------------------------------
