@@ -5,7 +5,7 @@ request and starts a runner in a session of its own (it outlives the hook and Cl
 and returns. The runner holds `background.lock` while it works and pushes as long as a
 request is waiting, taking the request before each push:
 
-    request:  write push-requested; start a runner
+    request:  write push-requested; start a runner unless one holds background.lock
     runner:   while we hold background.lock: while push-requested exists: remove it; push
               after releasing the lock: a request that arrived meanwhile -> go round again
 
@@ -32,6 +32,8 @@ RUNNER_LOCK = "background.lock"
 def request_push(home: Path, why: str) -> None:
     """Ask for a push and make sure a runner will do it; returns at once."""
     write_private(home / REQUEST, why + "\n")
+    if _runner_active(home):
+        return  # it sees the request, in its loop or in its check after the lock
     # In our own folder: `-m` puts the working folder first on the import path, and a hook
     # runs in the user's project, which may hold a folder named claude_sync.
     subprocess.Popen(
@@ -43,6 +45,22 @@ def request_push(home: Path, why: str) -> None:
         start_new_session=True,
         close_fds=True,
     )
+
+
+def _runner_active(home: Path) -> bool:
+    """Whether a runner holds the lock (a runner that could not take it because we looked
+    leaves the request to the one we then start)."""
+    try:
+        fd = os.open(home / RUNNER_LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _take_request(home: Path) -> bool:

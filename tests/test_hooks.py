@@ -6,6 +6,7 @@ the bytes Claude Code would hand to the model.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 from conftest import RCLONE, Device, joined, put
 from servers import Server, silenced
 
-from claude_sync.background import REQUEST, run_requested
+from claude_sync.background import REQUEST, request_push, run_requested
 from claude_sync.pathmap import encode_project
 
 BIN = Path(sys.executable).parent
@@ -499,3 +500,21 @@ def test_a_wrapper_whose_terminal_is_gone_still_runs_claude_and_pushes(
     assert last_run(b, "background-push")["outcome"] == "ok"
     a.ok("pull")
     assert a.read("plans/made-in-session.md") == b"from the session\n"
+
+
+def test_no_runner_is_started_while_one_runs(tmp_path: Path) -> None:
+    """Each runner started costs the hook a Python start-up: a request while one runs only
+    leaves the request, which the running one takes."""
+    (tmp_path / "background.lock").touch()
+    fd = os.open(tmp_path / "background.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    before = set(children_of(os.getpid()))
+    try:
+        for _ in range(3):
+            request_push(tmp_path, "test")
+        assert set(children_of(os.getpid())) == before
+        assert (tmp_path / REQUEST).exists()
+    finally:
+        os.close(fd)
+    pushes: list[int] = []
+    assert run_requested(tmp_path, lambda: pushes.append(1)) == 1
