@@ -7,16 +7,21 @@ file or in trash/:
 - A file whose content is a byte-prefix of the new one is extended in place: only the
   missing bytes are appended to the live file, so whatever else is appended lands too.
 - Any other replacement holds the current file open, checks it against what the scan saw,
-  renames the fully written temporary over it, then checks the held file again: bytes
-  written to it meanwhile are in the old file, which is kept in trash/ and reported.
-- A deletion does the same, with an unlink for the rename.
+  swaps the fully written temporary with it in one step (renameat2 RENAME_EXCHANGE; a plain
+  rename over it where the system has no such call), then checks the held file again:
+  bytes written to it meanwhile are in the old file, which is kept in trash/ and reported;
+  a file someone renamed over it just before the swap is what comes out, and is kept too.
+- A deletion does the same, moving the file aside by a rename before it is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime
+import errno
+import functools
 import json
 import os
 import re
@@ -238,7 +243,7 @@ def _replace(
     written = os.stat(temporary)
     try:
         result = _take_out(
-            target, seen, trash, relative, keep_replaced, lambda: os.replace(temporary, target)
+            target, seen, trash, relative, keep_replaced, lambda: _swap_in(temporary, target)
         )
     except FileNotFoundError:
         return _create(temporary, target, seen, written)
@@ -253,11 +258,15 @@ def _take_out(
     trash: Path,
     relative: str,
     keep: bool,
-    remove: Callable[[], None],
+    remove: Callable[[], Path | None],
 ) -> Written:
     """Hold `target` open; if it still is what the scan saw, keep it in trash/ (when `keep`)
-    and `remove` it from the folder (a rename over it, or an unlink); then keep what was
-    written to the held file meanwhile. FileNotFoundError when there is no file."""
+    and `remove` it from the folder; then keep what was written to the held file meanwhile.
+    FileNotFoundError when there is no file.
+
+    `remove` moves whatever is at `target` at that instant to the path it returns (None
+    where the system cannot say): when that is not the held file, someone replaced the file
+    just before, and theirs goes to trash/ instead of being lost."""
     try:
         fd = os.open(target, os.O_RDONLY | _NOFOLLOW)
     except FileNotFoundError:
@@ -272,11 +281,58 @@ def _take_out(
         if not _same_file(os.stat(target, follow_symlinks=False), held):
             return LEFT  # replaced by someone else since it was opened
         with signals_held():
-            remove()
+            out = remove()
+            swapped = None
+            if out is not None and _same_file(os.stat(out, follow_symlinks=False), held):
+                os.unlink(out)
+            elif out is not None:
+                swapped = keep_in_trash(trash, relative, out, move=True)
             late = _late_bytes(fd, held, kept, trash, relative)
-        return Written(True, late=late)
+        return Written(True, late=swapped or late)
     finally:
         os.close(fd)
+
+
+def _swap_in(temporary: Path, target: Path) -> Path | None:
+    """Put `temporary` at `target`; where the system can swap the two in one step, what
+    was at `target` is then at `temporary` (returned), else it is gone (None)."""
+    if _exchange(temporary, target):
+        return temporary
+    os.replace(temporary, target)
+    return None
+
+
+def _move_aside(target: Path) -> Path:
+    """Move what is at `target` to a temporary name beside it, and return that name."""
+    aside = target.with_name(temporary_name())
+    os.rename(target, aside)
+    return aside
+
+
+RENAME_EXCHANGE = 2  # linux/fs.h
+AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # not Linux, or a C library without it
+        return None
+
+
+def _exchange(one: Path, other: Path) -> bool:
+    """Swap two paths atomically (Linux's renameat2 with RENAME_EXCHANGE); False where the
+    system or the file system cannot."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(one), AT_FDCWD, os.fsencode(other), RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(other))
 
 
 def _create(
@@ -313,7 +369,7 @@ def delete_file(target: Path, seen: LocalFile | None, trash: Path, relative: str
     """Move `target` to trash/<time>/<relative> if it still is what the scan saw; bytes
     written to it meanwhile are kept there too (see `Written`)."""
     try:
-        return _take_out(target, seen, trash, relative, True, lambda: os.unlink(target))
+        return _take_out(target, seen, trash, relative, True, lambda: _move_aside(target))
     except FileNotFoundError:
         return Written(True) if seen is None else LEFT
 

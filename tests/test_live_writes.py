@@ -36,6 +36,7 @@ from click.testing import Result
 from conftest import RCLONE, Device, joined, put, tree
 from servers import Server
 
+from claude_sync import claude_folder
 from claude_sync.claude_folder import merge_history
 from claude_sync.pathmap import TEMPORARY_PREFIX, PathMap, encode_project
 
@@ -467,3 +468,44 @@ def test_merge_history_is_a_multiset_union(tmp_path: Path) -> None:
     unstamped = b"not json\n"
     first.write_bytes(unstamped + one + unstamped)
     assert merge_history([first, second]) == unstamped + unstamped + one + one + two
+
+
+@pytest.mark.parametrize("change", ["replace", "delete"])
+def test_a_file_replaced_by_someone_just_before_the_pull_takes_it_out_is_kept(
+    pair: tuple[Device, Device], monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Claude Code saves some files by renaming a new one over them. One that lands between
+    the pull's last check and its own rename (or removal) is swapped out, not lost."""
+    a, b = pair
+    if change == "replace":
+        put(a, "CLAUDE.md", "from a, v1\n", 5)
+        a.ok("push")
+        b.ok("pull")
+        put(a, "CLAUDE.md", "from a, v2\n", 6)
+    else:
+        put(a, "CLAUDE.md", "from a, v1\n", 5)
+        a.ok("push")
+        b.ok("pull")
+        (a.claude / "CLAUDE.md").unlink()
+    a.ok("push")
+    target = b.claude / "CLAUDE.md"
+    real_same_file = claude_folder._same_file
+    saved: list[bool] = []
+
+    def save_over_it_once(one: os.stat_result, other: os.stat_result) -> bool:
+        answer = real_same_file(one, other)
+        if not saved:
+            saved.append(True)
+            scratch = target.with_name("editor-save.tmp")
+            scratch.write_bytes(b"saved by Claude Code in the window\n")
+            os.replace(scratch, target)
+        return answer
+
+    monkeypatch.setattr(claude_folder, "_same_file", save_over_it_once)
+    result = b.run("pull")
+    assert result.exit_code == 0, result.output
+    assert saved
+    kept = [data for data in tree(b.sync_home / "trash").values()]
+    assert b"saved by Claude Code in the window\n" in kept
+    assert "kept in" in result.output
+    assert not temporaries(b)
