@@ -314,10 +314,11 @@ def _report_hooks(report) -> None:
     """Whether the hooks are installed, and whether the claude-sync they run is this one."""
     path = claude_dir() / "settings.json"
     try:
-        installed = installed_hooks(read_settings(path))
+        settings = read_settings(path)
     except ClaudeSyncError as error:
         report(False, "hooks", str(error), "fix the file")
         return
+    installed = installed_hooks(settings)
     if not installed:
         report(
             False,
@@ -327,7 +328,15 @@ def _report_hooks(report) -> None:
             warn=True,
         )
         return
-    report(True, "hooks", f"{', '.join(installed)} in {path}")
+    current = with_ours(settings, "Stop" in installed, _hook_pull_timeout()) == settings
+    report(
+        current,
+        "hooks",
+        f"{', '.join(installed)} in {path}"
+        + ("" if current else ", with a timeout other than hooks.pull_timeout asks for"),
+        "run `claude-sync install` again",
+        warn=True,
+    )
     on_path = shutil.which("claude-sync")
     this = os.path.realpath(Path(sys.executable).parent / "claude-sync")
     if on_path is None:

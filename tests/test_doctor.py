@@ -228,3 +228,22 @@ def test_doctor_names_another_claude_sync_that_the_hooks_would_run(
 
     code, checks = doctor(device, PATH=str(other.parent / "nowhere"))
     assert "not on PATH" in assert_failed_with_hint(checks, "hook command")
+
+
+def test_doctor_says_when_the_hook_timeout_no_longer_follows_the_config(
+    local_server: Server, make_device
+) -> None:
+    device = make_device("a")
+    init(device, local_server)
+    device.claude.mkdir()
+    device.ok("install")
+    config = device.sync_home / "config.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["hooks"] = {"pull_timeout": 9}
+    config.write_text(yaml.safe_dump(document))
+    _, checks = doctor(device, PATH=BIN + os.pathsep + os.environ["PATH"])
+    mark, detail = checks["hooks"]
+    assert mark == "!" and "claude-sync install" in detail
+    device.ok("install")
+    _, checks = doctor(device, PATH=BIN + os.pathsep + os.environ["PATH"])
+    assert checks["hooks"][0] == "✓"
