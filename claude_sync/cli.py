@@ -568,26 +568,32 @@ def _pull_hook() -> None:
                 ws, HookListener(home, "hook-pull"), held_session=hook.session_id
             )
     except ClaudeSyncError as error:
-        click.echo(f"claude-sync: pull skipped: {error}", err=True)
+        _tell(f"claude-sync: pull skipped: {error}")
         runlog.record(home, "hook-pull", "failed", str(error))
         return
     except Exception as error:  # hook mode: one line and exit 0, whatever went wrong
         message = f"{type(error).__name__}: {error}"
-        click.echo(f"claude-sync: pull failed: {message}", err=True)
+        _tell(f"claude-sync: pull failed: {message}")
         runlog.record(home, "hook-pull", "failed", message)
         return
     except KeyboardInterrupt:  # Claude Code gave up on the hook: nothing was half-applied
         runlog.record(home, "hook-pull", "failed", "interrupted")
         return
-    detail = f"{_pull_line(summary, dry_run=False)} ({hook.source or 'start'} {hook.session_id})"
+    opened = " ".join(part for part in (hook.source, hook.session_id) if part)
+    detail = _pull_line(summary, dry_run=False) + (f" ({opened})" if opened else "")
     if summary.held:
         detail += f"; held back {', '.join(summary.held)} (newer elsewhere)"
-        click.echo(
+        _tell(
             f"claude-sync: session {hook.session_id} has newer turns on another device; "
-            f"to continue with them, quit and run `claude-sync resume {hook.session_id}`",
-            err=True,
+            f"to continue with them, quit and run `claude-sync resume {hook.session_id}`"
         )
     runlog.record(home, "hook-pull", "ok", detail)
+
+
+def _tell(line: str) -> None:
+    """One line on stderr from hook mode, which must not fail for want of a reader."""
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
 
 
 @main.command()
