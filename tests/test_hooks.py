@@ -389,13 +389,19 @@ def fake_claude(folder: Path, device: Device, exit_code: int) -> Path:
     return script
 
 
-def test_the_wrapper_pulls_runs_claude_and_pushes(
-    make_device, local_server: Server, tmp_path: Path
-) -> None:
-    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+def a_pushed_b_ready(make_device, server: Server) -> tuple[Device, Device]:
+    """A and B on `server`: A has pushed CLAUDE.md; B has the folder its fake session writes."""
+    a, b = joined(make_device("a"), server), joined(make_device("b"), server)
     put(a, "CLAUDE.md", "from a\n", 1)
     a.ok("push")
     (b.claude / "plans").mkdir(parents=True)
+    return a, b
+
+
+def test_the_wrapper_pulls_runs_claude_and_pushes(
+    make_device, local_server: Server, tmp_path: Path
+) -> None:
+    a, b = a_pushed_b_ready(make_device, local_server)
     claude = fake_claude(tmp_path, b, exit_code=3)
 
     done = run_cli(b, "resume", SESSION, "-p", "again", CLAUDE_SYNC_CLAUDE=str(claude))
@@ -483,10 +489,7 @@ def test_help_and_unknown_options_reach_claude_code(
 def test_a_wrapper_whose_terminal_is_gone_still_runs_claude_and_pushes(
     make_device, local_server: Server, tmp_path: Path
 ) -> None:
-    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
-    put(a, "CLAUDE.md", "from a\n", 1)
-    a.ok("push")
-    (b.claude / "plans").mkdir(parents=True)
+    a, b = a_pushed_b_ready(make_device, local_server)
     claude = fake_claude(tmp_path, b, exit_code=4)
     environment = {**os.environ, **b.environment(CLAUDE_SYNC_CLAUDE=str(claude))}
     process = subprocess.Popen(
