@@ -75,6 +75,9 @@ def _remember_verbose(ctx: click.Context, _: click.Parameter, value: bool) -> bo
 def main(ctx: click.Context) -> None:
     """Keep ~/.claude in step across your machines, end-to-end encrypted, over rclone."""
     _handle_termination(ctx)
+    # What we and rclone create (caches, lists, mirrors, new files) is private: 0600/0700.
+    previous_umask = os.umask(0o077)
+    ctx.call_on_close(lambda: os.umask(previous_umask))
 
 
 def _handle_termination(ctx: click.Context) -> None:

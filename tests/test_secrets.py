@@ -185,6 +185,11 @@ def test_private_modes(local_server: Server, make_device) -> None:
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
         for name in ("config.yaml", "age-key.txt", "rclone.conf", "state.json"):
             assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, (device.name, name)
+        # everything else too, rclone's mirror of the remote's metadata included
+        assert (home / "cache" / "remote" / "CLAUDE-SYNC.json").exists()
+        for path in home.rglob("*"):
+            wanted = 0o700 if path.is_dir() else 0o600
+            assert stat.S_IMODE(path.stat().st_mode) == wanted, (device.name, path)
 
 
 # 4. credentials and ide/ never leave, whatever the config says -----------------------------
