@@ -591,3 +591,34 @@ def test_credentials_and_ide_never_leave(local_server: Server, make_device) -> N
 
     b.ok("pull")
     assert tree(b.claude) == {"extra/notes.txt": b"included by **\n", "settings.json": b"{}\n"}
+
+
+def test_a_push_that_deletes_most_files_stops_unless_forced(
+    local_server: Server, make_device
+) -> None:
+    a = joined(make_device("a"), local_server)
+    for name in ("CLAUDE.md", "agents/x.md", "agents/y.md", "commands/z.md"):
+        put(a, name, f"{name}\n", 1)
+    a.ok("push")
+    for name in ("agents/x.md", "agents/y.md", "commands/z.md"):
+        (a.claude / name).unlink()
+    result = a.run("push")
+    assert result.exit_code == 1
+    assert "would delete 3 of the 4 files" in result.output
+    assert "--force" in result.output
+    a.ok("push", "--force")
+
+
+def test_removing_conflict_copies_never_trips_the_deletion_guard(
+    local_server: Server, make_device
+) -> None:
+    """Settling conflicts removes copies: that is not the mass deletion the guard is for."""
+    a = joined(make_device("a"), local_server)
+    put(a, "CLAUDE.md", "kept\n", 1)
+    copies = [f"CLAUDE.conflict-20261130-10000{n}-b.md" for n in range(3)]
+    for number, copy in enumerate(copies):
+        put(a, copy, f"other side {number}\n", 2)
+    a.ok("push")
+    for copy in copies:
+        (a.claude / copy).unlink()
+    assert "3 deleted" in a.ok("sync")

@@ -19,7 +19,7 @@ from .. import crypto
 from ..errors import ClaudeSyncError
 from ..files import private_folder
 from ..manifest import Manifest, encode_manifest, now_iso
-from ..pathmap import is_transcript, temporary_name
+from ..pathmap import CONFLICT_COPY, is_transcript, temporary_name
 from ..plan import (
     Adopt,
     Publish,
@@ -229,14 +229,18 @@ def push(
     remote = session.remote().versions()
     actions = plan_push(session, remote)
     tombstones = [a for a in actions if isinstance(a, Tombstone)]
+    # Conflict copies are removed by settling them: never what the guard is for.
+    guarded = [a for a in tombstones if not CONFLICT_COPY.search(a.path)]
     deletable = {
         path
         for path, versions in remote.items()
-        if not is_transcript(path) and any(not v.deleted for v in versions)
+        if not is_transcript(path)
+        and not CONFLICT_COPY.search(path)
+        and any(not v.deleted for v in versions)
     }
-    if len(tombstones) > 1 and 2 * len(tombstones) > len(deletable) and not force:
+    if len(guarded) > 1 and 2 * len(guarded) > len(deletable) and not force:
         raise ClaudeSyncError(
-            f"this push would delete {len(tombstones)} of the {len(deletable)} files on the "
+            f"this push would delete {len(guarded)} of the {len(deletable)} files on the "
             f"remote that can be deleted; check {ws.claude}, then use --force if intended"
         )
     adopted = [a for a in actions if isinstance(a, Adopt)]
