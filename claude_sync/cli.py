@@ -69,7 +69,7 @@ def _remember_verbose(ctx: click.Context, _: click.Parameter, value: bool) -> bo
     return value
 
 
-@click.group(cls=Group)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="claude-sync", prog_name="claude-sync")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -474,6 +474,10 @@ def _run_options(function):
     )
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _counts(summary: Summary, *kinds: str) -> str:
     words = {
         "uploaded": summary.uploaded,
@@ -484,8 +488,7 @@ def _counts(summary: Summary, *kinds: str) -> str:
     parts = []
     for kind in kinds:
         if kind == "conflicts":
-            n = words[kind]
-            parts.append(f"{n} conflict" + ("" if n == 1 else "s"))
+            parts.append(_count(words[kind], "conflict"))
         else:
             parts.append(f"{words[kind]} {kind}")
     return ", ".join(parts)
@@ -499,7 +502,7 @@ def _warn_failed_background(home: Path) -> None:
 
 def _pull_line(summary: Summary, dry_run: bool) -> str:
     if dry_run:
-        return f"(dry run) a pull would change {len(summary.planned)} files"
+        return f"(dry run) a pull would change {_count(len(summary.planned), 'file')}"
     if summary.downloaded or summary.deleted or summary.conflicts:
         return "✓ Pull complete: " + _counts(summary, "downloaded", "deleted", "conflicts")
     return "✓ Already up to date"
@@ -507,7 +510,7 @@ def _pull_line(summary: Summary, dry_run: bool) -> str:
 
 def _push_line(summary: Summary, dry_run: bool) -> str:
     if dry_run:
-        return f"(dry run) a push would send {summary.uploaded + summary.deleted} changes"
+        return f"(dry run) a push would send {_count(summary.uploaded + summary.deleted, 'change')}"
     if summary.uploaded or summary.deleted:
         return "✓ Push complete: " + _counts(summary, "uploaded", "deleted")
     if summary.published:
@@ -874,11 +877,11 @@ def status(with_remote: bool, as_json: bool) -> None:
     click.echo(f"Remote:    {result.remote}")
     click.echo(f"Last push: {result.last_push or 'never'}")
     click.echo(f"Last pull: {result.last_pull or 'never'}")
-    click.echo(f"To push:   {len(result.to_push)} files")
+    click.echo(f"To push:   {_count(len(result.to_push), 'file')}")
     for path, action, size in result.to_push:
         click.echo(f"  ↑ {path} ({'deleted' if action == 'delete' else _size(size)})")
     if result.to_pull is not None:
-        click.echo(f"To pull:   {len(result.to_pull)} files")
+        click.echo(f"To pull:   {_count(len(result.to_pull), 'file')}")
         for path, action, devices in result.to_pull:
             click.echo(f"  ↓ {path} ({action}, from {devices})")
     if runs:
@@ -982,6 +985,6 @@ def verify(deep: bool) -> None:
     checked = "checked and decrypted" if deep else "checked"
     summary = f"{result.manifests} manifests, {result.objects} objects {checked}"
     if result.problems:
-        click.echo(f"{len(result.problems)} problems; {summary}", err=True)
+        click.echo(f"{_count(len(result.problems), 'problem')}; {summary}", err=True)
         sys.exit(1)
     click.echo(f"✓ No problems: {summary}")

@@ -259,7 +259,7 @@ def test_a_signal_mid_push_stops_rclone_and_cleans_staging(
     ]
     assert not any(alive(pid) for pid in sleeper)
     assert not (device.sync_home / "staging" / "push").exists()
-    assert "To push:   1 files" in device.ok("status")
+    assert "To push:   1 file\n" in device.ok("status")
 
 
 def test_sigterm_mid_pull_stops_rclone(make_device, s3_server: Server) -> None:

@@ -622,3 +622,12 @@ def test_removing_conflict_copies_never_trips_the_deletion_guard(
     for copy in copies:
         (a.claude / copy).unlink()
     assert "3 deleted" in a.ok("sync")
+
+
+def test_short_help_and_singular_counts(local_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_server)
+    assert "Usage: main [OPTIONS] COMMAND" in a.ok("-h")  # CliRunner names it main
+    assert "Usage: main push" in a.ok("push", "-h")
+    put(a, "CLAUDE.md", "one\n", 1)
+    assert "To push:   1 file\n" in a.ok("status")
+    assert "a push would send 1 change\n" in a.ok("push", "--dry-run")
