@@ -6,38 +6,34 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
 
 import click
 from pyrage import x25519
 
-from . import runlog
+from . import cli_claude, runlog
 from .actions import conflicts as conflicts_action
 from .actions import pull as pull_action
 from .actions import push as push_action
 from .actions import status as status_action
 from .actions import verify as verify_action
-from .actions.claude import run_child
-from .background import REQUEST, request_push, run_requested
-from .config import Config, default_device_name, load_config
+from .cli_claude import pull_hook, report_hooks
+from .cli_output import Printer, count, pull_line, push_line, size_text
+from .config import default_device_name, load_config
 from .errors import ClaudeSyncError, ConfigError, Interrupted
-from .files import write_private
-from .hook_settings import installed_hooks, read_settings, with_ours, without_ours, write_settings
-from .hooks import WRAPPED, push_hook, read_hook_input
+from .hooks import push_hook
 from .initialize import InitRequest, existing_setup, initialize
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
 from .locations import claude_dir, sync_home
 from .lock import locked
 from .rclone import Rclone, find_rclone
 from .remote import Remote
-from .session import Event, Summary, fetch_remote_view
+from .session import fetch_remote_view
 from .templates import load_template, template_names
-from .workspace import KEY_FILE, Workspace, load_workspace, rclone_for
+from .workspace import KEY_FILE, load_workspace, rclone_for
 
 
 class Group(click.Group):
@@ -301,7 +297,7 @@ def doctor() -> None:
                 report(True, "key matches remote", "keycheck.age decrypts")
             except ClaudeSyncError as error:
                 report(False, "key matches remote", str(error), "init with the right passphrase")
-    _report_hooks(report)
+    report_hooks(report)
     folder = claude_dir()
     report(
         folder.is_dir(),
@@ -311,48 +307,6 @@ def doctor() -> None:
         warn=True,
     )
     sys.exit(1 if failures else 0)
-
-
-def _report_hooks(report) -> None:
-    """Whether the hooks are installed, and whether the claude-sync they run is this one."""
-    path = claude_dir() / "settings.json"
-    try:
-        settings = read_settings(path)
-    except ClaudeSyncError as error:
-        report(False, "hooks", str(error), "fix the file")
-        return
-    installed = installed_hooks(settings)
-    if not installed:
-        report(
-            False,
-            "hooks",
-            f"not installed in {path}",
-            "`claude-sync install`, or use the alias",
-            warn=True,
-        )
-        return
-    current = with_ours(settings, "Stop" in installed, _hook_pull_timeout()) == settings
-    report(
-        current,
-        "hooks",
-        f"{', '.join(installed)} in {path}"
-        + ("" if current else ", with a timeout other than hooks.pull_timeout asks for"),
-        "run `claude-sync install` again",
-        warn=True,
-    )
-    on_path = shutil.which("claude-sync")
-    this = os.path.realpath(Path(sys.executable).parent / "claude-sync")
-    if on_path is None:
-        report(False, "hook command", "claude-sync is not on PATH: the hooks do nothing", "add it")
-    elif os.path.realpath(on_path) != this:
-        report(
-            False,
-            "hook command",
-            f"the hooks run {on_path}, not this claude-sync ({this})",
-            "put this one first on PATH, or remove the other",
-        )
-    else:
-        report(True, "hook command", f"the hooks run this claude-sync ({on_path})")
 
 
 @main.group()
@@ -385,79 +339,6 @@ def key_export() -> None:
     click.echo(str(identity))
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
-
-
-class Printer:
-    """Shows action events: per-file lines, conflicts, warnings; nothing when quiet."""
-
-    ARROWS = {"upload": "↑", "download": "↓", "delete": "−"}
-
-    BAR_MIN_FILES = 10
-    BAR_WIDTH = 30
-
-    def __init__(self, quiet: bool, verbose: bool, to_stderr: bool = False) -> None:
-        self.quiet = quiet
-        self.verbose = verbose
-        self.to_stderr = to_stderr
-        self.started = time.monotonic()
-        self.bar_shown = False
-        self.terminal = sys.stderr.isatty()
-
-    def _clear_bar(self) -> None:
-        if self.bar_shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self.bar_shown = False
-
-    def _draw_bar(self, event: Event) -> None:
-        if not self.terminal or self.quiet or event.total < self.BAR_MIN_FILES:
-            return
-        filled = self.BAR_WIDTH * event.index // event.total
-        bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
-        sys.stderr.write(f"\r[{bar}] {event.index}/{event.total}")
-        sys.stderr.flush()
-        self.bar_shown = True
-
-    def __call__(self, event: Event) -> None:
-        self._clear_bar()
-        try:
-            self._show(event)
-        finally:
-            self._draw_bar(event)
-
-    def _show(self, event: Event) -> None:
-        if event.kind == "warning":
-            click.echo(f"! {event.detail}", err=True)
-            return
-        if event.kind == "conflict":
-            if event.detail == "dry run":
-                click.echo(f"⚠ Conflict: {event.path} (a pull would keep both sides)", err=True)
-            else:
-                click.echo(f"⚠ Conflict: {event.path} (saved as {event.detail})", err=True)
-            return
-        if self.quiet:
-            return
-        arrow = self.ARROWS.get(event.kind, "·")
-        counter = f"[{event.index}/{event.total}] " if event.total else ""
-        what = "deleted" if event.kind == "delete" else _size(event.size)
-        extra = f", {event.detail}" if event.detail else ""
-        timing = f" +{time.monotonic() - self.started:.2f}s" if self.verbose else ""
-        click.echo(f"{arrow} {counter}{event.path} ({what}{extra}){timing}", err=self.to_stderr)
-
-    def done(self, line: str) -> None:
-        self._clear_bar()
-        if not self.quiet:
-            suffix = f" in {time.monotonic() - self.started:.2f}s" if self.verbose else ""
-            click.echo(line + suffix, err=self.to_stderr)
-
-
 def _run_options(function):
     function = click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")(
         function
@@ -474,48 +355,10 @@ def _run_options(function):
     )
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")
-
-
-def _counts(summary: Summary, *kinds: str) -> str:
-    words = {
-        "uploaded": summary.uploaded,
-        "downloaded": summary.downloaded,
-        "deleted": summary.deleted,
-        "conflicts": summary.conflicts,
-    }
-    parts = []
-    for kind in kinds:
-        if kind == "conflicts":
-            parts.append(_count(words[kind], "conflict"))
-        else:
-            parts.append(f"{words[kind]} {kind}")
-    return ", ".join(parts)
-
-
 def _warn_failed_background(home: Path) -> None:
     failed = runlog.failed_background_push(home)
     if failed is not None:
         click.echo(f"! the background push at {failed.when} failed: {failed.detail}", err=True)
-
-
-def _pull_line(summary: Summary, dry_run: bool) -> str:
-    if dry_run:
-        return f"(dry run) a pull would change {_count(len(summary.planned), 'file')}"
-    if summary.downloaded or summary.deleted or summary.conflicts:
-        return "✓ Pull complete: " + _counts(summary, "downloaded", "deleted", "conflicts")
-    return "✓ Already up to date"
-
-
-def _push_line(summary: Summary, dry_run: bool) -> str:
-    if dry_run:
-        return f"(dry run) a push would send {_count(summary.uploaded + summary.deleted, 'change')}"
-    if summary.uploaded or summary.deleted:
-        return "✓ Push complete: " + _counts(summary, "uploaded", "deleted")
-    if summary.published:
-        return f"✓ Push complete: published {summary.published} settled conflicts"
-    return "✓ Nothing to push"
 
 
 def _do_pull(printer: Printer, dry_run: bool) -> None:
@@ -523,7 +366,7 @@ def _do_pull(printer: Printer, dry_run: bool) -> None:
     _warn_failed_background(ws.home)
     with locked(ws.home):
         summary = pull_action.pull(ws, printer, dry_run=dry_run)
-    printer.done(_pull_line(summary, dry_run))
+    printer.done(pull_line(summary, dry_run))
 
 
 def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
@@ -532,74 +375,8 @@ def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
     with locked(ws.home):
         summary = push_action.push(ws, printer, dry_run=dry_run, force=force)
     if not dry_run:
-        runlog.record(ws.home, "push", "ok", _push_line(summary, dry_run))
-    printer.done(_push_line(summary, dry_run))
-
-
-class HookListener:
-    """Hook mode's listener: warnings and conflicts go to logs/, never to stdout."""
-
-    def __init__(self, home: Path, kind: str) -> None:
-        self.home = home
-        self.kind = kind
-
-    def __call__(self, event: Event) -> None:
-        if event.kind == "warning":
-            runlog.log(self.home, self.kind, f"warning: {event.detail}")
-        elif event.kind == "conflict":
-            runlog.log(self.home, self.kind, f"conflict: {event.path} (saved as {event.detail})")
-
-
-HOOK_LOCK_WAIT = 1.0  # seconds; a session started right after one ended finds its push running
-
-
-def _pull_hook() -> None:
-    """SessionStart: pull everything but the session being opened, within the deadline.
-
-    Claude Code has loaded that session's transcript already; a line added under it now
-    would fork the conversation. Nothing reaches stdout (Claude Code gives it to the model).
-    """
-    started = time.monotonic()
-    home = sync_home()
-    hook = read_hook_input()
-    if os.environ.get(WRAPPED):
-        runlog.record(home, "hook-pull", "ok", "skipped: `claude-sync claude` pulled already")
-        return
-    try:
-        ws = load_workspace(home)
-        deadline = ws.config.hook_pull_timeout
-        ws.remote.rclone.give_up_at = started + deadline
-        with locked(ws.home, wait=min(HOOK_LOCK_WAIT, deadline)):
-            summary = pull_action.pull(
-                ws, HookListener(home, "hook-pull"), held_session=hook.session_id
-            )
-    except ClaudeSyncError as error:
-        _tell(f"claude-sync: pull skipped: {error}")
-        runlog.record(home, "hook-pull", "failed", str(error))
-        return
-    except Exception as error:  # hook mode: one line and exit 0, whatever went wrong
-        message = f"{type(error).__name__}: {error}"
-        _tell(f"claude-sync: pull failed: {message}")
-        runlog.record(home, "hook-pull", "failed", message)
-        return
-    except KeyboardInterrupt:  # Claude Code gave up on the hook: nothing was half-applied
-        runlog.record(home, "hook-pull", "failed", "interrupted")
-        return
-    opened = " ".join(part for part in (hook.source, hook.session_id) if part)
-    detail = _pull_line(summary, dry_run=False) + (f" ({opened})" if opened else "")
-    if summary.held:
-        detail += f"; held back {', '.join(summary.held)} (newer elsewhere)"
-        _tell(
-            f"claude-sync: session {hook.session_id} has newer turns on another device; "
-            f"to continue with them, quit and run `claude-sync resume {hook.session_id}`"
-        )
-    runlog.record(home, "hook-pull", "ok", detail)
-
-
-def _tell(line: str) -> None:
-    """One line on stderr from hook mode, which must not fail for want of a reader."""
-    with contextlib.suppress(OSError):
-        click.echo(line, err=True)
+        runlog.record(ws.home, "push", "ok", push_line(summary, dry_run))
+    printer.done(push_line(summary, dry_run))
 
 
 @main.command()
@@ -636,7 +413,7 @@ def pull(dry_run: bool, verbose: bool, quiet: bool, hook: bool) -> None:
     """
     if hook:
         with contextlib.redirect_stdout(io.StringIO()):
-            _pull_hook()
+            pull_hook()
         return
     _do_pull(Printer(quiet, verbose), dry_run)
 
@@ -653,184 +430,6 @@ def sync(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
     printer = Printer(quiet, verbose)
     _do_pull(printer, dry_run)
     _do_push(printer, dry_run, force)
-
-
-BACKGROUND_LOCK_WAIT = 300  # seconds a background push waits for an interactive run
-
-
-@main.command("background-push", hidden=True)
-def background_push() -> None:
-    """Run the pushes that hooks requested (started by `push --hook`, detached)."""
-    home = sync_home()
-
-    def push_once() -> None:
-        try:
-            ws = load_workspace(home)
-            with locked(ws.home, wait=BACKGROUND_LOCK_WAIT):
-                summary = push_action.push(ws, HookListener(home, "background-push"))
-            runlog.record(home, "background-push", "ok", _push_line(summary, dry_run=False))
-        except ClaudeSyncError as error:
-            runlog.record(home, "background-push", "failed", str(error))
-        except Exception as error:  # recorded for `status`; the runner goes on
-            runlog.record(home, "background-push", "failed", f"{type(error).__name__}: {error}")
-        except KeyboardInterrupt:  # stopped (a shutdown): the push stays requested
-            runlog.record(home, "background-push", "failed", "interrupted; requested again")
-            write_private(home / REQUEST, "interrupted\n")
-            raise
-
-    run_requested(home, push_once)
-
-
-FOREGROUND_PUSH_BYTES = 32 * 1024 * 1024  # more than this after Claude Code: push in background
-
-
-def _claude_binary() -> str:
-    binary = os.environ.get("CLAUDE_SYNC_CLAUDE") or shutil.which("claude")
-    if not binary:
-        raise ConfigError(
-            "Claude Code (`claude`) is not on PATH: install it, or set CLAUDE_SYNC_CLAUDE"
-        )
-    return binary
-
-
-def _run_claude(arguments: list[str]) -> None:
-    """Pull, run Claude Code with the terminal, then push; exit with Claude Code's code.
-
-    The pull's wait for the remote is bounded by rclone.timeout (the manifests); what it
-    then downloads shows its progress, and Ctrl-C stops it."""
-    binary = _claude_binary()
-    around = os.environ.get(WRAPPED)
-    if around:
-        if os.path.realpath(binary) == os.path.realpath(around):
-            raise ConfigError(
-                f"`claude-sync claude` already runs around {binary}: if `claude` on PATH is a "
-                "script that calls claude-sync, set CLAUDE_SYNC_CLAUDE to Claude Code itself"
-            )
-        sys.exit(run_child([binary, *arguments]))
-    printer = Printer(quiet=False, verbose=False, to_stderr=True)
-    ws = None
-    try:
-        ws = load_workspace(sync_home())
-        with locked(ws.home):
-            summary = pull_action.pull(ws, printer)
-        printer.done(_pull_line(summary, dry_run=False))
-    except (ClaudeSyncError, OSError) as error:  # OSError: a terminal that went away
-        with contextlib.suppress(OSError):
-            click.echo(f"! pull failed, starting Claude Code anyway: {error}", err=True)
-    code = run_child([binary, *arguments], {WRAPPED: binary})
-    if ws is not None:
-        _push_after_claude(ws)
-    sys.exit(code)
-
-
-def _push_after_claude(ws: Workspace) -> None:
-    """Push what the session wrote. What cannot finish here (a big push, the terminal
-    closed, a signal, the lock held, the remote down) a background run takes over, so the
-    session is never left unpushed; the SessionEnd hook leaves this push to us."""
-    printer = Printer(quiet=False, verbose=False, to_stderr=True)
-    try:
-        with locked(ws.home):
-            summary = push_action.push(ws, printer, foreground_bytes=FOREGROUND_PUSH_BYTES)
-        if not summary.deferred:
-            runlog.record(ws.home, "push", "ok", _push_line(summary, dry_run=False))
-            printer.done(_push_line(summary, dry_run=False))
-            return
-        message = "↑ pushing in the background (`claude-sync status` shows how it went)"
-    except (ClaudeSyncError, OSError, KeyboardInterrupt) as error:
-        reason = str(error) or type(error).__name__
-        message = f"! the push goes on in the background ({reason})"
-    request_push(ws.home, "after claude")
-    with contextlib.suppress(OSError):
-        click.echo(message, err=True)
-
-
-_PASS_THROUGH = {
-    "ignore_unknown_options": True,
-    "allow_interspersed_args": False,
-    "help_option_names": [],  # `claude --help` through the alias is Claude Code's help
-}
-
-
-@main.command(context_settings=_PASS_THROUGH)
-@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
-def claude(arguments: tuple[str, ...]) -> None:
-    """Pull, run Claude Code with ARGUMENTS, then push: the safe way to switch machines.
-
-    \b
-    alias claude='claude-sync claude'
-    claude-sync claude -p "hello"
-    """
-    _run_claude(list(arguments))
-
-
-@main.command("continue", context_settings=_PASS_THROUGH)
-@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
-def continue_(arguments: tuple[str, ...]) -> None:
-    """Pull, continue the last session here (`claude --continue`), then push.
-
-    \b
-    claude-sync continue
-    """
-    _run_claude(["--continue", *arguments])
-
-
-@main.command(context_settings=_PASS_THROUGH)
-@click.argument("session_id")
-@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
-def resume(session_id: str, arguments: tuple[str, ...]) -> None:
-    """Pull, resume session SESSION_ID (`claude --resume`), then push; works for a
-    session that so far exists only on another device.
-
-    \b
-    claude-sync resume 0f3c5b2e-8a41-4d6e-9c7b-2f1e0a9d8c76
-    """
-    _run_claude(["--resume", session_id, *arguments])
-
-
-@main.command()
-@click.option("--on-stop", is_flag=True, help="Also push after every turn (Stop hook).")
-def install(on_stop: bool) -> None:
-    """Add the claude-sync hooks to Claude Code's settings.json (a fallback for the alias).
-
-    \b
-    claude-sync install
-    claude-sync install --on-stop
-    """
-    path = claude_dir() / "settings.json"
-    settings = read_settings(path)
-    updated = with_ours(settings, on_stop, _hook_pull_timeout())
-    if updated == settings:
-        click.echo(f"✓ the hooks are already installed in {path}")
-    else:
-        write_settings(path, updated)
-        events = ", ".join(installed_hooks(updated))
-        click.echo(f"✓ installed the claude-sync hooks ({events}) in {path}")
-    if shutil.which("claude-sync") is None:
-        click.echo("! claude-sync is not on PATH: the hooks do nothing until it is", err=True)
-
-
-@main.command()
-def uninstall() -> None:
-    """Remove the claude-sync hooks from Claude Code's settings.json, and nothing else.
-
-    \b
-    claude-sync uninstall
-    """
-    path = claude_dir() / "settings.json"
-    settings = read_settings(path)
-    updated = without_ours(settings)
-    if updated == settings:
-        click.echo(f"✓ no claude-sync hooks in {path}")
-        return
-    write_settings(path, updated)
-    click.echo(f"✓ removed the claude-sync hooks from {path}")
-
-
-def _hook_pull_timeout() -> int:
-    try:
-        return load_config(sync_home()).hook_pull_timeout
-    except ClaudeSyncError:
-        return Config.hook_pull_timeout
 
 
 @main.command()
@@ -877,11 +476,11 @@ def status(with_remote: bool, as_json: bool) -> None:
     click.echo(f"Remote:    {result.remote}")
     click.echo(f"Last push: {result.last_push or 'never'}")
     click.echo(f"Last pull: {result.last_pull or 'never'}")
-    click.echo(f"To push:   {_count(len(result.to_push), 'file')}")
+    click.echo(f"To push:   {count(len(result.to_push), 'file')}")
     for path, action, size in result.to_push:
-        click.echo(f"  ↑ {path} ({'deleted' if action == 'delete' else _size(size)})")
+        click.echo(f"  ↑ {path} ({'deleted' if action == 'delete' else size_text(size)})")
     if result.to_pull is not None:
-        click.echo(f"To pull:   {_count(len(result.to_pull), 'file')}")
+        click.echo(f"To pull:   {count(len(result.to_pull), 'file')}")
         for path, action, devices in result.to_pull:
             click.echo(f"  ↓ {path} ({action}, from {devices})")
     if runs:
@@ -985,6 +584,17 @@ def verify(deep: bool) -> None:
     checked = "checked and decrypted" if deep else "checked"
     summary = f"{result.manifests} manifests, {result.objects} objects {checked}"
     if result.problems:
-        click.echo(f"{_count(len(result.problems), 'problem')}; {summary}", err=True)
+        click.echo(f"{count(len(result.problems), 'problem')}; {summary}", err=True)
         sys.exit(1)
     click.echo(f"✓ No problems: {summary}")
+
+
+for command in (
+    cli_claude.background_push,
+    cli_claude.claude,
+    cli_claude.continue_,
+    cli_claude.resume,
+    cli_claude.install,
+    cli_claude.uninstall,
+):
+    main.add_command(command)

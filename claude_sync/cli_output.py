@@ -1,0 +1,121 @@
+"""How the command line shows results: sizes, counts, the per-file printer, summary lines."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from .session import Event, Summary
+
+
+def size_text(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+class Printer:
+    """Shows action events: per-file lines, conflicts, warnings; nothing when quiet."""
+
+    ARROWS = {"upload": "↑", "download": "↓", "delete": "−"}
+
+    BAR_MIN_FILES = 10
+    BAR_WIDTH = 30
+
+    def __init__(self, quiet: bool, verbose: bool, to_stderr: bool = False) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+        self.to_stderr = to_stderr
+        self.started = time.monotonic()
+        self.bar_shown = False
+        self.terminal = sys.stderr.isatty()
+
+    def _clear_bar(self) -> None:
+        if self.bar_shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.bar_shown = False
+
+    def _draw_bar(self, event: Event) -> None:
+        if not self.terminal or self.quiet or event.total < self.BAR_MIN_FILES:
+            return
+        filled = self.BAR_WIDTH * event.index // event.total
+        bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
+        sys.stderr.write(f"\r[{bar}] {event.index}/{event.total}")
+        sys.stderr.flush()
+        self.bar_shown = True
+
+    def __call__(self, event: Event) -> None:
+        self._clear_bar()
+        try:
+            self._show(event)
+        finally:
+            self._draw_bar(event)
+
+    def _show(self, event: Event) -> None:
+        if event.kind == "warning":
+            click.echo(f"! {event.detail}", err=True)
+            return
+        if event.kind == "conflict":
+            if event.detail == "dry run":
+                click.echo(f"⚠ Conflict: {event.path} (a pull would keep both sides)", err=True)
+            else:
+                click.echo(f"⚠ Conflict: {event.path} (saved as {event.detail})", err=True)
+            return
+        if self.quiet:
+            return
+        arrow = self.ARROWS.get(event.kind, "·")
+        counter = f"[{event.index}/{event.total}] " if event.total else ""
+        what = "deleted" if event.kind == "delete" else size_text(event.size)
+        extra = f", {event.detail}" if event.detail else ""
+        timing = f" +{time.monotonic() - self.started:.2f}s" if self.verbose else ""
+        click.echo(f"{arrow} {counter}{event.path} ({what}{extra}){timing}", err=self.to_stderr)
+
+    def done(self, line: str) -> None:
+        self._clear_bar()
+        if not self.quiet:
+            suffix = f" in {time.monotonic() - self.started:.2f}s" if self.verbose else ""
+            click.echo(line + suffix, err=self.to_stderr)
+
+
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def counts(summary: Summary, *kinds: str) -> str:
+    words = {
+        "uploaded": summary.uploaded,
+        "downloaded": summary.downloaded,
+        "deleted": summary.deleted,
+        "conflicts": summary.conflicts,
+    }
+    parts = []
+    for kind in kinds:
+        if kind == "conflicts":
+            parts.append(count(words[kind], "conflict"))
+        else:
+            parts.append(f"{words[kind]} {kind}")
+    return ", ".join(parts)
+
+
+def pull_line(summary: Summary, dry_run: bool) -> str:
+    if dry_run:
+        return f"(dry run) a pull would change {count(len(summary.planned), 'file')}"
+    if summary.downloaded or summary.deleted or summary.conflicts:
+        return "✓ Pull complete: " + counts(summary, "downloaded", "deleted", "conflicts")
+    return "✓ Already up to date"
+
+
+def push_line(summary: Summary, dry_run: bool) -> str:
+    if dry_run:
+        return f"(dry run) a push would send {count(summary.uploaded + summary.deleted, 'change')}"
+    if summary.uploaded or summary.deleted:
+        return "✓ Push complete: " + counts(summary, "uploaded", "deleted")
+    if summary.published:
+        return f"✓ Push complete: published {summary.published} settled conflicts"
+    return "✓ Nothing to push"
