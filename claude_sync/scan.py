@@ -121,6 +121,7 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
             and not entry.base.deleted
             and entry.size == info.st_size
             and entry.mtime_ns == info.st_mtime_ns
+            and info.st_mtime_ns < state.saved_ns  # else racily clean: read it again
         )
         if not unchanged:
             try:

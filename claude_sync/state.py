@@ -6,7 +6,9 @@
                                   "swept": false, "publish": false}}}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
-file's stat when it matched `base`, so an unchanged file is not read again. `swept` marks a
+file's stat when it matched `base`, so an unchanged file is not read again, but only when
+that mtime is older than state.json's own (git's racily-clean rule: a file written in the
+same clock tick as the state may have changed again unseen). `swept` marks a
 transcript Claude Code removed locally: kept on the remote, not downloaded again.
 `publish` marks a base that a pull settled between different contents, or where a local
 edit matched the other side: the next push publishes it as a new version of this device,
@@ -17,6 +19,7 @@ replaced atomically; an unreadable one is set aside and rebuilt by comparing has
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,12 +47,15 @@ class State:
     files: dict[str, Entry] = field(default_factory=dict)
     last_push: str | None = None
     last_pull: str | None = None
+    saved_ns: int = 0  # the mtime of state.json as loaded: when these stats were recorded
 
 
 def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
     """The state, and a warning when the file was unusable and set aside."""
     try:
-        document = json.loads(path.read_text())
+        with open(path, "rb") as handle:
+            saved_ns = os.fstat(handle.fileno()).st_mtime_ns
+            document = json.loads(handle.read())
         if document.get("version") != STATE_VERSION:
             raise ValueError("unknown version")
         if document.get("device_id") != device_id or document.get("remote_root") != remote_root:
@@ -65,7 +71,12 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
             for name, raw in document["files"].items()
         }
         return State(
-            device_id, remote_root, files, document.get("last_push"), document.get("last_pull")
+            device_id,
+            remote_root,
+            files,
+            document.get("last_push"),
+            document.get("last_pull"),
+            saved_ns,
         ), None
     except FileNotFoundError:
         return State(device_id, remote_root), None

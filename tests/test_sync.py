@@ -631,3 +631,40 @@ def test_short_help_and_singular_counts(local_server: Server, make_device) -> No
     put(a, "CLAUDE.md", "one\n", 1)
     assert "To push:   1 file\n" in a.ok("status")
     assert "a push would send 1 change\n" in a.ok("push", "--dry-run")
+
+
+def test_keep_remote_is_pushed_even_when_its_size_and_mtime_match_the_state(
+    local_server: Server, make_device
+) -> None:
+    """Both sides edited in the same second to the same size: after `conflicts --keep
+    remote` the kept file looks unchanged by size and mtime, yet it must be sent."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, "CLAUDE.md", "v0\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    put(a, "CLAUDE.md", "aaa\n", 5)
+    a.ok("push")
+    put(b, "CLAUDE.md", "bbb\n", 5)
+    b.ok("pull")
+    b.ok("push")
+    b.ok("conflicts", "--keep", "remote")
+    assert b.read("CLAUDE.md") == b"aaa\n"
+    b.ok("push")
+    a.ok("pull")
+    assert a.read("CLAUDE.md") == b.read("CLAUDE.md") == b"aaa\n"
+    assert "To push:   0 files" in b.ok("status")
+
+
+def test_an_entry_not_older_than_the_state_is_hashed_again(
+    local_server: Server, make_device
+) -> None:
+    """git's racily-clean rule: a size and mtime recorded no earlier than the state's own
+    write prove nothing (the file may change again within the same clock tick)."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    future = 4_000_000_000 - T0  # an mtime after any state write in this test
+    put(a, "CLAUDE.md", "one\n", future)
+    a.ok("push")
+    put(a, "CLAUDE.md", "two\n", future)  # same size, same mtime
+    assert "1 uploaded" in a.ok("push")
+    b.ok("pull")
+    assert b.read("CLAUDE.md") == b"two\n"

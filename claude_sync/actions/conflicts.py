@@ -31,7 +31,8 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
     """Settle one conflict: `local` moves the copy to trash/, `remote` puts it in place.
 
     When the copy is the version this device last adopted (the usual case: the other side
-    of a conflict met at pull), the state records it, so the next push uploads nothing.
+    of a conflict met at pull), the state records it, so the next push uploads nothing;
+    otherwise the next scan reads the file again, and the next push sends it.
     """
     original = original_of(copy)
     if keep == "local":
@@ -49,4 +50,6 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
         if (sha256, size) == (entry.base.sha256, entry.base.size):
             info = original.stat()
             entry.size, entry.mtime_ns = info.st_size, info.st_mtime_ns
-            save_state(state_path, state)
+        else:  # the kept copy may carry the very size and mtime recorded: read it again
+            entry.size = entry.mtime_ns = None
+        save_state(state_path, state)
