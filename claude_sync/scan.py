@@ -61,11 +61,12 @@ class Walk:
     files: dict[str, tuple[str, os.stat_result]]
     temporaries: list[str]
     unsyncable: list[str]
+    unreadable: list[tuple[str, str]]  # (local folder, why) that could not be listed
 
 
 def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
     """Every synced regular file. Symbolic links are never followed."""
-    found = Walk({}, [], [])
+    found = Walk({}, [], [], [])
     if not claude.is_dir():
         return found
     pending = [""]
@@ -73,7 +74,10 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
         folder = pending.pop()
         try:
             entries = list(os.scandir(claude / folder if folder else claude))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as error:  # unreadable: what is in it is unknown, not deleted
+            found.unreadable.append((folder, error.strerror or type(error).__name__))
             continue
         for entry in entries:
             local = f"{folder}/{entry.name}" if folder else entry.name
@@ -100,16 +104,23 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
 class Scan:
     files: dict[str, LocalFile]
     warnings: list[str]
+    unknown: list[str]  # remote path prefixes of folders that could not be read
 
 
 def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
     """remote path -> LocalFile; files whose size and mtime match the state are not read.
 
     Temporary files of an interrupted run (the caller holds the lock) are removed. A file
-    that cannot be read counts as unchanged, so it is never taken for a deletion.
+    that cannot be read counts as unchanged, and so does every file the state knows below a
+    folder that cannot be read: neither is ever taken for a deletion.
     """
-    result = Scan({}, [])
+    result = Scan({}, [], [])
     walked = walk(claude, rules, paths)
+    for folder, why in walked.unreadable:
+        result.warnings.append(
+            f"{folder or claude}/: cannot be read ({why}); what is in it is left as it is"
+        )
+        result.unknown.append(paths.to_remote(folder) + "/" if folder else "")
     for temporary in walked.temporaries:
         (claude / temporary).unlink(missing_ok=True)
     for local in walked.unsyncable:
@@ -138,4 +149,14 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
         if unchanged:
             assert entry is not None
             result.files[remote] = LocalFile(entry.base.sha256, entry.base.size, info.st_mtime_ns)
+    for remote, entry in state.files.items():
+        if remote not in result.files and not entry.base.deleted and under(remote, result.unknown):
+            result.files[remote] = LocalFile(
+                entry.base.sha256, entry.base.size, entry.mtime_ns or 0
+            )
     return result
+
+
+def under(path: str, prefixes: list[str]) -> bool:
+    """Whether `path` lies below one of `prefixes` (folder paths ending in /, or "" for all)."""
+    return any(path.startswith(prefix) for prefix in prefixes)

@@ -93,6 +93,7 @@ class Session:
             self.listen(Event("warning", detail=warning))
         scanned = scan(workspace.claude, self.rules, self.paths, self.state)
         self.local = scanned.files
+        self.unknown = scanned.unknown  # folders that could not be read: left as they are
         for message in scanned.warnings:
             self.listen(Event("warning", detail=message))
         self._remote: RemoteView | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -485,3 +486,42 @@ def test_a_copied_home_is_refused_before_it_touches_anything(local_server: Serve
     a.ok("pull")
     assert a.read("agents/a.md") == b"from a, edited\n"
     assert a.read("settings.json") == b"{}\n"
+
+
+def unreadable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """os.scandir of `folder` fails as a chmod 000 folder does (root reads anything, so the
+    failure is made, not provoked)."""
+    real = os.scandir
+
+    def scandir(path=".", *args, **kwargs):
+        if isinstance(path, (str, os.PathLike)) and Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_an_unreadable_folder_is_unknown_not_deleted(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, "CLAUDE.md", "v1\n", 1)
+    put(a, "agents/x.md", "x1\n", 1)
+    put(a, "agents/y.md", "y1\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    put(a, "agents/x.md", "x2\n", 2)
+    put(a, "CLAUDE.md", "v2\n", 2)
+    a.ok("push")
+    with monkeypatch.context() as patched:
+        unreadable(patched, b.claude / "agents")
+        result = b.run("sync")
+        assert result.exit_code == 0, result.output
+        assert "agents/: cannot be read (Permission denied)" in result.output
+        assert b.read("CLAUDE.md") == b"v2\n"  # the rest is pulled
+        assert b.read("agents/x.md") == b"x1\n"  # nothing written below it
+    a.ok("pull")
+    assert a.read("agents/y.md") == b"y1\n"  # no tombstone went out
+    assert a.read("agents/x.md") == b"x2\n"
+    b.ok("pull")
+    assert b.read("agents/x.md") == b"x2\n"

@@ -36,7 +36,7 @@ from ..plan import (
     remote_rank,
     resolve,
 )
-from ..scan import prefix_sha256
+from ..scan import prefix_sha256, under
 from ..session import Event, Listener, Session, Summary
 from ..state import Entry
 from ..versions import Version, VersionVector
@@ -113,6 +113,8 @@ def pull(
         ]
         actions = [action for action in actions if action not in held]
         summary.held = [session.paths.to_local(action.path) for action in held]
+    # Below a folder that cannot be read nothing is known, so nothing is written there.
+    actions = [a for a in actions if isinstance(a, Adopt) or not under(a.path, session.unknown)]
     for action in actions:
         if not isinstance(action, Adopt):
             session.target(action.path)
