@@ -205,6 +205,8 @@ def init(
         values["path"] = str(Path(values["path"]).expanduser().resolve())
 
     if key_file:
+        if not Path(key_file).is_file():
+            raise ConfigError(f"--key-file {key_file}: no such file (the key file to use here)")
         identity, key_mode = read_key_file(Path(key_file)), "random"
     elif random_key:
         identity, key_mode = random_identity(), "random"

@@ -529,3 +529,14 @@ def test_installed_console_script(make_device, tmp_path: Path) -> None:
     assert again.returncode == 2
     assert again.stdout == ""
     assert again.stderr.count("\n") == 1 and "already set up" in again.stderr
+
+
+def test_a_missing_key_file_is_named_as_missing(make_device, local_server: Server) -> None:
+    device = make_device("a")
+    result = device.run(
+        "init", *local_server.provider_args, "--key-file", "/nonexistent/key.txt", "--yes"
+    )
+    assert result.exit_code == 2
+    assert "--key-file /nonexistent/key.txt: no such file" in result.output
+    assert "passphrase" not in result.output
+    assert not device.sync_home.exists() or not (device.sync_home / "config.yaml").exists()
