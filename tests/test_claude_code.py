@@ -140,6 +140,13 @@ def wait_background_push(device: Device, since: float) -> dict[str, Any]:
     )
 
 
+def assert_request_holds(body: dict[str, Any], expected: tuple[str, ...], what: str) -> None:
+    """Every expected text is in the request's messages."""
+    texts = message_texts(body)
+    for text in expected:
+        assert any(text in line for line in texts), f"{what}: no {text!r} in {short(texts)}"
+
+
 def assert_wrapper_pushed(device: Device) -> None:
     """The wrapper pushed after Claude Code; the SessionEnd hook (settings.json travels, so
     B has the hooks too) left that push to it."""
@@ -222,17 +229,16 @@ def test_a_session_moves_between_devices_and_back(
         # B: another HOME continues A's session through the wrapper.
         api.reply = "answer from B"
         seen = len(api.messages())
-        started, since = time.monotonic(), time.time()
+        started = time.monotonic()
         result = wrapped(b, api, claude_binary, "continue", "-p", "again")
         timings["B claude-sync continue"] = time.monotonic() - started
         succeeded(result, "B: claude-sync continue -p again")
         assert "answer from B" in result.stdout
-        texts = message_texts(requests_since(api, seen)[-1])
-        for expected in ("hello", "first answer from A", "again"):
-            assert any(expected in text for text in texts), (
-                f"B's request lacks {expected!r}: claude-sync did not bring A's session; "
-                f"texts: {short(texts)}"
-            )
+        assert_request_holds(
+            requests_since(api, seen)[-1],
+            ("hello", "first answer from A", "again"),
+            "B's request: claude-sync did not bring A's session",
+        )
         assert sorted(project_folder(b).glob("*.jsonl")) == [b_transcript], (
             "B did not continue A's session in its own ~/code/app"
         )
@@ -243,15 +249,15 @@ def test_a_session_moves_between_devices_and_back(
         # A again, after B, through the wrapper: A's turn follows B's.
         api.reply = "answer from A after B"
         seen = len(api.messages())
-        started, since = time.monotonic(), time.time()
+        started = time.monotonic()
         result = wrapped(a, api, claude_binary, "continue", "-p", "third")
         timings["A claude-sync continue"] = time.monotonic() - started
         succeeded(result, "A: claude-sync continue -p third")
-        texts = message_texts(requests_since(api, seen)[-1])
-        for expected in ("hello", "first answer from A", "again", "answer from B", "third"):
-            assert any(expected in text for text in texts), (
-                f"A's request lacks {expected!r}: B's turn did not come back; texts: {short(texts)}"
-            )
+        assert_request_holds(
+            requests_since(api, seen)[-1],
+            ("hello", "first answer from A", "again", "answer from B", "third"),
+            "A's request: B's turn did not come back",
+        )
         assert_wrapper_pushed(a)
 
         # Nothing claude-sync wrote reached the model (SessionStart's stdout would).
@@ -289,11 +295,11 @@ def test_a_session_moves_between_devices_and_back(
         result = wrapped(c, api, claude_binary, "resume", session, "-p", "fourth")
         timings["C claude-sync resume"] = time.monotonic() - started
         succeeded(result, "C: claude-sync resume ID -p fourth")
-        texts = message_texts(api.messages()[-1])
-        for expected in ("hello", "answer from B", "answer from A after B", "fourth"):
-            assert any(expected in text for text in texts), (
-                f"C's request lacks {expected!r}: resume did not fetch the session first"
-            )
+        assert_request_holds(
+            api.messages()[-1],
+            ("hello", "answer from B", "answer from A after B", "fourth"),
+            "C's request: resume did not fetch the session first",
+        )
     print(" ".join(f"{name}: {seconds:.1f}s;" for name, seconds in timings.items()))
 
 
