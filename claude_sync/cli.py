@@ -308,6 +308,14 @@ def doctor() -> None:
         "run Claude Code once, or set CLAUDE_CONFIG_DIR",
         warn=True,
     )
+    pending = conflicts_action.conflict_copies(folder) if folder.is_dir() else []
+    report(
+        not pending,
+        "conflicts",
+        f"{count(len(pending), 'conflict')} to settle" if pending else "none to settle",
+        "`claude-sync conflicts`",
+        warn=True,
+    )
     sys.exit(1 if failures else 0)
 
 
@@ -363,12 +371,31 @@ def _warn_failed_background(home: Path) -> None:
         click.echo(f"! the background push at {failed.when} failed: {failed.detail}", err=True)
 
 
-def _do_pull(printer: Printer, dry_run: bool) -> None:
+CONFLICTS_PENDING = 3  # the exit code of a pull or sync that leaves conflicts to settle
+
+
+def _do_pull(printer: Printer, dry_run: bool) -> list[str]:
+    """Pull; the conflict copies left in the Claude folder after it."""
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
         summary = pull_action.pull(ws, printer, dry_run=dry_run)
     printer.done(pull_line(summary, dry_run))
+    return summary.pending
+
+
+def _exit_if_pending(pending: list[str]) -> None:
+    """Conflicts left to settle are not success: name them (even with -q) and exit 3."""
+    if not pending:
+        return
+    click.echo(
+        f"⚠ {count(len(pending), 'conflict')} to settle: "
+        + ", ".join(pending[:3])
+        + (", …" if len(pending) > 3 else "")
+        + "; run `claude-sync conflicts`",
+        err=True,
+    )
+    sys.exit(CONFLICTS_PENDING)
 
 
 def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
@@ -417,7 +444,7 @@ def pull(dry_run: bool, verbose: bool, quiet: bool, hook: bool) -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             pull_hook()
         return
-    _do_pull(Printer(quiet, verbose), dry_run)
+    _exit_if_pending(_do_pull(Printer(quiet, verbose), dry_run))
 
 
 @main.command()
@@ -430,8 +457,9 @@ def sync(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
     claude-sync sync
     """
     printer = Printer(quiet, verbose)
-    _do_pull(printer, dry_run)
+    pending = _do_pull(printer, dry_run)
     _do_push(printer, dry_run, force)
+    _exit_if_pending(pending)
 
 
 @main.command()
@@ -464,6 +492,7 @@ def status(with_remote: bool, as_json: bool) -> None:
             "to_pull": None
             if result.to_pull is None
             else [{"path": p, "action": a, "from": d} for p, a, d in result.to_pull],
+            "conflicts": result.conflicts,
             "runs": [
                 {"kind": r.kind, "when": r.when, "outcome": r.outcome, "detail": r.detail}
                 for r in runs
@@ -485,6 +514,10 @@ def status(with_remote: bool, as_json: bool) -> None:
         click.echo(f"To pull:   {count(len(result.to_pull), 'file')}")
         for path, action, devices in result.to_pull:
             click.echo(f"  ↓ {path} ({action}, from {devices})")
+    if result.conflicts:
+        click.echo(f"Conflicts: {len(result.conflicts)} to settle (run `claude-sync conflicts`)")
+        for path in result.conflicts:
+            click.echo(f"  ⚠ {path}")
     if runs:
         click.echo("Last runs:")
         for run in runs:

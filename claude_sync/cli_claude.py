@@ -18,7 +18,7 @@ from .actions import pull as pull_action
 from .actions import push as push_action
 from .actions.claude import run_child
 from .background import REQUEST, request_push, run_requested
-from .cli_output import Printer, pull_line, push_line
+from .cli_output import Printer, count, pull_line, push_line
 from .config import Config, load_config
 from .errors import ClaudeSyncError, ConfigError
 from .files import write_private
@@ -129,6 +129,12 @@ def pull_hook() -> None:
             f"claude-sync: session {hook.session_id} has newer turns on another device; "
             f"to continue with them, quit and run `claude-sync resume {hook.session_id}`"
         )
+    if summary.pending:
+        detail += f"; {count(len(summary.pending), 'conflict')} to settle"
+        tell(
+            f"claude-sync: {count(len(summary.pending), 'conflict')} to settle; "
+            "run `claude-sync conflicts`"
+        )
     runlog.record(home, "hook-pull", "ok", detail)
 
 
@@ -197,6 +203,12 @@ def _run_claude(arguments: list[str]) -> None:
         with locked(ws.home):
             summary = pull_action.pull(ws, printer)
         printer.done(pull_line(summary, dry_run=False))
+        if summary.pending:
+            click.echo(
+                f"⚠ {count(len(summary.pending), 'conflict')} to settle: "
+                "run `claude-sync conflicts` after this session",
+                err=True,
+            )
     except (ClaudeSyncError, OSError) as error:  # OSError: a terminal that went away
         with contextlib.suppress(OSError):
             click.echo(f"! pull failed, starting Claude Code anyway: {error}", err=True)

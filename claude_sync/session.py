@@ -13,7 +13,7 @@ from . import crypto
 from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest
-from .pathmap import PathMap, Rules
+from .pathmap import CONFLICT_COPY, PathMap, Rules
 from .remote import MANIFESTS
 from .scan import scan
 from .state import Entry, load_state, save_state
@@ -48,6 +48,7 @@ class Summary:
     planned: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
     deferred: bool = False
+    pending: list[str] = field(default_factory=list)  # conflict copies in the folder after a pull
 
 
 @dataclass
@@ -163,6 +164,16 @@ class Session:
             info = file.stat()
             size, mtime_ns = info.st_size, info.st_mtime_ns
         self.state.files[path] = Entry(base, size, mtime_ns)
+
+    def pending_conflicts(self, created: list[str]) -> list[str]:
+        """The conflict copies in the Claude folder now, as local paths: those the scan
+        found or the state records, and `created` (made since the scan), that still exist."""
+        known = {
+            self.paths.to_local(path)
+            for path in set(self.local) | set(self.state.files)
+            if CONFLICT_COPY.search(path)
+        }
+        return sorted(p for p in known | set(created) if (self.ws.claude / p).is_file())
 
     def save(self) -> None:
         save_state(self.state_path, self.state)

@@ -63,9 +63,10 @@ class Device:
         runner = CliRunner()
         return runner.invoke(main, list(args), env=self.environment(**extra), input=input)
 
-    def ok(self, *args: str, **extra: str) -> str:
+    def ok(self, *args: str, exit_code: int = 0, **extra: str) -> str:
+        """Run, expect `exit_code` (3: conflicts left to settle), return the output."""
         result = self.run(*args, **extra)
-        assert result.exit_code == 0, f"{args} failed ({result.exit_code}):\n{result.output}"
+        assert result.exit_code == exit_code, f"{args} exit {result.exit_code}:\n{result.output}"
         return result.output
 
     def write(self, relative: str, data: str | bytes) -> Path:

@@ -25,6 +25,7 @@ CHECKS = [
     "hooks",
     "hook command",
     "Claude Code folder",
+    "conflicts",
 ]
 BIN = str(Path(sys.executable).parent)
 LINE = re.compile(r"^(?P<mark>[✓✗!]) (?P<what>[A-Za-z ]+?): (?P<detail>.+)$")

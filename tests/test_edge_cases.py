@@ -193,7 +193,7 @@ def test_long_name_syncs_and_its_conflict_copy_fits(local_server: Server, make_d
     put(b, LONG, "edited on b, longer\n", 20)
     a.ok("push")
     result = b.run("pull")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     assert "⚠ Conflict" in result.output
     assert b.read(LONG) == b"edited on b, longer\n"
     [copy] = copies(b.claude)
@@ -202,7 +202,7 @@ def test_long_name_syncs_and_its_conflict_copy_fits(local_server: Server, make_d
     assert b.read(copy) == b"edited on a\n"
     # The copy travels to A, whose file system takes the name too.
     b.ok("push")
-    a.ok("pull")
+    a.ok("pull", exit_code=3)
     assert a.read(copy) == b"edited on a\n"
 
 
@@ -220,7 +220,7 @@ def test_keep_remote_with_two_copies_of_one_file(local_server: Server, make_devi
     put(c, "CLAUDE.md", "from c, the longest\n", 30)
     a.ok("push")
     b.ok("push")
-    pulled = c.ok("pull")
+    pulled = c.ok("pull", exit_code=3)
     assert pulled.count("⚠ Conflict") == 2, pulled
     assert len(copies(c.claude)) == 2
     assert c.read("CLAUDE.md") == b"from c, the longest\n"
@@ -272,9 +272,10 @@ def test_quiet_pull_shows_conflicts_only(local_server: Server, make_device) -> N
     put(a, "CLAUDE.md", "# notes, from a\n", 11)
     put(b, "settings.json", "edited on b, longer\n", 20)
     a.ok("push")
-    output = b.ok("pull", "-q")
-    [line] = output.splitlines()
-    assert line.startswith("⚠ Conflict: settings.json (saved as settings.conflict-")
+    output = b.ok("pull", "-q", exit_code=3)
+    conflict, pending = output.splitlines()
+    assert conflict.startswith("⚠ Conflict: settings.json (saved as settings.conflict-")
+    assert pending.startswith("⚠ 1 conflict to settle: settings.conflict-")
     assert b.read("CLAUDE.md") == b"# notes, from a\n"
 
 
@@ -404,10 +405,10 @@ def test_same_second_versions_get_distinct_copies(local_server: Server, make_dev
 
     put(b, "settings.json", "b first\n", 100, ns=100_000_000)
     b.ok("push")
-    assert "⚠ Conflict" in a.ok("pull")
+    assert "⚠ Conflict" in a.ok("pull", exit_code=3)
     put(b, "settings.json", "b second, same second\n", 100, ns=700_000_000)
     b.ok("push")
-    assert "⚠ Conflict" in a.ok("pull")
+    assert "⚠ Conflict" in a.ok("pull", exit_code=3)
 
     stamp = utc_stamp(T0 + 100)
     first, second = f"settings.conflict-{stamp}-b.json", f"settings.conflict-{stamp}-b-2.json"

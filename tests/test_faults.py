@@ -36,6 +36,7 @@ from claude_sync.pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap, encode
 CLI = str(Path(sys.executable).parent / "claude-sync")
 SEED = int(os.environ.get("CLAUDE_SYNC_FAULT_SEED", "1729"))
 EXTRA_TRIALS = int(os.environ.get("CLAUDE_SYNC_FAULT_TRIALS", "0") or 0)
+SETTLED = (0, 3)  # a run that succeeded; 3: it left conflicts to settle
 
 
 def trial_count(default: int) -> int:
@@ -544,13 +545,13 @@ def test_two_losing_versions_from_one_device_in_one_second_both_survive(
     put(b, b"b first\n", epoch + 5 * 10**9 + 100_000_000)  # 12:00:05.1
     b.ok("push")
     put(a, b"a concurrent\n", epoch + 6 * 10**9)
-    a.ok("pull")  # conflict: the copy of "b first" is settings.conflict-...05-b.json
+    a.ok("pull", exit_code=3)  # conflict: the copy of "b first" is settings.conflict-...05-b.json
     put(b, b"b second\n", epoch + 5 * 10**9 + 900_000_000)  # 12:00:05.9, same second
     b.ok("push")
-    a.ok("pull")  # conflict again, with "b second": its copy has the same name
+    a.ok("pull", exit_code=3)  # conflict again, with "b second": its copy has the same name
     for _ in range(2):
-        a.ok("sync")
-        b.ok("sync")
+        a.ok("sync", exit_code=3)
+        b.ok("sync", exit_code=3)
     assert_same_trees([a, b], "after the syncs")
     for device in (a, b):
         kept = [
@@ -716,7 +717,7 @@ def test_concurrent_runs_on_one_device(make_device, local_server: Server) -> Non
         for command, proc in zip(commands, procs, strict=True):
             stdout, stderr = proc.communicate(timeout=120)
             wait_group(proc.pid)
-            assert proc.returncode == 0 or (
+            assert proc.returncode in SETTLED or (
                 "another claude-sync run" in stderr and one_error_line(stderr)
             ), f"{command} exit {proc.returncode}:\n{stdout}{stderr}\n{context}"
             assert "Traceback" not in stderr, context
@@ -815,7 +816,7 @@ def model_step(model: Model, rng: random.Random, step: int) -> None:
         if result.exit_code != 0 and "--force" in result.output:
             # The user confirms a push that deletes most files (few files, many deletes).
             result = device.run(kind, "--force")
-        assert result.exit_code == 0, f"step {step}: {device.name} {kind}:\n{result.output}"
+        assert result.exit_code in SETTLED, f"step {step}: {device.name} {kind}:\n{result.output}"
     model.log.append(f"{step} {device.name} {kind} {path}".rstrip())
 
 
@@ -827,7 +828,7 @@ def settle(model: Model, remote: Path, context: str, rounds: int = 6) -> int:
             result = device.run("sync")
             if result.exit_code != 0 and "--force" in result.output:
                 result = device.run("sync", "--force")
-            assert result.exit_code == 0, f"{device.name} sync:\n{result.output}\n{context}"
+            assert result.exit_code in SETTLED, f"{device.name} sync:\n{result.output}\n{context}"
         after = [tree(d) for d in model.devices], remote_files(remote)
         if before == after:
             return number

@@ -288,7 +288,7 @@ def test_quiet_prints_nothing_to_stdout_even_for_a_conflict(
     a.ok("push")
     put(b, "CLAUDE.md", "b\n", 2)
     done = run_cli(b, "pull", "-q")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     assert done.stdout == b""
     assert b"Conflict: CLAUDE.md" in done.stderr
     done = run_cli(b, "push", "-q")

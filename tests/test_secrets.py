@@ -82,13 +82,13 @@ def test_bad_state_warns_and_keeps_local_changes(
     state = b.sync_home / "state.json"
     _corrupt(state, how)
     result = b.run("pull")
-    assert result.exit_code == 0, result.output
+    copies = conflict_copies(b)
+    assert result.exit_code == (3 if copies else 0), result.output
     assert "state.json" in result.stderr, result.output
     assert "Traceback" not in result.output
     assert b.read("settings.json") == b'{"theme": "edited on B"}\n'
     assert b.read("CLAUDE.md") == b"# same on both sides\n"
     assert b.read("projects/-srv-app/s.jsonl") == b'{"n": 1}\n'
-    copies = conflict_copies(b)
     assert all(copy.startswith("settings.conflict-") for copy in copies), copies
     for copy in copies:
         assert b.read(copy) == b'{"theme": "newer on A, different"}\n'
@@ -102,11 +102,12 @@ def test_bad_state_warns_and_keeps_local_changes(
     assert result.exit_code == 0, result.output
     assert "state.json" in result.stderr, result.output
     assert "Traceback" not in result.output
-    a.ok("pull")
+    pulled = a.run("pull")
+    copies = conflict_copies(a)
+    assert pulled.exit_code == (3 if copies else 0), pulled.output
     assert a.read("agents/new.md") == b"made on B\n"
     assert a.read("CLAUDE.md") == b"# same on both sides\n"
     assert a.read("projects/-srv-app/s.jsonl") == b'{"n": 1}\n'
-    copies = conflict_copies(a)
     assert all(copy.startswith("settings.conflict-") for copy in copies), copies
     assert {a.read("settings.json"), *(a.read(copy) for copy in copies)} == {
         b'{"theme": "newer on A, different"}\n',
@@ -302,9 +303,9 @@ def test_no_content_in_sync_home(local_server: Server, make_device) -> None:
     put(a, relatives[0], CONTENTS[0] + "\nCONTENT-appended-line\n", 11)
     (a.claude / "CLAUDE.md").unlink()
     a.ok("push")
-    assert "Conflict" in b.ok("pull")
+    assert "Conflict" in b.ok("pull", exit_code=3)
     b.ok("push")
-    a.ok("pull")
+    a.ok("pull", exit_code=3)
     for device in (a, b):
         device.ok("status", "--remote")
         device.ok("verify", "--deep")

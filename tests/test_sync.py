@@ -56,8 +56,11 @@ def quiet(output: str) -> bool:
 
 
 def sync_until_quiet(devices: list[Device], rounds: int = 5) -> None:
+    """Sync each device in turn until none has anything to do; conflicts may stay (exit 3)."""
     for _ in range(rounds):
-        outputs = [device.ok("sync") for device in devices]
+        results = [device.run("sync") for device in devices]
+        assert all(r.exit_code in (0, 3) for r in results), [r.output for r in results]
+        outputs = [result.output for result in results]
         if all(quiet(output) for output in outputs):
             return
     raise AssertionError(f"still not quiet after {rounds} rounds of sync:\n" + "\n".join(outputs))
@@ -144,8 +147,9 @@ def _conflicting_settings(local_server: Server, make_device) -> tuple[Device, De
     put(b, "settings.json", "edited on B, longer\n", 200)
     a.ok("push")
     result = b.run("pull")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     assert "⚠ Conflict" in result.output
+    assert "1 conflict to settle: settings.conflict-" in result.output
     assert b.read("settings.json") == b"edited on B, longer\n"
     expected = {f"settings.conflict-{stamp}-a.json" for stamp in stamp_names(T0 + 100)}
     found = copies(b.claude)
@@ -165,6 +169,28 @@ def test_conflict_keep_remote_then_nothing_to_push(local_server: Server, make_de
     a.ok("pull")
     assert a.read("settings.json") == b"edited on A\n"
     assert copies(a.claude) == []
+
+
+def test_pending_conflicts_are_shown_until_settled_on_every_device(
+    local_server: Server, make_device
+) -> None:
+    a, b, copy = _conflicting_settings(local_server, make_device)
+    assert f"Conflicts: 1 to settle (run `claude-sync conflicts`)\n  ⚠ {copy}" in b.ok("status")
+    assert json.loads(b.ok("status", "--json"))["conflicts"] == [copy]
+    doctor = b.run("doctor").output
+    assert "! conflicts: 1 conflict to settle (fix: `claude-sync conflicts`)" in doctor
+    quiet = b.run("sync", "-q")
+    assert quiet.exit_code == 3 and "1 conflict to settle" in quiet.output, quiet.output
+    received = a.run("pull")  # the device that receives the copy is told too
+    assert received.exit_code == 3 and f"to settle: {copy}" in received.output, received.output
+    assert json.loads(a.ok("status", "--json"))["conflicts"] == [copy]
+
+    a.ok("conflicts", "--keep", "local")
+    assert "Conflicts" not in a.ok("status")
+    assert "✓ conflicts: none to settle" in a.run("doctor").output
+    a.ok("sync")
+    b.ok("pull")
+    assert copies(b.claude) == [] and json.loads(b.ok("status", "--json"))["conflicts"] == []
 
 
 def test_conflict_keep_local_then_other_device_takes_it(local_server: Server, make_device) -> None:
@@ -645,7 +671,7 @@ def test_keep_remote_is_pushed_even_when_its_size_and_mtime_match_the_state(
     put(a, "CLAUDE.md", "aaa\n", 5)
     a.ok("push")
     put(b, "CLAUDE.md", "bbb\n", 5)
-    b.ok("pull")
+    b.ok("pull", exit_code=3)
     b.ok("push")
     b.ok("conflicts", "--keep", "remote")
     assert b.read("CLAUDE.md") == b"aaa\n"

@@ -144,6 +144,7 @@ def pull(
         _apply_pull(session, assembler, actions, visible, summary)
     finally:
         shutil.rmtree(downloads, ignore_errors=True)
+    summary.pending = session.pending_conflicts(summary.pending)
     return summary
 
 
@@ -284,6 +285,7 @@ def _apply_resolve(
         name = copy_target.relative_to(session.ws.claude).as_posix()
         os.replace(copy_beside(content(loser), copy_target, loser.mtime_ns), copy_target)
         summary.conflicts += 1
+        summary.pending.append(name)
         session.listen(Event("conflict", action.path, detail=name))
     remote_best = max(action.options, key=remote_rank)
     previous = session.state.files.get(action.path)

@@ -27,6 +27,7 @@ class Status:
     last_pull: str | None
     to_push: list[tuple[str, str, int]]
     to_pull: list[tuple[str, str, str]] | None
+    conflicts: list[str]
 
 
 def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
@@ -57,4 +58,5 @@ def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
         session.state.last_pull,
         to_push,
         to_pull,
+        session.pending_conflicts([]),
     )
