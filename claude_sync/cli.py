@@ -283,7 +283,7 @@ def doctor() -> None:
         remote_ok = False
         try:
             remote = Remote(rclone_for(config), config.remote_root)
-            found = remote.read_format(deadline=30)
+            found = remote.read_format()
             remote_ok = found is not None
             report(
                 remote_ok,
@@ -295,7 +295,7 @@ def doctor() -> None:
             report(False, "remote", str(error), "check the network and the remote's settings")
         if remote_ok and identity is not None:
             try:
-                remote.check_key(identity, deadline=30)
+                remote.check_key(identity)
                 report(True, "key matches remote", "keycheck.age decrypts")
             except ClaudeSyncError as error:
                 report(False, "key matches remote", str(error), "init with the right passphrase")

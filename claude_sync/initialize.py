@@ -22,8 +22,6 @@ from .remote import Remote
 from .templates import Template, render, resolve_values
 from .workspace import KEY_FILE, RCLONE_CONFIG
 
-INIT_DEADLINE_SECONDS = 30
-
 
 @dataclass
 class InitRequest:
@@ -75,8 +73,8 @@ def initialize(request: InitRequest) -> InitResult:
             root, rclone_text, test_config = request.remote_root, None, request.rclone_config
             if test_config and not Path(test_config).is_file():
                 raise ConfigError(f"rclone config {test_config} not found")
-        remote = Remote(Rclone(binary, test_config, timeout=10), root)
-        new_remote = remote.initialize(request.identity, deadline=INIT_DEADLINE_SECONDS)
+        remote = Remote(Rclone(binary, test_config, timeout=Config.timeout), root)
+        new_remote = remote.initialize(request.identity)
 
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)

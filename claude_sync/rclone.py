@@ -125,20 +125,19 @@ class Rclone:
             command += ["--config", self.config_file]
         return command
 
-    def run(
-        self, args: list[str], *, stdin: bytes | None = None, deadline: float | None = None
-    ) -> bytes:
+    def run(self, args: list[str], *, stdin: bytes | None = None, bounded: bool = False) -> bytes:
         """Run one rclone command; return its stdout, or raise RcloneError with one line.
 
-        `deadline` bounds this call in seconds, retries included; `give_up_at` (a
-        time.monotonic() value) bounds every call of the run. Past either, rclone's whole
-        process group is stopped. rclone runs in a process group of its own, so an
-        interrupted claude-sync (Ctrl-C, SIGTERM, SIGHUP) stops its transfers too.
+        A `bounded` call (a small metadata read or write, where a remote that does not
+        answer is waited for) may take `timeout` seconds in all, retries included;
+        `give_up_at` (a time.monotonic() value) bounds every call of the run. Past either,
+        rclone's whole process group is stopped. rclone runs in a process group of its own,
+        so an interrupted claude-sync (Ctrl-C, SIGTERM, SIGHUP) stops its transfers too.
         """
         command = self._command(args)
-        limit = self._limit(deadline)
+        limit, why = self._limit(bounded)
         if limit is not None and limit <= 0:
-            raise RcloneError(f"rclone {args[0]} not started: the time allowed for this run is up")
+            raise RcloneError(f"rclone {args[0]} not started: {why} is up")
         try:
             process = subprocess.Popen(
                 command,
@@ -156,7 +155,7 @@ class Rclone:
         except subprocess.TimeoutExpired:
             _stop(process)
             raise RcloneError(
-                f"rclone {args[0]} gave up after {limit:.0f} s: the remote did not answer"
+                f"rclone {args[0]} gave up after {limit:.0f} s ({why}): the remote did not answer"
             ) from None
         except BaseException:
             _stop(process)
@@ -170,12 +169,13 @@ class Rclone:
             raise RcloneError(f"rclone {args[0]} failed: {_explain(line)}")
         return stdout
 
-    def _limit(self, deadline: float | None) -> float | None:
-        """Seconds this call may take: the tighter of its own deadline and the run's."""
-        limits = [deadline] if deadline is not None else []
+    def _limit(self, bounded: bool) -> tuple[float | None, str]:
+        """Seconds this call may take, and which limit that is: the tighter of the timeout
+        (for a bounded call) and what is left of the run's time."""
+        limits = [(float(self.timeout), "rclone.timeout")] if bounded else []
         if self.give_up_at is not None:
-            limits.append(self.give_up_at - time.monotonic())
-        return min(limits, default=None)
+            limits.append((self.give_up_at - time.monotonic(), "the time allowed for this run"))
+        return min(limits, default=(None, ""))
 
     def version(self) -> str:
         return self.run(["version"]).decode().splitlines()[0].strip()
@@ -183,14 +183,14 @@ class Rclone:
     def obscure(self, secret: str) -> str:
         return self.run(["obscure", "-"], stdin=secret.encode()).decode().strip()
 
-    def mkdir(self, path: str, deadline: float | None = None) -> None:
-        self.run(["mkdir", path], deadline=deadline)
+    def mkdir(self, path: str) -> None:
+        self.run(["mkdir", path], bounded=True)
 
-    def cat(self, path: str, deadline: float | None = None) -> bytes:
-        return self.run(["cat", path], deadline=deadline)
+    def cat(self, path: str) -> bytes:
+        return self.run(["cat", path], bounded=True)
 
-    def rcat(self, path: str, data: bytes, deadline: float | None = None) -> None:
-        self.run(["rcat", path], stdin=data, deadline=deadline)
+    def rcat(self, path: str, data: bytes) -> None:
+        self.run(["rcat", path], stdin=data, bounded=True)
 
     def lsjson(self, path: str, recursive: bool = False) -> list[dict]:
         args = ["lsjson", path, "--files-only"] + (["--recursive"] if recursive else [])
@@ -203,9 +203,8 @@ class Rclone:
         """Copy the files named in list_file (relative to source), without listing either side."""
         self.run(["copy", source, destination, "--files-from-raw", str(list_file), "--no-traverse"])
 
-    def mirror(
-        self, source: str, destination: str, include: list[str], deadline: float | None = None
-    ) -> None:
-        """Make the local folder destination hold exactly source's files matching `include`."""
+    def mirror(self, source: str, destination: str, include: list[str]) -> None:
+        """Make the local folder destination hold exactly source's files matching `include`
+        (small metadata: bounded by the timeout)."""
         filters = [flag for pattern in include for flag in ("--include", pattern)]
-        self.run(["sync", source, destination, *filters], deadline=deadline)
+        self.run(["sync", source, destination, *filters], bounded=True)

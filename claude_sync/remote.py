@@ -64,34 +64,34 @@ class Remote:
             return self.root + relative
         return self.root.rstrip("/") + "/" + relative
 
-    def read_format(self, deadline: float | None = None) -> int | None:
+    def read_format(self) -> int | None:
         """The format number in CLAUDE-SYNC.json, or None on a remote not yet initialised."""
         try:
-            raw = self.rclone.cat(self.path(MARKER), deadline=deadline)
+            raw = self.rclone.cat(self.path(MARKER))
         except RemoteNotFound:
             return None
         # On S3, `rclone cat` of a missing key succeeds with no output: the marker is never empty.
         return parse_marker(raw) if raw else None
 
-    def initialize(self, identity: x25519.Identity, deadline: float | None = None) -> bool:
+    def initialize(self, identity: x25519.Identity) -> bool:
         """Create the root; on a new remote write the keycheck and marker; else check the key.
 
         Returns True when the remote was new.
         """
         # Reading first gives rclone's clearest error for an unreachable remote.
-        if self.read_format(deadline=deadline) is None:
-            self.rclone.mkdir(self.root, deadline=deadline)
+        if self.read_format() is None:
+            self.rclone.mkdir(self.root)
             keycheck = encrypt_bytes(KEYCHECK_TEXT, identity.to_public(), compress=False)
-            self.rclone.rcat(self.path(KEYCHECK), keycheck, deadline=deadline)
+            self.rclone.rcat(self.path(KEYCHECK), keycheck)
             marker = json.dumps({"format": FORMAT}).encode() + b"\n"
-            self.rclone.rcat(self.path(MARKER), marker, deadline=deadline)
+            self.rclone.rcat(self.path(MARKER), marker)
             return True
-        self.check_key(identity, deadline=deadline)
+        self.check_key(identity)
         return False
 
-    def check_key(self, identity: x25519.Identity, deadline: float | None = None) -> None:
+    def check_key(self, identity: x25519.Identity) -> None:
         try:
-            encrypted = self.rclone.cat(self.path(KEYCHECK), deadline=deadline)
+            encrypted = self.rclone.cat(self.path(KEYCHECK))
         except RemoteNotFound:
             encrypted = b""
         if not encrypted:
@@ -115,7 +115,7 @@ class Remote:
         private_folder(folder)
         wanted = [f"/{MARKER}", f"/{MANIFESTS}/*.age"]
         try:
-            self.rclone.mirror(self.root, str(folder), wanted, deadline=self.rclone.timeout)
+            self.rclone.mirror(self.root, str(folder), wanted)
         except RemoteNotFound:
             shutil.rmtree(folder)
             folder.mkdir(mode=0o700)

@@ -13,6 +13,7 @@ The kill tests run the installed `claude-sync` as a subprocess, as a user (or a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RCLONE, Device, joined
-from servers import Server, start_server
+from servers import Server, silenced, start_server
 
 from claude_sync.pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap, encode_project
 
@@ -267,6 +268,50 @@ def one_error_line(stderr: str) -> str | None:
     if "Traceback" in stderr or len(lines) != 1 or not lines[0].startswith("Error: "):
         return None
     return lines[0]
+
+
+# 11: an unreachable remote, waited for no longer than rclone.timeout ------------------------
+
+UNREACHABLE_COMMANDS = (
+    ("pull",),
+    ("push",),
+    ("sync",),
+    ("status", "--remote"),
+    ("verify",),
+    ("devices",),
+    ("doctor",),
+)
+
+
+@pytest.mark.parametrize("how", ["closed", "silent"])
+def test_every_command_gives_up_on_an_unreachable_remote_within_its_timeout(
+    make_device, tmp_path: Path, how: str
+) -> None:
+    """A closed S3 port (the SDK retries with backoff) or one that never answers: each
+    command fails with one line once rclone.timeout has passed, retries included."""
+    server = start_server("s3", tmp_path / "server", RCLONE)
+    try:
+        device = joined(make_device("a"), server)
+        config = device.sync_home / "config.yaml"
+        config.write_text(config.read_text().replace("timeout: 30", "timeout: 2"))
+        device.write("CLAUDE.md", "a change to push\n")
+        with contextlib.ExitStack() as unreachable:
+            if how == "closed":
+                server.stop()
+            else:
+                unreachable.enter_context(silenced(server))
+            for command in UNREACHABLE_COMMANDS:
+                started = time.monotonic()
+                proc = run_cli(device, *command, timeout=60)
+                elapsed = time.monotonic() - started
+                context = f"{command} ({how}): exit {proc.returncode} in {elapsed:.1f} s"
+                assert proc.returncode == 1, f"{context}\n{proc.stdout}{proc.stderr}"
+                assert elapsed < 2 + 3, context  # the timeout, plus start-up and stopping
+                if command != ("doctor",):
+                    assert one_error_line(proc.stderr), f"{context}\n{proc.stderr}"
+                    assert "rclone.timeout" in proc.stderr or "refused" in proc.stderr, context
+    finally:
+        server.stop()
 
 
 # 1 and 2: a run killed at a random moment ----------------------------------------------------
