@@ -216,10 +216,7 @@ def _extend(
             return LEFT
         with open(source, "rb") as reading, signals_held():
             reading.seek(seen.size)
-            for chunk in _whole_lines(reading):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+            _append(fd, reading, seen.size)
         os.fsync(fd)
         if mtime_ns is not None:
             os.utime(fd if os.utime in os.supports_fd else target, ns=(mtime_ns, mtime_ns))
@@ -229,6 +226,24 @@ def _extend(
     if after.st_size != size:
         return Written(True, raced=True)
     return Written(True, after.st_size, after.st_mtime_ns)
+
+
+def _append(fd: int, reading: BinaryIO, start: int) -> None:
+    """Append the rest of `reading` to `fd`, which held `start` bytes. When a write fails (a
+    full disk), what this call appended is cut off again unless someone appended after it,
+    so the file never ends in half a line of ours."""
+    appended = 0
+    try:
+        for chunk in _whole_lines(reading):
+            view = memoryview(chunk)
+            while view:
+                written = os.write(fd, view)
+                appended += written
+                view = view[written:]
+    except OSError:
+        if os.fstat(fd).st_size == start + appended:
+            os.ftruncate(fd, start)
+        raise
 
 
 def _replace(

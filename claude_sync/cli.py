@@ -21,9 +21,10 @@ from .actions import push as push_action
 from .actions import status as status_action
 from .actions import verify as verify_action
 from .cli_claude import pull_hook, report_hooks
-from .cli_output import Printer, count, pull_line, push_line, size_text
+from .cli_output import Printer, count, pull_line, push_line
 from .config import default_device_name, load_config
 from .errors import ClaudeSyncError, ConfigError, Interrupted
+from .files import size_text
 from .hooks import push_hook
 from .initialize import InitRequest, existing_setup, initialize
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file

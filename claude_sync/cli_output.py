@@ -7,16 +7,8 @@ import time
 
 import click
 
+from .files import size_text
 from .session import Event, Summary
-
-
-def size_text(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
 
 
 class Printer:

@@ -114,13 +114,38 @@ class _DecompressingWriter:
         return self._decompressor.eof and not self.trailing_garbage
 
 
+class _KeepingWriteErrors:
+    """Passes writes to target, keeping the OSError one raises (pyrage wraps it in its own
+    error, and a full disk must stay a full disk)."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self._target = target
+        self.write_error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._target.write(data)
+        except OSError as error:
+            self.write_error = error
+            raise
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
 def encrypt_stream(
     source: BinaryIO, target: Path, recipient: x25519.Recipient, limit: int | None = None
 ) -> Digest:
     """Write age(zstd(source)) to target, reading at most `limit` bytes (all when None)."""
     reader = _CompressingReader(source, limit)
     with open(target, "wb") as out:
-        pyrage.encrypt_io(reader, out, [recipient])
+        writer = _KeepingWriteErrors(out)
+        try:
+            pyrage.encrypt_io(reader, writer, [recipient])
+        except pyrage.EncryptError:
+            if writer.write_error is not None:
+                raise writer.write_error from None
+            raise
     return Digest(reader.hash.hexdigest(), reader.size)
 
 

@@ -86,6 +86,7 @@ def _explain(message: str) -> str:
         ("401 unauthorized", "the remote rejected the credentials"),
         ("didn't find section in config file", "the remote is not defined in the rclone config"),
         ("is a file not a directory", "could not open the remote (unreachable?)"),
+        ("no space left on device", "the disk is full"),
     )
     for needle, explanation in hints:
         if needle in lowered:

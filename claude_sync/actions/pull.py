@@ -24,7 +24,7 @@ from ..claude_folder import (
     merge_history,
     write_file,
 )
-from ..files import private_folder
+from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..manifest import now_iso
 from ..plan import (
     Adopt,
@@ -91,6 +91,19 @@ def _to_fetch(session: Session, actions: list[PullAction]) -> list[Needed]:
     return wanted
 
 
+def _space_needed(session: Session, wanted: list[Needed]) -> dict[Path, int]:
+    """About what a pull writes: in staging the objects and every assembled file; in the
+    Claude folder what files grow by, and the largest temporary beside its target."""
+    staging = grown = largest = 0
+    for need in wanted:
+        size = need.version.size
+        staging += size + sum(segment.size for segment in need.version.segments[need.reused :])
+        local = session.local.get(need.path)
+        grown += max(0, size - (local.size if local else 0))
+        largest = max(largest, size)
+    return {session.ws.staging: staging, session.ws.claude: grown + largest}
+
+
 def is_transcript_of(path: str, session_id: str) -> bool:
     """Whether `path` is the transcript of Claude Code session `session_id`."""
     parts = path.split("/")
@@ -131,17 +144,28 @@ def pull(
     private_folder(downloads)
     try:
         wanted = _to_fetch(session, actions)
+        check_free_space(_space_needed(session, wanted), "pull")
         names = {
             session.object_name(segment.sha256)
             for need in wanted
             for segment in need.version.segments[need.reused :]
         }
-        if names:
-            ws.remote.download_objects(downloads, sorted(names))
-        assembler = Assembler(session, downloads)
-        for need in wanted:
-            assembler.assemble(need)
-        _apply_pull(session, assembler, actions, visible, summary)
+        try:
+            if names:
+                ws.remote.download_objects(downloads, sorted(names))
+            assembler = Assembler(session, downloads)
+            for need in wanted:
+                assembler.assemble(need)
+        except OSError as error:
+            if error.errno in NO_SPACE:
+                raise disk_full(error, ws.staging, "pull") from None
+            raise
+        try:
+            _apply_pull(session, assembler, actions, visible, summary)
+        except OSError as error:
+            if error.errno in NO_SPACE:
+                raise disk_full(error, ws.claude, "pull") from None
+            raise
     finally:
         shutil.rmtree(downloads, ignore_errors=True)
     summary.pending = session.pending_conflicts(summary.pending)

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from .. import crypto
 from ..errors import ClaudeSyncError
-from ..files import private_folder
+from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..manifest import Manifest, encode_manifest, now_iso
 from ..pathmap import CONFLICT_COPY, is_transcript, temporary_name
 from ..plan import (
@@ -37,6 +37,7 @@ from ..versions import Segment, Version
 from ..workspace import Workspace
 
 MAX_SEGMENTS = 16
+MANIFEST_ROOM = 1024 * 1024  # staging space kept for the manifest, beyond the objects
 
 
 class _HashingReader:
@@ -263,9 +264,15 @@ def push(
 
     staging = ws.staging / "push"
     shutil.rmtree(staging, ignore_errors=True)
+    encrypting = sum(_new_bytes(action) for action in uploads)
+    check_free_space({ws.staging: encrypting + MANIFEST_ROOM}, "push")
     private_folder(staging)
     try:
         updates = _send(session, actions, uploads, tombstones, staging)
+    except OSError as error:
+        if error.errno in NO_SPACE:
+            raise disk_full(error, ws.staging, "push") from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary.uploaded = sum(file is not None for _, file in updates.values())
