@@ -33,6 +33,30 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+CHANGING_MTIME_NS = -1  # recorded for a file written to while it was read: read it again
+HASH_ATTEMPTS = 3
+
+
+def hash_with_stat(path: Path) -> LocalFile:
+    """The file's hash with the size and mtime of the very bytes hashed, from the open
+    file: a file written to while it is read is read again; one still changing after
+    HASH_ATTEMPTS reads gets CHANGING_MTIME_NS, which no later stat matches."""
+    with open(path, "rb") as handle:
+        for _ in range(HASH_ATTEMPTS):
+            before = os.fstat(handle.fileno())
+            digest = hashlib.sha256()
+            size = 0
+            while chunk := handle.read(READ_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+            after = os.fstat(handle.fileno())
+            stable = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+            if stable and size == after.st_size:
+                return LocalFile(digest.hexdigest(), size, after.st_mtime_ns)
+            handle.seek(0)
+    return LocalFile(digest.hexdigest(), size, CHANGING_MTIME_NS)
+
+
 def read_prefix(handle: BinaryIO, length: int, *sinks: Callable[[bytes], object]) -> bool:
     """Feed the first `length` bytes of handle to every sink; False if the file is shorter."""
     remaining = length
@@ -136,7 +160,7 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
         )
         if not unchanged:
             try:
-                sha256, size = hash_file(claude / local)
+                hashed = hash_with_stat(claude / local)
             except (FileNotFoundError, IsADirectoryError):
                 continue
             except OSError as error:
@@ -145,7 +169,7 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
                     continue
                 unchanged = True
             else:
-                result.files[remote] = LocalFile(sha256, size, info.st_mtime_ns)
+                result.files[remote] = hashed
         if unchanged:
             assert entry is not None
             result.files[remote] = LocalFile(entry.base.sha256, entry.base.size, info.st_mtime_ns)

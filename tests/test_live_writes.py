@@ -38,7 +38,9 @@ from servers import Server
 
 from claude_sync import claude_folder
 from claude_sync.claude_folder import merge_history
-from claude_sync.pathmap import TEMPORARY_PREFIX, PathMap, encode_project
+from claude_sync.pathmap import DEFAULT_INCLUDE, TEMPORARY_PREFIX, PathMap, Rules, encode_project
+from claude_sync.scan import LocalFile, scan
+from claude_sync.state import State
 
 HOOKED = (
     "stat",
@@ -509,3 +511,43 @@ def test_a_file_replaced_by_someone_just_before_the_pull_takes_it_out_is_kept(
     assert b"saved by Claude Code in the window\n" in kept
     assert "kept in" in result.output
     assert not temporaries(b)
+
+
+# the stat recorded is the one the hash came from -------------------------------------------
+
+
+@dataclass
+class EditingRules(Rules):
+    """The default rules, but the moment the walk has taken `path`'s stat, the file is
+    rewritten: an edit between the walk and the hash."""
+
+    path: str = ""
+    edit: bytes = b""
+
+    def synced(self, path: str) -> bool:
+        if path == self.path and self.edit:
+            file = Path(os.environ["CLAUDE_CONFIG_DIR"]) / path
+            file.write_bytes(self.edit)
+            os.utime(file, ns=(T0_NS + 10**9, T0_NS + 10**9))
+            self.edit = b""
+        return super().synced(path)
+
+
+T0_NS = 1_700_000_000 * 10**9
+
+
+def test_the_scan_records_the_stat_of_the_bytes_it_hashed(tmp_path: Path) -> None:
+    """Else a device that joins with a file the remote holds adopts it with the stat of an
+    older version: an edit is never pushed, and every later pull refuses the file."""
+    claude = Path(os.environ["CLAUDE_CONFIG_DIR"])
+    file = claude / "CLAUDE.md"
+    file.parent.mkdir(parents=True)
+    file.write_bytes(b"as on the remote\n")
+    os.utime(file, ns=(T0_NS, T0_NS))
+    edited = b"edited while the scan ran\n"
+    rules = EditingRules(DEFAULT_INCLUDE, (), path="CLAUDE.md", edit=edited)
+    scanned = scan(claude, rules, PathMap(Path.home()), State("device", "remote"))
+    info = file.stat()
+    assert scanned.files["CLAUDE.md"] == LocalFile(
+        hashlib.sha256(edited).hexdigest(), info.st_size, info.st_mtime_ns
+    )

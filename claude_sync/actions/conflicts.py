@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..claude_folder import keep_in_trash
 from ..pathmap import CONFLICT_COPY, PathMap
-from ..scan import hash_file
+from ..scan import hash_with_stat
 from ..state import load_state, save_state
 from ..workspace import Workspace
 
@@ -46,10 +46,9 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
     state, _ = load_state(state_path, ws.config.device_id, ws.config.remote_root)
     entry = state.files.get(paths.to_remote(original.relative_to(ws.claude).as_posix()))
     if entry is not None and not entry.base.deleted:
-        sha256, size = hash_file(original)
-        if (sha256, size) == (entry.base.sha256, entry.base.size):
-            info = original.stat()
-            entry.size, entry.mtime_ns = info.st_size, info.st_mtime_ns
+        kept = hash_with_stat(original)
+        if (kept.sha256, kept.size) == (entry.base.sha256, entry.base.size):
+            entry.size, entry.mtime_ns = kept.size, kept.mtime_ns
         else:  # the kept copy may carry the very size and mtime recorded: read it again
             entry.size = entry.mtime_ns = None
         save_state(state_path, state)
