@@ -132,6 +132,15 @@ def validate_remote_path(path: object) -> str:
     return path
 
 
+HISTORY = "history.jsonl"
+
+
+def is_append_only(path: str) -> bool:
+    """Files Claude Code only ever appends to: transcripts and history.jsonl. A version of
+    one that is a byte-prefix of another is that one's past, never a conflict."""
+    return path == HISTORY or (is_transcript(path) and path.endswith(".jsonl"))
+
+
 def is_transcript(path: str) -> bool:
     """Session files Claude Code sweeps itself: their local disappearance is not a deletion.
 

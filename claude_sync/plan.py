@@ -10,8 +10,9 @@ synced) and the remote versions (one per device manifest that names the path).
 - Local changed, nothing newer remotely: upload (a push's job).
 - Local changed and something newer: identical contents are adopted; otherwise `resolve`
   decides, after the pull has fetched their bytes, so that a byte-prefix can be
-  recognised: identical contents merge, a version that is a prefix of another gives way to
-  the longer one, deletions give way to contents, history.jsonl is merged by lines, and any
+  recognised: identical contents merge, in an append-only file (a transcript,
+  history.jsonl) a version that is a prefix of another gives way to the longer one (in any
+  other file it is a truncation: an edit), deletions give way to contents, history.jsonl is merged by lines, and any
   other difference is a real conflict. In a real conflict a local change wins on its own
   device (the others are saved beside it, the next push supersedes them); among remote
   versions every device picks the same winner: the latest mtime, then the device id, then
@@ -26,12 +27,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .pathmap import is_transcript
+from .pathmap import HISTORY, is_append_only, is_transcript
 from .scan import LocalFile
 from .state import Entry
 from .versions import Version, VersionVector, maximal, merge_all
-
-HISTORY = "history.jsonl"
 
 
 @dataclass(frozen=True)
@@ -241,10 +240,13 @@ def resolve(
     for version in sorted(live, key=lambda v: (v is not pending, remote_rank(v)), reverse=False):
         if not any(version.same_content(kept) for kept in distinct):
             distinct.append(version)
+    # Only an append-only file grows by appends alone: elsewhere a shorter prefix (a
+    # truncated CLAUDE.md, an emptied settings.json) is an edit of its own.
     survivors = [
         version
         for version in distinct
-        if not any(other.size > version.size and is_prefix(version, other) for other in distinct)
+        if not is_append_only(path)
+        or not any(other.size > version.size and is_prefix(version, other) for other in distinct)
     ]
     if len(survivors) == 1:
         winner = survivors[0]

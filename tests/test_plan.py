@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from hypothesis import HealthCheck, Phase, assume, currently_in_test_context, given, note, settings
 from hypothesis import strategies as st
 
+from claude_sync.pathmap import HISTORY, is_append_only
 from claude_sync.plan import (
-    HISTORY,
     Adopt,
     Download,
     Publish,
@@ -459,22 +459,27 @@ def outcome(resolution: Resolution) -> tuple:
 
 
 def check_nothing_dropped(
-    resolution: Resolution, everything: list[bytes | None], store: dict[str, bytes]
+    resolution: Resolution, everything: list[bytes | None], store: dict[str, bytes], path: str
 ) -> None:
+    """Every live content is kept (winner or loser); only in an append-only file may a
+    longer version hold a shorter one instead."""
     winner = resolution.winner
     assert winner is not None
     kept = [store[v.sha256] for v in resolution.losers]
     if not winner.deleted:
         kept.append(store[winner.sha256])
-    # losers are distinct live contents, none of them a prefix of another kept one
     assert all(not v.deleted for v in resolution.losers)
     assert len(set(kept)) == len(kept)
-    for i, one in enumerate(kept):
-        for j, other in enumerate(kept):
-            assert i == j or not other.startswith(one)
+    if is_append_only(path):  # none of the kept is a prefix of another
+        for i, one in enumerate(kept):
+            for j, other in enumerate(kept):
+                assert i == j or not other.startswith(one)
     for content in everything:
         if content is not None:
-            assert any(k.startswith(content) for k in kept), content
+            if is_append_only(path):
+                assert any(k.startswith(content) for k in kept), content
+            else:
+                assert content in kept, content
 
 
 @CHEAP
@@ -490,7 +495,7 @@ def test_resolve_is_deterministic_and_drops_nothing(
     assert outcome(first) == outcome(second)
     assert not first.keep_local
     assert first.vector == merge_all(v.vector for v in versions)
-    check_nothing_dropped(first, [o.content for o in opts], store)
+    check_nothing_dropped(first, [o.content for o in opts], store, path)
     live = [o for o in opts if o.content is not None]
     if live:
         # a live version beats a deletion
@@ -526,7 +531,7 @@ def test_resolve_identical_contents_never_conflict(
     st.booleans(),
     st.sampled_from(["none", "shorter", "longer"]),
 )
-def test_resolve_prefix_longer_wins_without_conflict(
+def test_resolve_prefix_longer_wins_only_in_append_only_files(
     short: bytes,
     extra: bytes,
     mtime_short: int,
@@ -551,12 +556,18 @@ def test_resolve_prefix_longer_wins_without_conflict(
         opts = [v_short, v_long]
     if flip:
         opts.reverse()
-    for path in (PATH, TRANSCRIPT, HISTORY):
+    for path in (TRANSCRIPT, HISTORY):
         resolution = resolve(path, tuple(opts), pending, prefix_oracle(store))
         assert resolution.winner is not None
         assert resolution.winner.sha256 == sha(long)
         assert resolution.losers == ()
         assert resolution.keep_local == (pending_side == "longer")
+    # Elsewhere the shorter one is an edit (a truncation): the two meet as a conflict.
+    resolution = resolve(PATH, tuple(opts), pending, prefix_oracle(store))
+    assert resolution.winner is not None and len(resolution.losers) == 1
+    assert {resolution.winner.sha256, resolution.losers[0].sha256} == {sha(short), sha(long)}
+    if pending is not None:
+        assert resolution.winner is pending and resolution.keep_local
 
 
 @CHEAP
@@ -565,7 +576,6 @@ def test_resolve_pending_change_wins_and_nothing_is_dropped(
     opts: list[Option], mine: bytes, mtime: int
 ) -> None:
     live = [o.content for o in opts if o.content is not None]
-    assume(not any(c != mine and c.startswith(mine) for c in live))
     store = store_of(live, [mine])
     versions = build(opts)
     pending = version(mine, merge_all(v.vector for v in versions).bump("me"), "me", mtime)
@@ -574,11 +584,10 @@ def test_resolve_pending_change_wins_and_nothing_is_dropped(
     assert resolution.keep_local
     loser_contents = {store[v.sha256] for v in resolution.losers}
     assert mine not in loser_contents
-    check_nothing_dropped(resolution, [*live, mine], store)
-    # every other distinct content is a loser unless a longer one holds it
+    check_nothing_dropped(resolution, [*live, mine], store, PATH)
+    # settings.json is not append-only: every other distinct content is a loser
     for content in set(live) - {mine}:
-        absorbed = any(o != content and o.startswith(content) for o in [*live, mine])
-        assert content in loser_contents or absorbed
+        assert content in loser_contents
 
 
 @CHEAP
@@ -592,7 +601,7 @@ def test_resolve_pending_deletion_loses_to_live(opts: list[Option], mtime: int) 
         assert not resolution.winner.deleted and not resolution.keep_local
     else:
         assert resolution.winner.deleted
-    check_nothing_dropped(resolution, [o.content for o in opts], store)
+    check_nothing_dropped(resolution, [o.content for o in opts], store, PATH)
 
 
 @CHEAP

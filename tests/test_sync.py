@@ -205,6 +205,25 @@ def test_conflict_keep_local_then_other_device_takes_it(local_server: Server, ma
     assert "Nothing to push" in a.ok("push")
 
 
+@pytest.mark.parametrize(("path", "shorter"), [("CLAUDE.md", "# notes\n"), ("settings.json", "")])
+def test_a_truncation_meets_a_concurrent_append_as_a_conflict(
+    local_server: Server, make_device, path: str, shorter: str
+) -> None:
+    """Only transcripts and history.jsonl grow by appends alone; elsewhere the shorter
+    version is an edit, not the longer one's past."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, path, "# notes\nline two\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    put(a, path, shorter, 10)
+    a.ok("push")
+    put(b, path, "# notes\nline two\nline three\n", 20)
+    b.ok("pull", exit_code=3)
+    assert b.read(path) == b"# notes\nline two\nline three\n"
+    [copy] = copies(b.claude)
+    assert b.read(copy) == shorter.encode()
+
+
 # 3. append-only transcripts: the longer one wins ------------------------------------
 
 TRANSCRIPT = "projects/-x/s.jsonl"
