@@ -39,6 +39,7 @@ from .pathmap import temporary_name
 from .scan import READ_CHUNK, LocalFile, hash_file, prefix_sha256
 
 MAX_NAME_BYTES = 240  # below the usual 255, leaving room for a -N suffix
+LAST_NAMEABLE_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -395,7 +396,9 @@ def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
     stem, dot, extension = name.rpartition(".")
     if not stem:
         stem, dot, extension = name, "", ""
-    when = datetime.datetime.fromtimestamp(when_ns / 1e9, datetime.timezone.utc)
+    # An mtime past the year 9999 (tmpfs allows one) or before 1970 names no date: clamp it.
+    seconds = min(max(when_ns // 10**9, 0), LAST_NAMEABLE_SECOND)
+    when = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
     device = re.sub(r"[^A-Za-z0-9_-]", "-", device_name)[:32] or "device"
     tail = f".conflict-{when:%Y%m%d-%H%M%S}-{device}{dot}{extension}"
     room = MAX_NAME_BYTES - len(tail.encode())

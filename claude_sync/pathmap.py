@@ -112,10 +112,21 @@ class Rules:
         )
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a name read from the file system is valid UTF-8 (Python keeps the bytes of
+    one that is not as lone surrogates, which no manifest, terminal or log can carry)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_safe_path(path: str) -> bool:
-    """A relative, normalised POSIX path with no way out of the tree, on any system."""
+    """A relative, normalised POSIX path in UTF-8 with no way out of the tree, on any system."""
     return not (
         not path
+        or not is_utf8(path)
         or path.startswith("/")
         or "\\" in path
         or "\x00" in path

@@ -9,17 +9,17 @@ synced) and the remote versions (one per device manifest that names the path).
   (download, or trash on a tombstone); concurrent ones go to `resolve`.
 - Local changed, nothing newer remotely: upload (a push's job).
 - Local changed and something newer: identical contents are adopted; otherwise `resolve`
-  decides, after the pull has fetched their bytes, so that a byte-prefix can be
-  recognised: identical contents merge, in an append-only file (a transcript,
-  history.jsonl) a version that is a prefix of another gives way to the longer one (in any
-  other file it is a truncation: an edit), deletions give way to contents, history.jsonl is merged by lines, and any
-  other difference is a real conflict. In a real conflict a local change wins on its own
-  device (the others are saved beside it, the next push supersedes them); among remote
+  decides, after the pull has fetched their bytes, so that a byte-prefix can be recognised:
+  identical contents merge, in an append-only file (a transcript, history.jsonl) a version
+  that is a prefix of another gives way to the longer one (in any other file it is a
+  truncation: an edit), deletions give way to contents, history.jsonl is merged by lines,
+  and any other difference is a real conflict. In a real conflict a local change wins on its
+  own device (the others are saved beside it, the next push supersedes them); among remote
   versions every device picks the same winner: the latest mtime, then the device id, then
-  the hash. What a pull settles between different contents (and a local change that
-  matched the other side) is published by the next push as a new version of this device,
-  which supersedes what it settled on every device; settling identical contents needs no
-  new version, so devices that settle alike do not publish back and forth.
+  the hash. What a pull settles between different contents (and a local change that matched
+  the other side) is published by the next push as a new version of this device, which
+  supersedes what it settled on every device; settling identical contents needs no new
+  version, so devices that settle alike do not publish back and forth.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path
+from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path, is_utf8
 from .state import State
 
 READ_CHUNK = 1 << 20
@@ -110,8 +110,12 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
             except FileNotFoundError:
                 continue
             if stat.S_ISDIR(info.st_mode):
-                if rules.may_enter(paths.to_remote(local)):
+                if not rules.may_enter(paths.to_remote(local)):
+                    continue
+                if is_utf8(entry.name):
                     pending.append(local)
+                else:
+                    found.unsyncable.append(local + "/")
             elif stat.S_ISREG(info.st_mode):
                 remote = paths.to_remote(local)
                 if TEMPORARY_NAME.match(entry.name):
@@ -148,7 +152,10 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
     for temporary in walked.temporaries:
         (claude / temporary).unlink(missing_ok=True)
     for local in walked.unsyncable:
-        result.warnings.append(f"{local!r}: a name that cannot be synced safely; skipped")
+        result.warnings.append(
+            f"{local!r}: a name that cannot be synced safely (not UTF-8, or a way out of "
+            "the folder); skipped"
+        )
     for remote, (local, info) in walked.files.items():
         entry = state.files.get(remote)
         unchanged = (

@@ -526,3 +526,56 @@ def test_an_unreadable_folder_is_unknown_not_deleted(
     assert a.read("agents/x.md") == b"x2\n"
     b.ok("pull")
     assert b.read("agents/x.md") == b"x2\n"
+
+
+# 16. names that are not UTF-8, mtimes past the year 9999 -----------------------------------
+
+
+def test_a_name_that_is_not_utf8_is_skipped_with_a_warning(
+    local_server: Server, make_device
+) -> None:
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, "agents/ok.md", "fine\n", 1)
+    for name in (b"agents/caf\xe9.md", b"agents/d\xe9j\xe0/inside.md"):
+        path = os.fsencode(a.claude) + b"/" + name
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(b"a Latin-1 name\n")
+    for command in ("push", "status", "sync"):
+        result = a.run(command)
+        assert result.exit_code == 0, result.output
+        assert "agents/caf\\udce9.md': a name that cannot be synced safely" in result.output
+        assert "agents/d\\udce9j\\udce0/': a name that cannot be synced safely" in result.output
+    b.ok("pull")
+    assert tree(b.claude) == {"agents/ok.md": b"fine\n"}
+
+
+def test_a_conflict_with_an_mtime_past_the_year_9999_is_named_and_kept(
+    local_server: Server, make_device
+) -> None:
+    """tmpfs keeps such an mtime (ext4 clamps it to 2446), so A's Claude folder is one."""
+    a, b = make_device("a"), joined(make_device("b"), local_server)
+    a.claude.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(a.claude)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        joined(a, local_server)
+        put(a, "CLAUDE.md", "v0\n", 0)
+        a.ok("push")
+        b.ok("pull")
+        far = 260_000_000_000 * 10**9  # the year 10209
+        path = a.write("CLAUDE.md", "edited on a, far in the future\n")
+        os.utime(path, ns=(far, far))
+        a.ok("push")
+        put(b, "CLAUDE.md", "edited on b\n", 10)
+        result = b.run("pull")
+        assert result.exit_code == 3, result.output
+        [copy] = copies(b.claude)
+        assert copy.startswith("CLAUDE.conflict-99991231-235959-a"), copy
+        assert b.read(copy) == b"edited on a, far in the future\n"
+        b.ok("sync", exit_code=3)
+        a.ok("pull", exit_code=3)
+        assert a.read(copy) == b"edited on a, far in the future\n"
+    finally:
+        subprocess.run(["umount", "-l", str(a.claude)], check=False)
