@@ -91,6 +91,36 @@ def keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) ->
     return destination
 
 
+def make_way(claude: Path, local: str, trash: Path) -> list[str]:
+    """Clear what stands where the file `local` must go, when a file became a folder or a
+    folder a file on another device: an empty folder in its place is removed; a file where
+    one of its folders must be, or a folder with something in it, is moved to trash/.
+    Returns the local paths moved to trash/."""
+    moved: list[str] = []
+    current = claude
+    parts = local.split("/")
+    for depth, part in enumerate(parts, 1):
+        current = current / part
+        try:
+            is_folder = stat.S_ISDIR(current.stat().st_mode)  # follows the user's links
+        except FileNotFoundError:
+            return moved
+        last = depth == len(parts)
+        if last and is_folder:
+            try:
+                current.rmdir()
+                return moved
+            except OSError:
+                pass
+        elif last or is_folder:
+            continue
+        relative = "/".join(parts[:depth])
+        shutil.move(current, _trash_destination(trash, relative))
+        moved.append(relative)
+        return moved
+    return moved
+
+
 def _keep_open_file_in_trash(trash: Path, relative: str, fd: int) -> Path:
     """Copy the whole content of the open file `fd` to trash/<time>/<relative>."""
     info = os.fstat(fd)

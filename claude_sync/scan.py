@@ -86,13 +86,30 @@ class Walk:
     temporaries: list[str]
     unsyncable: list[str]
     unreadable: list[tuple[str, str]]  # (local folder, why) that could not be listed
+    unusable_links: list[tuple[str, str]]  # (local path, why) of links not followed
+
+
+def _follow(link: Path) -> tuple[os.stat_result | None, str]:
+    """The stat of what a symbolic link points at, or None and why it is not followed."""
+    try:
+        info = link.stat()
+    except OSError as error:  # dangling, or a loop of links
+        return None, f"a symbolic link to nothing usable ({error.strerror})"
+    if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+        return None, "a symbolic link to a special file"
+    if info.st_uid != os.getuid():
+        return None, "a symbolic link to what another user owns"
+    return info, ""
 
 
 def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
-    """Every synced regular file. Symbolic links are never followed."""
-    found = Walk({}, [], [], [])
+    """Every synced regular file. Symbolic links to the user's own files and folders are
+    followed (CLAUDE.md kept in a dotfiles repository, projects/ moved to another disk);
+    other links, and a folder reached twice (a loop), are not."""
+    found = Walk({}, [], [], [], [])
     if not claude.is_dir():
         return found
+    entered = {(claude.stat().st_dev, claude.stat().st_ino)}
     pending = [""]
     while pending:
         folder = pending.pop()
@@ -109,13 +126,25 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
                 info = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
+            if stat.S_ISLNK(info.st_mode):
+                remote = paths.to_remote(local)
+                if not (rules.may_enter(remote) or rules.synced(remote)):
+                    continue
+                followed, why = _follow(claude / local)
+                if followed is None:
+                    found.unusable_links.append((local, why))
+                    continue
+                info = followed
             if stat.S_ISDIR(info.st_mode):
                 if not rules.may_enter(paths.to_remote(local)):
                     continue
-                if is_utf8(entry.name):
-                    pending.append(local)
-                else:
+                if not is_utf8(entry.name):
                     found.unsyncable.append(local + "/")
+                elif (info.st_dev, info.st_ino) in entered:
+                    found.unusable_links.append((local, "a folder reached twice (a link loop)"))
+                else:
+                    entered.add((info.st_dev, info.st_ino))
+                    pending.append(local)
             elif stat.S_ISREG(info.st_mode):
                 remote = paths.to_remote(local)
                 if TEMPORARY_NAME.match(entry.name):
@@ -149,6 +178,9 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
             f"{folder or claude}/: cannot be read ({why}); what is in it is left as it is"
         )
         result.unknown.append(paths.to_remote(folder) + "/" if folder else "")
+    for local, why in walked.unusable_links:
+        result.warnings.append(f"{local}: {why}; what it held is left as it is")
+        result.unknown.append(paths.to_remote(local))
     for temporary in walked.temporaries:
         (claude / temporary).unlink(missing_ok=True)
     for local in walked.unsyncable:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,10 @@ from .versions import Version
 from .workspace import Workspace
 
 STAMPS = "manifest-stamps"
+
+
+class Unwritable(ClaudeSyncError):
+    """A path a pull must not write through (a link to nothing usable): skipped, warned."""
 
 
 @dataclass(frozen=True)
@@ -133,19 +139,31 @@ class Session:
     # local paths -------------------------------------------------------------
 
     def target(self, path: str) -> Path:
-        """The local file for a remote path, refusing any route through a symbolic link."""
+        """The file a remote path is read from and written to. Symbolic links the user made
+        in the Claude folder (CLAUDE.md into a dotfiles repository, projects/ on another
+        disk) are followed: a pull writes into what a link points at, never over the link.
+        Raises Unwritable for a link to nothing, to a special file, or to what another
+        user owns."""
         local = self.paths.to_local(path)
         current = self.ws.claude
-        for part in local.split("/")[:-1]:
+        for part in local.split("/"):
             current = current / part
-            if current.is_symlink() or (current.exists() and not current.is_dir()):
-                raise RemoteFormatError(
-                    f"refusing to write {path}: {current} is a symbolic link or not a folder"
+            if not current.is_symlink():
+                continue
+            try:
+                info = current.stat()
+            except OSError as error:  # dangling, or a loop
+                raise Unwritable(
+                    f"{local}: {current} is a symbolic link to nothing usable "
+                    f"({error.strerror}); left as it is"
+                ) from None
+            if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+                raise Unwritable(f"{local}: {current} links to a special file; left as it is")
+            if info.st_uid != os.getuid():
+                raise Unwritable(
+                    f"{local}: {current} links to what another user owns; left as it is"
                 )
-        final = self.ws.claude / local
-        if final.is_symlink():
-            raise RemoteFormatError(f"refusing to write {path}: it is a symbolic link locally")
-        return final
+        return Path(os.path.realpath(self.ws.claude / local))
 
     def unchanged_since_scan(self, path: str, file: Path) -> bool:
         seen = self.local.get(path)

@@ -579,3 +579,110 @@ def test_a_conflict_with_an_mtime_past_the_year_9999_is_named_and_kept(
         assert a.read(copy) == b"edited on a, far in the future\n"
     finally:
         subprocess.run(["umount", "-l", str(a.claude)], check=False)
+
+
+# 17. symbolic links the user made are followed ---------------------------------------------
+
+
+def test_links_into_a_dotfiles_folder_and_another_disk_are_followed(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """CLAUDE.md and agents/ live in a dotfiles repository, projects/ on a bigger disk: a
+    pull writes into what the links point at and leaves the links; a push reads through."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    dotfiles, disk = tmp_path / "dotfiles", tmp_path / "big-disk" / "projects"
+    (dotfiles / "agents").mkdir(parents=True)
+    disk.mkdir(parents=True)
+    (dotfiles / "CLAUDE.md").write_text("# mine\n")
+    b.claude.mkdir()
+    (b.claude / "CLAUDE.md").symlink_to(dotfiles / "CLAUDE.md")
+    (b.claude / "agents").symlink_to(dotfiles / "agents", target_is_directory=True)
+    (b.claude / "projects").symlink_to(disk, target_is_directory=True)
+    (disk / "-p").mkdir()
+    (disk / "-p" / "from-b.jsonl").write_text('{"n": "b"}\n')
+    assert "2 uploaded" in b.ok("push")  # CLAUDE.md and the transcript on the other disk
+
+    a.ok("pull")
+    assert a.read("projects/-p/from-b.jsonl") == b'{"n": "b"}\n'
+    put(a, "CLAUDE.md", "# edited on a\n", 10)
+    put(a, "agents/reviewer.md", "reviews\n", 11)
+    put(a, "projects/-p/from-a.jsonl", '{"n": "a"}\n', 12)
+    a.ok("push")
+    result = b.run("sync")
+    assert result.exit_code == 0, result.output
+    for link in ("CLAUDE.md", "agents", "projects"):
+        assert (b.claude / link).is_symlink(), link
+    assert (dotfiles / "CLAUDE.md").read_text() == "# edited on a\n"
+    assert (dotfiles / "agents" / "reviewer.md").read_text() == "reviews\n"
+    assert (disk / "-p" / "from-a.jsonl").read_text() == '{"n": "a"}\n'
+    assert "Already up to date" in b.ok("pull") and "Nothing to push" in b.ok("push")
+
+
+def test_a_link_to_nothing_usable_is_skipped_and_blocks_nothing(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """A loop, a link to a special file, a dangling link: each named in a warning; what it
+    held is neither deleted elsewhere nor written through; every other file syncs."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, "CLAUDE.md", "v1\n", 1)
+    put(a, "commands/deploy.md", "deploy v1\n", 1)
+    put(a, "rules/style.md", "style v1\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    (b.claude / "agents").mkdir()
+    (b.claude / "agents" / "loop").symlink_to(b.claude / "agents", target_is_directory=True)
+    (b.claude / "rules" / "style.md").unlink()
+    (b.claude / "rules" / "style.md").symlink_to("/dev/null")
+    shutil.rmtree(b.claude / "commands")
+    (b.claude / "commands").symlink_to(tmp_path / "unmounted", target_is_directory=True)
+    put(a, "CLAUDE.md", "v2\n", 2)
+    put(a, "commands/deploy.md", "deploy v2\n", 2)
+    put(a, "rules/style.md", "style v2\n", 2)
+    a.ok("push")
+    result = b.run("sync")
+    assert result.exit_code == 0, result.output
+    assert "agents/loop: a folder reached twice (a link loop)" in result.output
+    assert "rules/style.md: a symbolic link to a special file" in result.output
+    assert "commands: a symbolic link to nothing usable" in result.output
+    assert b.read("CLAUDE.md") == b"v2\n"
+    assert not (tmp_path / "unmounted").exists()
+    assert os.readlink(b.claude / "rules" / "style.md") == "/dev/null"
+    a.ok("pull")
+    assert a.read("commands/deploy.md") == b"deploy v2\n"  # no tombstone from b
+    assert a.read("rules/style.md") == b"style v2\n"
+
+
+# 18. a file that became a folder, a folder that became a file ------------------------------
+
+
+@pytest.mark.parametrize("direction", ["file to folder", "folder to file"])
+def test_the_other_device_converges_to_the_new_shape(
+    local_server: Server, make_device, direction: str
+) -> None:
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    file_shape = {"commands/deploy": b"one command\n"}
+    folder_shape = {"commands/deploy/prod.md": b"prod\n", "commands/deploy/test.md": b"test\n"}
+    old, new = (file_shape, folder_shape)
+    if direction == "folder to file":
+        old, new = new, old
+    for at, (relative, data) in enumerate(old.items()):
+        put(a, relative, data, at)
+    for relative in ("CLAUDE.md", "settings.json", "agents/x.md"):  # the guard stays calm
+        put(a, relative, "v1\n", 5)
+    a.ok("push")
+    b.ok("pull")
+    shutil.rmtree(a.claude / "commands")
+    for at, (relative, data) in enumerate(new.items(), 10):
+        put(a, relative, data, at)
+    a.ok("push")
+    result = b.run("pull")
+    assert result.exit_code == 0, result.output
+    assert tree(b.claude / "commands") == {
+        relative.removeprefix("commands/"): data for relative, data in new.items()
+    }
+    trashed = tree(b.sync_home / "trash")
+    for relative, data in old.items():
+        assert any(path.endswith(relative) and kept == data for path, kept in trashed.items())
+    assert "Nothing to push" in b.ok("push")
+    assert "Already up to date" in b.ok("pull")
+    assert "Already up to date" in a.ok("pull")

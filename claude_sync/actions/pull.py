@@ -21,6 +21,7 @@ from ..claude_folder import (
     copy_beside,
     delete_file,
     free_copy_name,
+    make_way,
     merge_history,
     write_file,
 )
@@ -37,7 +38,7 @@ from ..plan import (
     resolve,
 )
 from ..scan import prefix_sha256, under
-from ..session import Event, Listener, Session, Summary
+from ..session import Event, Listener, Session, Summary, Unwritable
 from ..state import Entry
 from ..versions import Version, VersionVector
 from ..workspace import Workspace
@@ -104,6 +105,25 @@ def _space_needed(session: Session, wanted: list[Needed]) -> dict[Path, int]:
     return {session.ws.staging: staging, session.ws.claude: grown + largest}
 
 
+def _writable(session: Session, path: str) -> bool:
+    try:
+        session.target(path)
+    except Unwritable as error:
+        session.listen(Event("warning", path, detail=str(error)))
+        return False
+    return True
+
+
+def _apply_order(action: PullAction) -> tuple[int, int, str]:
+    """Adoptions write nothing; deletions go first, deepest first, so that a folder another
+    device turned into a file (or the reverse) is out of the way before its new shape."""
+    if isinstance(action, Adopt):
+        return (0, 0, action.path)
+    if isinstance(action, Trash):
+        return (1, -action.path.count("/"), action.path)
+    return (2, 0, action.path)
+
+
 def is_transcript_of(path: str, session_id: str) -> bool:
     """Whether `path` is the transcript of Claude Code session `session_id`."""
     parts = path.split("/")
@@ -128,9 +148,8 @@ def pull(
         summary.held = [session.paths.to_local(action.path) for action in held]
     # Below a folder that cannot be read nothing is known, so nothing is written there.
     actions = [a for a in actions if isinstance(a, Adopt) or not under(a.path, session.unknown)]
-    for action in actions:
-        if not isinstance(action, Adopt):
-            session.target(action.path)
+    actions = [a for a in actions if isinstance(a, Adopt) or _writable(session, a.path)]
+    actions.sort(key=_apply_order)
     visible = [a for a in actions if not isinstance(a, Adopt)]
     if dry_run:
         for index, action in enumerate(visible, 1):
@@ -195,21 +214,54 @@ def _apply_pull(
                 )
                 continue
             index += 1
-            if isinstance(action, Download):
-                if _apply_download(session, assembler, action.path, action.version):
-                    summary.downloaded += 1
-                    session.listen(
-                        Event("download", action.path, action.version.size, index, len(visible))
+            try:
+                _apply_one(session, assembler, action, index, len(visible), summary)
+            except OSError as error:
+                if error.errno in NO_SPACE:
+                    raise
+                # One path that cannot be written never blocks the others.
+                session.listen(
+                    Event(
+                        "warning",
+                        action.path,
+                        detail=f"{session.paths.to_local(action.path)}: cannot be written "
+                        f"({error.strerror}); left as it is",
                     )
-            elif isinstance(action, Trash):
-                if _apply_trash(session, action.path, action.version):
-                    summary.deleted += 1
-                    session.listen(Event("delete", action.path, 0, index, len(visible)))
-            else:
-                _apply_resolve(session, assembler, action, summary)
+                )
     finally:
         session.state.last_pull = now_iso()
         session.save()
+
+
+def _apply_one(
+    session: Session,
+    assembler: Assembler,
+    action: PullAction,
+    index: int,
+    total: int,
+    summary: Summary,
+) -> None:
+    local = session.paths.to_local(action.path)
+    if isinstance(action, Trash):
+        if _apply_trash(session, action.path, action.version):
+            summary.deleted += 1
+            session.listen(Event("delete", action.path, 0, index, total))
+        return
+    for moved in make_way(session.ws.claude, local, session.ws.trash):
+        session.listen(
+            Event(
+                "warning",
+                action.path,
+                detail=f"{moved} was in the way of {local} (a file became a folder or the "
+                "reverse on another device); kept in trash/",
+            )
+        )
+    if isinstance(action, Download):
+        if _apply_download(session, assembler, action.path, action.version):
+            summary.downloaded += 1
+            session.listen(Event("download", action.path, action.version.size, index, total))
+    else:
+        _apply_resolve(session, assembler, action, summary)
 
 
 def _skip_changed(session: Session, path: str) -> None:
