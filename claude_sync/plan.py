@@ -67,6 +67,7 @@ class Resolve:
     path: str
     options: tuple[Version, ...]
     pending: Version | None
+    pending_yields: bool = False  # the local change has no known base: it never wins
 
 
 @dataclass(frozen=True)
@@ -164,14 +165,10 @@ def decide_pull(
     newer = [version for version in remote if base is None or not version.vector <= base.vector]
     if not newer:
         return Adopt(path, inferred) if inferred is not None else None
+    if base is None and local is not None and not is_append_only(path):
+        return _without_base(path, local, remote, device)
     if not local_changed(path, local, entry):
-        # Settle over the published versions only, so every device settles alike.
-        options = maximal(remote)
-        if len(options) == 1 or all(o.same_content(options[0]) for o in options):
-            winner = max(options, key=remote_rank)
-            seen = [o.vector for o in options] + ([base.vector] if base is not None else [])
-            return _take(path, winner.with_vector(merge_all(seen)), local)
-        return Resolve(path, tuple(options), None)
+        return _settle(path, local, base, remote)
     options = maximal(newer)
     pending = pending_version(path, local, entry, remote, device)
     if all(option.same_content(pending) for option in options):
@@ -181,6 +178,35 @@ def decide_pull(
         settled = all(version.same_content(pending) for version in maximal(remote))
         return Adopt(path, winner, publish=not settled)
     return Resolve(path, tuple(options), pending)
+
+
+def _without_base(
+    path: str, local: LocalFile, remote: list[Version], device: str
+) -> PullAction | None:
+    """A local copy whose base this device does not know (state.json lost, a home restored
+    from a backup, a file made here under a name the remote knows) never outranks what the
+    remote holds: one no newer than the remote's newest version is taken for stale and
+    yields as an unchanged file would (kept in trash/); a newer one may be an edit, and is
+    kept as a conflict copy beside the remote's version. (Append-only files need neither:
+    their versions merge.)"""
+    newest = max(maximal(remote), key=remote_rank)
+    if local.mtime_ns <= newest.mtime_ns:
+        return _settle(path, local, None, remote)
+    pending = pending_version(path, local, None, remote, device)
+    return Resolve(path, tuple(maximal(remote)), pending, pending_yields=True)
+
+
+def _settle(
+    path: str, local: LocalFile | None, base: Version | None, remote: list[Version]
+) -> PullAction:
+    """Local unchanged and something newer: settle over the published versions only, so
+    that every device settles alike."""
+    options = maximal(remote)
+    if len(options) == 1 or all(o.same_content(options[0]) for o in options):
+        winner = max(options, key=remote_rank)
+        seen = [o.vector for o in options] + ([base.vector] if base is not None else [])
+        return _take(path, winner.with_vector(merge_all(seen)), local)
+    return Resolve(path, tuple(options), None)
 
 
 def decide_push(
@@ -196,6 +222,8 @@ def decide_push(
     inferred = None if entry is not None else _already_remote(local, remote)
     if inferred is not None:  # already on the remote (a lost state.json): record, send nothing
         return Adopt(path, inferred)
+    if entry is None and remote:  # no base: a pull settles it (see decide_pull)
+        return None
     pending = pending_version(path, local, entry, remote, device)
     if local is None:
         assert entry is not None
@@ -229,8 +257,10 @@ def resolve(
     options: tuple[Version, ...],
     pending: Version | None,
     is_prefix: Callable[[Version, Version], bool],
+    pending_yields: bool = False,
 ) -> Resolution:
-    """Decide between concurrent versions; is_prefix(a, b): a's bytes are a prefix of b's."""
+    """Decide between concurrent versions; is_prefix(a, b): a's bytes are a prefix of b's.
+    With `pending_yields` the local change never wins: at most it is a conflict copy."""
     everything = list(options) + ([pending] if pending is not None else [])
     vector = merge_all(version.vector for version in everything)
     live = [version for version in everything if not version.deleted]
@@ -248,6 +278,11 @@ def resolve(
         if not is_append_only(path)
         or not any(other.size > version.size and is_prefix(version, other) for other in distinct)
     ]
+    if pending_yields:  # the pending version was never published: its vector says nothing
+        others = [version for version in survivors if version is not pending]
+        winner = max(others or options, key=remote_rank)
+        losers = tuple(version for version in survivors if version is not winner)
+        return Resolution(winner, losers, merge_all(v.vector for v in options), keep_local=False)
     if len(survivors) == 1:
         winner = survivors[0]
         return Resolution(winner, (), vector, keep_local=winner is pending)

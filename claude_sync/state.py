@@ -85,7 +85,8 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
         path.replace(aside)
         warning = (
             f"{path} was unreadable (moved to {aside.name}); rebuilding it by comparing "
-            "hashes, local changes are kept"
+            "hashes: a copy older than the remote's version is kept in trash/, a newer one "
+            "as a conflict copy"
         )
         return State(device_id, remote_root), warning
 

@@ -358,6 +358,59 @@ def test_lost_state_push_keeps_this_devices_versions(local_server: Server, make_
     assert tree(c.claude) == tree(a.claude) == tree(b.claude)
 
 
+def test_a_device_that_lost_its_state_never_outranks_what_it_has_not_seen(
+    local_server: Server, make_device
+) -> None:
+    """B falls behind (A edits CLAUDE.md twice and deletes agents/x.md), then loses its
+    state.json: its stale copies yield to the newer versions (kept in trash/), the deleted
+    file stays deleted, and nothing of B's old copies comes back anywhere."""
+    a, b = _lost_state(local_server, make_device)
+    put(a, "CLAUDE.md", "# shared, edited on a\n", 10)
+    a.ok("push")
+    put(a, "CLAUDE.md", "# shared, edited on a twice\n", 11)
+    (a.claude / "agents" / "x.md").unlink()
+    a.ok("push")
+    (b.sync_home / "state.json").unlink()
+    for command in ("push", "sync"):  # a push first must publish nothing stale
+        result = b.run(command)
+        assert result.exit_code == 0, result.output
+        assert "Conflict" not in result.output, result.output
+    assert b.read("CLAUDE.md") == b"# shared, edited on a twice\n"
+    assert not (b.claude / "agents" / "x.md").exists()
+    trashed = tree(b.sync_home / "trash")
+    assert b"# shared\n" in trashed.values() and b"agent x\n" in trashed.values()
+    c = joined(make_device("c"), local_server)
+    for device in (a, c):
+        device.ok("pull")
+        assert device.read("CLAUDE.md") == b"# shared, edited on a twice\n"
+        assert not (device.claude / "agents" / "x.md").exists()
+        assert copies(device.claude) == []
+
+
+def test_a_joining_device_keeps_its_newer_copy_as_a_conflict_copy(
+    local_server: Server, make_device
+) -> None:
+    """A device joins with its own settings.json, newer than the remote's: with no base it
+    does not outrank the remote's version, and its copy is kept beside it, on every device;
+    history.jsonl, append-only, merges."""
+    a = joined(make_device("a"), local_server)
+    put(a, "settings.json", '{"from": "a"}\n', 1)
+    put(a, "history.jsonl", '{"display": "on a", "timestamp": 1}\n', 1)
+    a.ok("push")
+    b = make_device("b")
+    put(b, "settings.json", '{"from": "b, made later"}\n', 50)
+    put(b, "history.jsonl", '{"display": "on b", "timestamp": 2}\n', 50)
+    joined(b, local_server)
+    b.ok("sync", exit_code=3)
+    assert b.read("settings.json") == b'{"from": "a"}\n'
+    [copy] = copies(b.claude)
+    assert b.read(copy) == b'{"from": "b, made later"}\n'
+    assert b.read("history.jsonl").count(b"display") == 2
+    a.ok("pull", exit_code=3)
+    assert a.read("settings.json") == b'{"from": "a"}\n' and a.read(copy) == b.read(copy)
+    assert a.read("history.jsonl") == b.read("history.jsonl")
+
+
 # 11. a file that vanishes while a push encrypts ----------------------------------------
 
 

@@ -887,9 +887,18 @@ def remote_files(root: Path) -> dict[str, int]:
 
 def check_survivors(model: Model, context: str) -> int:
     """Every content not knowingly replaced by a user survives on every device: as the file,
-    or as a conflict copy beside it; a transcript's content as a prefix of one of those.
-    Every line ever added to history.jsonl is in every device's history.jsonl."""
+    or as a conflict copy beside it; a transcript's content as a prefix of one of those. A
+    copy that yielded with no known base (two devices made one path before either synced:
+    the older is taken for stale) survives in its device's trash/. Every line ever added to
+    history.jsonl is in every device's history.jsonl."""
     checked = 0
+    trashed = {
+        # trash/<time>/<path>
+        (original_path("/".join(kept.relative_to(trash).parts[1:])), kept.read_bytes())
+        for trash in (device.sync_home / "trash" for device in model.devices)
+        for kept in trash.rglob("*")
+        if kept.is_file()
+    }
     for device in model.devices:
         files = tree(device)
         beside: dict[str, list[bytes]] = {}
@@ -906,7 +915,7 @@ def check_survivors(model: Model, context: str) -> int:
                 if path in MODEL_TRANSCRIPTS:
                     survives = any(c.startswith(data) for c in candidates)
                 else:
-                    survives = data in candidates
+                    survives = data in candidates or (path, data) in trashed
                 assert survives, (
                     f"{device.name} lost {path} as written at {origin} ({describe(data)}); "
                     f"it holds {[describe(c) for c in candidates]}; {context}"

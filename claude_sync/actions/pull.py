@@ -242,6 +242,16 @@ def _apply_one(
     summary: Summary,
 ) -> None:
     local = session.paths.to_local(action.path)
+    if action.path not in session.state.files and action.path in session.local:
+        session.listen(
+            Event(
+                "warning",
+                action.path,
+                detail=f"{local}: no record of what this copy was based on (state.json lost, "
+                "or a home restored from a backup): the newer version from the remote takes "
+                "its place; this copy is kept in trash/",
+            )
+        )
     if isinstance(action, Trash):
         if _apply_trash(session, action.path, action.version):
             summary.deleted += 1
@@ -343,7 +353,9 @@ def _apply_resolve(
     def is_prefix(shorter: Version, longer: Version) -> bool:
         return prefix_sha256(content(longer), shorter.size) == shorter.sha256
 
-    resolution = resolve(action.path, action.options, action.pending, is_prefix)
+    resolution = resolve(
+        action.path, action.options, action.pending, is_prefix, action.pending_yields
+    )
     if not session.unchanged_since_scan(action.path, target):
         _skip_changed(session, action.path)
         return
