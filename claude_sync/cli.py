@@ -242,6 +242,8 @@ def init(
     )
     state = "initialised a new remote" if result.new_remote else "joined the existing remote"
     click.echo(f"✓ {state} {result.config.remote_root} as device {result.config.device_name}")
+    if result.created_bucket:
+        click.echo(f"  created bucket {result.created_bucket}")
     click.echo(f"  settings in {home}")
     if key_mode == "random":
         click.echo(f"  keep a copy of {home / KEY_FILE}: other devices need it (--key-file)")

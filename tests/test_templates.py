@@ -185,6 +185,16 @@ def test_empty_endpoint_is_left_out_for_aws() -> None:
     assert root == f"{REMOTE_NAME}:b/claude-sync"
 
 
+@pytest.mark.parametrize("name", ["s3", "r2"])
+def test_s3_like_remotes_never_check_or_create_the_bucket(name: str, tmp_path: Path) -> None:
+    # An object-only token (R2's bucket-scoped tokens) may not check or create a bucket:
+    # init creates a missing one once, and every later call leaves buckets alone.
+    template = load_template(name)
+    text, _ = render(template, resolve_values(template, sample_values(template)), obscure)
+    assert parse_section(text)["no_check_bucket"] == "true"
+    assert rclone_dump(tmp_path, text)["no_check_bucket"] == "true"
+
+
 @pytest.mark.parametrize(
     ("path", "root"),
     [
