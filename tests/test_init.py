@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import PASSPHRASE, Device, put, tree
+from conftest import PASSPHRASE, Device, joined, put, tree
 from servers import Server, free_port
 
 from claude_sync.cli import main
@@ -154,7 +154,7 @@ def test_first_inits_second_joins_third_with_another_passphrase_is_refused(
     assert snapshot(server.data_dir) == on_remote
 
 
-# --- S3: the bucket ------------------------------------------------------------------------
+# --- S3: the bucket, and credentials from the environment -----------------------------------------
 
 
 def s3_args(server: Server, drop: tuple[str, ...] = (), **changed: str) -> list[str]:
@@ -222,6 +222,41 @@ def test_s3_init_creates_a_missing_bucket_and_says_so(s3_server: Server, make_de
     out = succeeded(run(second, "init", *args, "--device-name", "second", "--yes", **AWS_OVER_HTTP))
     assert "created bucket" not in out
     push_then_pull(first, second)
+
+
+def test_s3_init_with_credentials_from_the_environment(s3_server: Server, make_device) -> None:
+    access_key_id, secret_access_key = (
+        next(arg.split("=", 1)[1] for arg in s3_server.provider_args if arg.startswith(f"{name}="))
+        for name in ("access_key_id", "secret_access_key")
+    )
+    credentials = {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key}
+    args = [
+        *s3_args(s3_server, drop=("provider", "access_key_id", "secret_access_key")),
+        *["--set", "env_auth=true"],
+    ]
+    first, second = joined(make_device("first"), s3_server), make_device("second")
+    init = ["init", *args, "--device-name", "second", "--yes"]
+    out = succeeded(run(second, *init, **AWS_OVER_HTTP, **credentials))
+    assert "joined the existing remote" in out
+    section = rclone_section(second)
+    assert section["env_auth"] == "true"
+    assert "access_key_id" not in section and "secret_access_key" not in section
+    written = (second.sync_home / "rclone.conf").read_text()
+    assert access_key_id not in written and secret_access_key not in written
+    assert_private_home(second)
+    push_then_pull(first, second, **credentials)
+
+    # Without the variables the same remote refuses this device, in one line.
+    line = error_line(run(second, "pull", **AWS_OVER_HTTP))
+    assert "rclone" in line
+
+
+def test_s3_without_keys_and_without_env_auth_is_refused(make_device) -> None:
+    device = make_device("a")
+    args = ["--provider", "s3", "--set", "bucket=b", "--set", "env_auth=false", "--random-key"]
+    line = error_line(run(device, "init", *args, "--yes"))
+    assert "--set access_key_id=" in line
+    assert_nothing_written(device)
 
 
 # --- ways to give the key ------------------------------------------------------------------------

@@ -195,6 +195,39 @@ def test_s3_like_remotes_never_check_or_create_the_bucket(name: str, tmp_path: P
     assert rclone_dump(tmp_path, text)["no_check_bucket"] == "true"
 
 
+def test_s3_env_auth_writes_no_keys(tmp_path: Path) -> None:
+    template = load_template("s3")
+    values = resolve_values(template, {"env_auth": "true", "bucket": "b"})
+    assert values["access_key_id"] == values["secret_access_key"] == ""
+    text, root = render(template, values, obscure)
+    written = parse_section(text)
+    assert written["env_auth"] == "true"
+    assert "access_key_id" not in written and "secret_access_key" not in written
+    assert rclone_dump(tmp_path, text)["env_auth"] == "true"
+    assert root == f"{REMOTE_NAME}:b/claude-sync"
+
+
+def test_s3_keys_are_needed_by_default() -> None:
+    template = load_template("s3")
+    assert (
+        resolve_values(template, {"access_key_id": "a", "secret_access_key": "s", "bucket": "b"})[
+            "env_auth"
+        ]
+        == "false"
+    )
+    for env_auth in ({}, {"env_auth": "false"}, {"env_auth": ""}):
+        with pytest.raises(ConfigError, match="--set access_key_id="):
+            resolve_values(template, {**env_auth, "bucket": "b"})
+
+
+def test_s3_env_auth_keeps_keys_that_are_given() -> None:
+    template = load_template("s3")
+    given = {"env_auth": "true", "access_key_id": "AK", "secret_access_key": "SK", "bucket": "b"}
+    text, _ = render(template, resolve_values(template, given), obscure)
+    written = parse_section(text)
+    assert written["access_key_id"] == "AK" and written["secret_access_key"] == "SK"
+
+
 @pytest.mark.parametrize(
     ("path", "root"),
     [
@@ -282,6 +315,9 @@ MALFORMED = {
     ),
     "bad-field-name": GOOD.replace("name: path", "name: Pa-th").replace("{path}", "{Pa-th}"),
     "undefined-placeholder": GOOD.replace('root: "{path}"', 'root: "{bucket}/{path}"'),
+    "required-unless-unknown-field": GOOD.replace(
+        "    prompt: Folder\n", "    prompt: Folder\n    required_unless: env_auth\n"
+    ),
 }
 
 
