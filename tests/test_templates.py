@@ -228,6 +228,21 @@ def test_s3_env_auth_keeps_keys_that_are_given() -> None:
     assert written["access_key_id"] == "AK" and written["secret_access_key"] == "SK"
 
 
+def test_gcs_without_a_key_file_uses_application_default_credentials(tmp_path: Path) -> None:
+    template = load_template("gcs")
+    values = resolve_values(template, {"bucket": "b"})
+    text, root = render(template, values, obscure)
+    written = parse_section(text)
+    assert "service_account_file" not in written
+    assert written["env_auth"] == "true"
+    assert rclone_dump(tmp_path, text)["env_auth"] == "true"
+    assert root == f"{REMOTE_NAME}:b/claude-sync"
+
+    # rclone uses env_auth only when no key file is set: with one, the file is used.
+    values = resolve_values(template, {"bucket": "b", "service_account_file": "/k.json"})
+    assert parse_section(render(template, values, obscure)[0])["service_account_file"] == "/k.json"
+
+
 @pytest.mark.parametrize(
     ("path", "root"),
     [
