@@ -33,7 +33,7 @@ from .lock import locked
 from .rclone import Rclone, find_rclone
 from .remote import Remote
 from .session import fetch_remote_view
-from .templates import load_template, template_names
+from .templates import default_for, load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
 
 
@@ -198,7 +198,7 @@ def init(
                     click.echo(f"  {field.help}")
                 values[field.name] = click.prompt(
                     f"  {field.prompt}",
-                    default=field.default,
+                    default=default_for(field, values),
                     hide_input=field.secret,
                     show_default=not field.secret,
                 )
@@ -242,6 +242,8 @@ def init(
     )
     state = "initialised a new remote" if result.new_remote else "joined the existing remote"
     click.echo(f"✓ {state} {result.config.remote_root} as device {result.config.device_name}")
+    if result.created_bucket:
+        click.echo(f"  created bucket {result.created_bucket}")
     click.echo(f"  settings in {home}")
     if key_mode == "random":
         click.echo(f"  keep a copy of {home / KEY_FILE}: other devices need it (--key-file)")

@@ -40,10 +40,26 @@ class InitRequest:
 class InitResult:
     config: Config
     new_remote: bool
+    created_bucket: str | None = None
 
 
 def existing_setup(home: Path) -> bool:
     return (home / "config.yaml").exists() or (home / KEY_FILE).exists()
+
+
+def _ensure_bucket(rclone: Rclone, root: str) -> str | None:
+    """Create the S3 bucket holding `root` when it is missing; its name if it was created.
+
+    S3 templates write no_check_bucket, so no later call checks or creates the bucket: an
+    object-only token (R2's bucket-scoped ones) cannot, and an endpoint that answers a
+    CreateBucket for an existing bucket with 409 BucketAlreadyExists fails every call that
+    tries (rclone's AWS provider does not ignore that answer)."""
+    remote_name, _, path = root.partition(":")
+    bucket = path.strip("/").split("/")[0]
+    if rclone.exists(f"{remote_name}:{bucket}"):
+        return None
+    rclone.make_bucket(f"{remote_name}:{bucket}")
+    return bucket
 
 
 def initialize(request: InitRequest) -> InitResult:
@@ -73,8 +89,11 @@ def initialize(request: InitRequest) -> InitResult:
             root, rclone_text, test_config = request.remote_root, None, request.rclone_config
             if test_config and not Path(test_config).is_file():
                 raise ConfigError(f"rclone config {test_config} not found")
-        remote = Remote(Rclone(binary, test_config, timeout=Config.timeout), root)
-        new_remote = remote.initialize(request.identity)
+        rclone = Rclone(binary, test_config, timeout=Config.timeout)
+        created_bucket = None
+        if request.template is not None and request.template.remote["type"] == "s3":
+            created_bucket = _ensure_bucket(rclone, root)
+        new_remote = Remote(rclone, root).initialize(request.identity)
 
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)
@@ -103,4 +122,4 @@ def initialize(request: InitRequest) -> InitResult:
                 shutil.rmtree(target)
             else:
                 target.unlink(missing_ok=True)
-    return InitResult(config, new_remote)
+    return InitResult(config, new_remote, created_bucket)

@@ -187,6 +187,20 @@ class Rclone:
     def mkdir(self, path: str) -> None:
         self.run(["mkdir", path], bounded=True)
 
+    def exists(self, path: str) -> bool:
+        """Whether the folder or bucket `path` exists. On S3 this lists the bucket's top
+        level, which a token allowed only to read objects may do (unlike HeadBucket)."""
+        try:
+            self.run(["lsjson", "--stat", path], bounded=True)
+        except RemoteNotFound:
+            return False
+        return True
+
+    def make_bucket(self, path: str) -> None:
+        """Create the S3 bucket `path`: the flag wins over the no_check_bucket in the config,
+        with which `rclone mkdir` leaves buckets alone."""
+        self.run(["mkdir", path, "--s3-no-check-bucket=false"], bounded=True)
+
     def cat(self, path: str) -> bytes:
         return self.run(["cat", path], bounded=True)
 

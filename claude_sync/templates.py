@@ -10,6 +10,7 @@ A template names its fields and the rclone remote section they render into:
         default: ""               # absent: required
         secret: true              # hidden prompt, never echoed
         obscure: true             # passed through `rclone obscure` before it is written
+        required_unless: env_auth # no default, yet may be empty when that field is true
     remote: {type: s3, secret_access_key: "{secret_access_key}"}   # the rclone section
     root: "{bucket}/{path}"       # the sync root inside that remote
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Field:
     default: str | None
     secret: bool
     obscure: bool
+    required_unless: str | None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ def load_template(name: str) -> Template:
                 default=None if item.get("default") is None else str(item["default"]),
                 secret=bool(item.get("secret", False)),
                 obscure=bool(item.get("obscure", False)),
+                required_unless=None
+                if item.get("required_unless") is None
+                else str(item["required_unless"]),
             )
             for item in document["fields"]
         )
@@ -101,6 +106,12 @@ def load_template(name: str) -> Template:
     used = set().union(*(_placeholders(v) for v in [*template.remote.values(), template.root]))
     if "type" not in template.remote or not all(_FIELD_NAME.match(f) for f in known):
         raise ConfigError(f"template {path} is malformed: needs remote.type and simple field names")
+    unless = {field.required_unless for field in fields if field.required_unless}
+    if unless - known:
+        raise ConfigError(
+            f"template {path} is malformed: required_unless names no field "
+            f"({', '.join(sorted(unless - known))})"
+        )
     if used - known:
         raise ConfigError(
             f"template {path} uses undefined fields: {', '.join(sorted(used - known))}"
@@ -116,13 +127,25 @@ def resolve_values(template: Template, given: dict[str, str]) -> dict[str, str]:
         raise ConfigError(
             f"provider {template.name} has no field {unknown[0]!r} (fields: {', '.join(names)})"
         )
+    found = {field.name: given.get(field.name, field.default) for field in template.fields}
     values = {}
     for field in template.fields:
-        value = given.get(field.name, field.default)
+        value = found[field.name]
+        if value is None:
+            value = default_for(field, found)
         if value is None:
             raise ConfigError(f"provider {template.name} needs --set {field.name}=...")
         values[field.name] = value
     return values
+
+
+def default_for(field: Field, values: Mapping[str, str | None]) -> str | None:
+    """The field's default given the values so far: empty for a field not required because
+    the field it names is true (e.g. keys with env_auth), None when it must be given."""
+    unless = field.required_unless
+    if field.default is None and unless and (values.get(unless) or "").lower() == "true":
+        return ""
+    return field.default
 
 
 def render(

@@ -185,6 +185,64 @@ def test_empty_endpoint_is_left_out_for_aws() -> None:
     assert root == f"{REMOTE_NAME}:b/claude-sync"
 
 
+@pytest.mark.parametrize("name", ["s3", "r2"])
+def test_s3_like_remotes_never_check_or_create_the_bucket(name: str, tmp_path: Path) -> None:
+    # An object-only token (R2's bucket-scoped tokens) may not check or create a bucket:
+    # init creates a missing one once, and every later call leaves buckets alone.
+    template = load_template(name)
+    text, _ = render(template, resolve_values(template, sample_values(template)), obscure)
+    assert parse_section(text)["no_check_bucket"] == "true"
+    assert rclone_dump(tmp_path, text)["no_check_bucket"] == "true"
+
+
+def test_s3_env_auth_writes_no_keys(tmp_path: Path) -> None:
+    template = load_template("s3")
+    values = resolve_values(template, {"env_auth": "true", "bucket": "b"})
+    assert values["access_key_id"] == values["secret_access_key"] == ""
+    text, root = render(template, values, obscure)
+    written = parse_section(text)
+    assert written["env_auth"] == "true"
+    assert "access_key_id" not in written and "secret_access_key" not in written
+    assert rclone_dump(tmp_path, text)["env_auth"] == "true"
+    assert root == f"{REMOTE_NAME}:b/claude-sync"
+
+
+def test_s3_keys_are_needed_by_default() -> None:
+    template = load_template("s3")
+    assert (
+        resolve_values(template, {"access_key_id": "a", "secret_access_key": "s", "bucket": "b"})[
+            "env_auth"
+        ]
+        == "false"
+    )
+    for env_auth in ({}, {"env_auth": "false"}, {"env_auth": ""}):
+        with pytest.raises(ConfigError, match="--set access_key_id="):
+            resolve_values(template, {**env_auth, "bucket": "b"})
+
+
+def test_s3_env_auth_keeps_keys_that_are_given() -> None:
+    template = load_template("s3")
+    given = {"env_auth": "true", "access_key_id": "AK", "secret_access_key": "SK", "bucket": "b"}
+    text, _ = render(template, resolve_values(template, given), obscure)
+    written = parse_section(text)
+    assert written["access_key_id"] == "AK" and written["secret_access_key"] == "SK"
+
+
+def test_gcs_without_a_key_file_uses_application_default_credentials(tmp_path: Path) -> None:
+    template = load_template("gcs")
+    values = resolve_values(template, {"bucket": "b"})
+    text, root = render(template, values, obscure)
+    written = parse_section(text)
+    assert "service_account_file" not in written
+    assert written["env_auth"] == "true"
+    assert rclone_dump(tmp_path, text)["env_auth"] == "true"
+    assert root == f"{REMOTE_NAME}:b/claude-sync"
+
+    # rclone uses env_auth only when no key file is set: with one, the file is used.
+    values = resolve_values(template, {"bucket": "b", "service_account_file": "/k.json"})
+    assert parse_section(render(template, values, obscure)[0])["service_account_file"] == "/k.json"
+
+
 @pytest.mark.parametrize(
     ("path", "root"),
     [
@@ -272,6 +330,9 @@ MALFORMED = {
     ),
     "bad-field-name": GOOD.replace("name: path", "name: Pa-th").replace("{path}", "{Pa-th}"),
     "undefined-placeholder": GOOD.replace('root: "{path}"', 'root: "{bucket}/{path}"'),
+    "required-unless-unknown-field": GOOD.replace(
+        "    prompt: Folder\n", "    prompt: Folder\n    required_unless: env_auth\n"
+    ),
 }
 
 
