@@ -30,6 +30,7 @@ from .initialize import InitRequest, existing_setup, initialize
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
 from .locations import claude_dir, sync_home
 from .lock import locked
+from .pathmap import Rules
 from .rclone import Rclone, find_rclone
 from .remote import Remote
 from .session import fetch_remote_view
@@ -311,7 +312,10 @@ def doctor() -> None:
         "run Claude Code once, or set CLAUDE_CONFIG_DIR",
         warn=True,
     )
-    pending = conflicts_action.conflict_copies(folder) if folder.is_dir() else []
+    rules = (
+        Rules.from_config(config.include, config.exclude) if config else Rules.from_config([], [])
+    )
+    pending = conflicts_action.conflict_copies(folder, rules)
     report(
         not pending,
         "conflicts",
@@ -561,7 +565,8 @@ def conflicts(keep: str | None) -> None:
     """
     ws = load_workspace(sync_home())
     with locked(ws.home):
-        copies = conflicts_action.conflict_copies(ws.claude)
+        rules = Rules.from_config(ws.config.include, ws.config.exclude)
+        copies = conflicts_action.conflict_copies(ws.claude, rules)
         if not copies:
             click.echo("No conflicts.")
             return

@@ -739,3 +739,22 @@ def test_the_other_device_converges_to_the_new_shape(
     assert "Nothing to push" in b.ok("push")
     assert "Already up to date" in b.ok("pull")
     assert "Already up to date" in a.ok("pull")
+
+
+def test_a_conflict_below_a_linked_folder_is_listed_and_settled(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    dotfiles = tmp_path / "dotfiles" / "agents"
+    dotfiles.mkdir(parents=True)
+    b.claude.mkdir()
+    (b.claude / "agents").symlink_to(dotfiles, target_is_directory=True)
+    put(a, "agents/r.md", "from a\n", 1)
+    a.ok("push")
+    put(b, "agents/r.md", "from b, later\n", 2)
+    b.ok("pull", exit_code=3)
+    listed = b.ok("conflicts")
+    assert "agents/r.md: other side saved as agents/r.conflict-" in listed, listed
+    b.ok("conflicts", "--keep", "local")
+    assert [p.name for p in dotfiles.iterdir()] == ["r.md"]
+    b.ok("sync")

@@ -6,18 +6,18 @@ import os
 from pathlib import Path
 
 from ..claude_folder import keep_in_trash
-from ..pathmap import CONFLICT_COPY, PathMap
-from ..scan import hash_with_stat
+from ..pathmap import CONFLICT_COPY, PathMap, Rules
+from ..scan import hash_with_stat, walk
 from ..state import load_state, save_state
 from ..workspace import Workspace
 
 
-def conflict_copies(claude: Path) -> list[Path]:
-    """Every conflict copy in the Claude folder."""
+def conflict_copies(claude: Path, rules: Rules) -> list[Path]:
+    """Every conflict copy in the Claude folder, found as the scan finds files (through the
+    user's symbolic links), so that what a pull counts is what this lists."""
+    walked = walk(claude, rules, PathMap(Path.home()))
     return sorted(
-        path
-        for path in claude.rglob("*.conflict-*")
-        if path.is_file() and CONFLICT_COPY.search(path.name)
+        claude / local for local, _ in walked.files.values() if CONFLICT_COPY.search(local)
     )
 
 
