@@ -23,10 +23,10 @@ from .actions import verify as verify_action
 from .cli_claude import pull_hook, report_hooks
 from .cli_output import Printer, count, pull_line, push_line
 from .config import default_device_name, load_config
-from .errors import ClaudeSyncError, ConfigError, Interrupted
+from .errors import ClaudeSyncError, ConfigError, Interrupted, RemoteFolderMissing
 from .files import size_text
 from .hooks import push_hook
-from .initialize import InitRequest, existing_setup, initialize
+from .initialize import InitRequest, existing_setup, initialize, missing_remote_folder
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
 from .locations import claude_dir, sync_home
 from .lock import locked
@@ -175,6 +175,9 @@ def init(
     if random_key and key_file:
         raise ConfigError("choose one of --random-key and --key-file")
     if existing_setup(home) and not force:
+        gone = missing_remote_folder(home)
+        if gone is not None:
+            raise RemoteFolderMissing(gone)
         if not interactive or not click.confirm(f"{home} is already set up. Replace it?"):
             raise ConfigError(f"{home} is already set up: use --force to replace it")
         force = True
@@ -284,6 +287,7 @@ def doctor() -> None:
         remote_ok = False
         try:
             remote = Remote(rclone_for(config), config.remote_root)
+            remote.check_folder()
             found = remote.read_format()
             remote_ok = found is not None
             report(
@@ -292,6 +296,8 @@ def doctor() -> None:
                 f"{config.remote_root} reachable" + ("" if remote_ok else ", but not set up"),
                 "run `claude-sync init`",
             )
+        except RemoteFolderMissing as error:
+            report(False, "remote", error.detail, error.HINT)
         except ClaudeSyncError as error:
             report(False, "remote", str(error), "check the network and the remote's settings")
         if remote_ok and identity is not None:

@@ -14,11 +14,11 @@ from pathlib import Path
 from pyrage import x25519
 
 from .config import Config, load_config, new_device_id
-from .errors import ClaudeSyncError, ConfigError
+from .errors import ClaudeSyncError, ConfigError, RemoteFolderMissing
 from .files import write_private
 from .keys import write_key_file
 from .rclone import Rclone, find_rclone
-from .remote import Remote
+from .remote import Remote, local_folder, missing_folder
 from .templates import Template, render, resolve_values
 from .workspace import KEY_FILE, RCLONE_CONFIG
 
@@ -44,6 +44,15 @@ class InitResult:
 
 def existing_setup(home: Path) -> bool:
     return (home / "config.yaml").exists() or (home / KEY_FILE).exists()
+
+
+def missing_remote_folder(home: Path) -> Path | None:
+    """The existing setup's remote folder, when it is a local folder that is gone."""
+    try:
+        config = load_config(home)
+    except ClaudeSyncError:
+        return None
+    return missing_folder(config.remote_root, config.rclone_config)
 
 
 def initialize(request: InitRequest) -> InitResult:
@@ -73,6 +82,13 @@ def initialize(request: InitRequest) -> InitResult:
             root, rclone_text, test_config = request.remote_root, None, request.rclone_config
             if test_config and not Path(test_config).is_file():
                 raise ConfigError(f"rclone config {test_config} not found")
+        gone = missing_folder(previous.remote_root, previous.rclone_config) if previous else None
+        new_folder = local_folder(root, test_config)
+        if gone is not None and new_folder is not None and new_folder.resolve() == gone.resolve():
+            # Making it would put an empty remote where a disk is not mounted.
+            raise RemoteFolderMissing(
+                gone, "mount it; to start a new remote there, create the folder first"
+            )
         remote = Remote(Rclone(binary, test_config, timeout=Config.timeout), root)
         new_remote = remote.initialize(request.identity)
 

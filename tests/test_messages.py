@@ -1,0 +1,100 @@
+"""Messages that mislead no more: each failure names what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from conftest import Device
+from servers import Server
+
+
+def one_error_line(result: Result, exit_code: int = 1) -> str:
+    """The single `Error: ...` line a failed command printed on stderr, nothing on stdout."""
+    assert result.exit_code == exit_code, f"exit {result.exit_code}:\n{result.output}"
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def set_up(device: Device, *args: str) -> None:
+    """init with a random key: these tests are about messages, not the passphrase KDF."""
+    device.ok("init", *args, "--device-name", device.name, "--yes", "--random-key")
+
+
+# 1. a local remote folder that is missing (an unmounted disk, a moved Dropbox folder) ----------
+
+
+@pytest.fixture
+def gone(local_server: Server, make_device) -> tuple[Device, Path]:
+    """A device set up on a local folder that then disappeared (pushed once before)."""
+    device = make_device("a")
+    set_up(device, *local_server.provider_args)
+    device.write("CLAUDE.md", "hello\n")
+    device.ok("push")
+    device.write("CLAUDE.md", "hello again\n")  # so that push has something to send
+    shutil.rmtree(local_server.data_dir)
+    return device, local_server.data_dir
+
+
+def assert_says_missing(line: str, folder: Path) -> None:
+    assert f"{folder} does not exist" in line, line
+    assert "mounted" in line and "moved" in line, line
+    assert "not a claude-sync remote" not in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["pull"], ["push"], ["sync"], ["status", "--remote"], ["verify"], ["devices"]],
+    ids=lambda args: " ".join(args),
+)
+def test_a_missing_local_folder_is_named_as_missing(
+    gone: tuple[Device, Path], command: list[str]
+) -> None:
+    device, folder = gone
+    assert_says_missing(one_error_line(device.run(*command)), folder)
+    assert not folder.exists()  # nothing created in place of the missing one
+
+
+def test_doctor_says_the_local_folder_is_missing(gone: tuple[Device, Path]) -> None:
+    device, folder = gone
+    result = device.run("doctor")
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("✗ remote:")]
+    assert_says_missing(line, folder)
+    assert "run `claude-sync init`" not in line
+
+
+def test_init_against_the_missing_folder_explains_and_creates_nothing(
+    gone: tuple[Device, Path],
+) -> None:
+    device, folder = gone
+    config = (device.sync_home / "config.yaml").read_text()
+    for force in ([], ["--force"]):
+        result = device.run("init", "--local", str(folder), "--yes", "--random-key", *force)
+        assert_says_missing(one_error_line(result), folder)
+        assert not folder.exists()
+    assert (device.sync_home / "config.yaml").read_text() == config
+    # Without --force, whatever the new target, the missing folder is what is explained.
+    result = device.run("init", "--local", str(folder.parent / "elsewhere"), "--yes")
+    assert_says_missing(one_error_line(result), folder)
+
+
+def test_init_moves_to_the_folder_where_it_is_now(
+    gone: tuple[Device, Path], tmp_path: Path
+) -> None:
+    device, folder = gone
+    moved = tmp_path / "moved"
+    result = device.run("init", "--local", str(moved), "--yes", "--random-key", "--force")
+    assert result.exit_code == 0, result.output
+    assert (moved / "CLAUDE-SYNC.json").is_file()
+    # A folder created on purpose (empty) is a new remote, as for a first init.
+    folder.mkdir(parents=True)
+    result = device.run("init", "--local", str(folder), "--yes", "--random-key", "--force")
+    assert result.exit_code == 0, result.output
+    assert "initialised a new remote" in result.stdout
