@@ -33,7 +33,7 @@ from .lock import locked
 from .rclone import Rclone, find_rclone
 from .remote import Remote
 from .session import fetch_remote_view
-from .templates import load_template, template_names
+from .templates import environment_variable, load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
 
 
@@ -191,7 +191,7 @@ def init(
         provider = _choose_provider()
     template = load_template(provider) if provider else None
     for field in template.fields if template else ():
-        from_environment = os.environ.get(f"CLAUDE_SYNC_FIELD_{field.name.upper()}")
+        from_environment = os.environ.get(environment_variable(field))
         if field.name not in values and from_environment is not None:
             values[field.name] = from_environment
     if template and interactive:

@@ -98,3 +98,24 @@ def test_init_moves_to_the_folder_where_it_is_now(
     result = device.run("init", "--local", str(folder), "--yes", "--random-key", "--force")
     assert result.exit_code == 0, result.output
     assert "initialised a new remote" in result.stdout
+
+
+# 2. a missing field names the way to give it: a secret through the environment -------------
+
+
+def test_a_missing_secret_points_at_its_environment_variable(make_device) -> None:
+    device = make_device("a")
+    args = ["--provider", "s3", "--set", "bucket=b", "--set", "access_key_id=k"]
+    line = one_error_line(device.run("init", *args, "--yes", "--random-key"), exit_code=2)
+    assert "CLAUDE_SYNC_FIELD_SECRET_ACCESS_KEY" in line
+    assert "--set" not in line  # a secret on the command line ends up in ps and the history
+
+
+def test_a_missing_plain_field_names_both_forms(make_device) -> None:
+    device = make_device("a")
+    args = ["--provider", "webdav", "--set", "url=http://127.0.0.1:9"]
+    line = one_error_line(
+        device.run("init", *args, "--yes", "--random-key", CLAUDE_SYNC_FIELD_PASS="p"),
+        exit_code=2,
+    )
+    assert "--set user=..." in line and "CLAUDE_SYNC_FIELD_USER" in line
