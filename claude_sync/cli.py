@@ -89,25 +89,44 @@ def _handle_termination(ctx: click.Context) -> None:
         ctx.call_on_close(lambda number=number, previous=previous: signal.signal(number, previous))
 
 
-def _read_passphrase(passphrase_file: str | None, interactive: bool, confirm: bool) -> str:
+def _read_passphrase(passphrase_file: str | None, interactive: bool) -> str:
     if passphrase_file:
         try:
             text = Path(passphrase_file).read_text()
         except OSError as error:
             raise ConfigError(f"cannot read {passphrase_file}: {error.strerror}") from None
-        return text.splitlines()[0] if text else ""
+        return _long_enough(text.splitlines()[0] if text else "", f"in {passphrase_file}")
     if os.environ.get("CLAUDE_SYNC_PASSPHRASE"):
-        return os.environ["CLAUDE_SYNC_PASSPHRASE"]
+        return _long_enough(os.environ["CLAUDE_SYNC_PASSPHRASE"], "in CLAUDE_SYNC_PASSPHRASE")
     if not interactive:
         raise ConfigError(
             "no passphrase: set CLAUDE_SYNC_PASSPHRASE or use --passphrase-file "
             "(or --random-key / --key-file)"
         )
-    return click.prompt(
-        f"Passphrase (at least {MIN_PASSPHRASE_LENGTH} characters, same on every device)",
-        hide_input=True,
-        confirmation_prompt="Repeat the passphrase" if confirm else False,
-    )
+    # A person at a terminal gets another try, with the reason, rather than a failed init.
+    while True:
+        passphrase = click.prompt(
+            f"Passphrase (at least {MIN_PASSPHRASE_LENGTH} characters, same on every device)",
+            hide_input=True,
+        )
+        if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+            click.echo(
+                f"Too short: a passphrase has at least {MIN_PASSPHRASE_LENGTH} characters.",
+                err=True,
+            )
+        elif click.prompt("Repeat the passphrase", hide_input=True) != passphrase:
+            click.echo("The two entries differ; once more.", err=True)
+        else:
+            return passphrase
+
+
+def _long_enough(passphrase: str, where: str) -> str:
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise ConfigError(
+            f"the passphrase {where} is too short: it must be at least "
+            f"{MIN_PASSPHRASE_LENGTH} characters"
+        )
+    return passphrase
 
 
 def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -221,7 +240,7 @@ def init(
             click.echo("Key: 1. a passphrase (the same on every device)  2. a random key file")
             use_passphrase = click.prompt("Key", type=click.IntRange(1, 2), default=1) == 1
         if use_passphrase:
-            passphrase = _read_passphrase(passphrase_file, interactive, confirm=True)
+            passphrase = _read_passphrase(passphrase_file, interactive)
             identity, key_mode = derive_identity(passphrase), "passphrase"
         else:
             identity, key_mode = random_identity(), "random"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import select
 import shutil
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import Device
+from conftest import PASSPHRASE, Device
 from servers import Server
 
 
@@ -119,3 +126,86 @@ def test_a_missing_plain_field_names_both_forms(make_device) -> None:
         exit_code=2,
     )
     assert "--set user=..." in line and "CLAUDE_SYNC_FIELD_USER" in line
+
+
+# 3. a too-short passphrase: asked again at a terminal, one clear line from the environment ----
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "claude-sync"
+
+
+def in_a_terminal(argv: list[str], env: dict[str, str], dialogue: list[tuple[str, str]]) -> str:
+    """Run argv on a pseudo-terminal of its own (its controlling terminal, so prompts and
+    hidden input work as for a person), answer each prompt when it shows, return everything
+    it wrote once it exits with 0."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: nothing of pytest's may run here
+        os.execve(argv[0], argv, env)
+    seen, position, finished = b"", 0, False
+    deadline = time.monotonic() + 60
+
+    def read_until(wanted: bytes | None) -> None:
+        nonlocal seen
+        while wanted is None or wanted not in seen[position:]:
+            assert time.monotonic() < deadline, f"waited for {wanted!r}; got:\n{seen.decode()}"
+            ready, _, _ = select.select([terminal], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(terminal, 4096)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    assert wanted is None, f"exited before {wanted!r}:\n{seen.decode()}"
+                    return
+                seen += chunk
+
+    try:
+        for prompt, answer in dialogue:
+            read_until(prompt.encode())
+            position = seen.index(prompt.encode(), position) + len(prompt)
+            os.write(terminal, answer.encode() + b"\n")
+        read_until(None)
+        finished = True
+    finally:
+        if not finished:  # a failed dialogue: the child still waits for an answer
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    text = seen.decode().replace("\r\n", "\n")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    return text
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.is_file(), reason="claude-sync is not installed")
+def test_a_short_passphrase_at_the_prompt_is_asked_again(make_device, tmp_path: Path) -> None:
+    device = make_device("a")
+    environment = {**os.environ, **device.environment()}
+    del environment["CLAUDE_SYNC_PASSPHRASE"]
+    argv = [str(CONSOLE_SCRIPT), "init", "--local", str(tmp_path / "store")]
+    output = in_a_terminal(
+        [*argv, "--device-name", "a"],
+        environment,
+        [
+            ("Key [1]:", "1"),
+            ("Passphrase (", "too short"),
+            ("Passphrase (", PASSPHRASE),
+            ("Repeat the passphrase:", PASSPHRASE + " typo"),
+            ("Passphrase (", PASSPHRASE),
+            ("Repeat the passphrase:", PASSPHRASE),
+        ],
+    )
+    assert "too short" not in output and PASSPHRASE not in output  # hidden input
+    assert "at least 12 characters" in output
+    assert "initialised a new remote" in output
+    assert (tmp_path / "store" / "CLAUDE-SYNC.json").is_file()
+
+
+def test_a_short_passphrase_in_the_environment_is_one_clear_line(
+    make_device, tmp_path: Path
+) -> None:
+    device = make_device("a")
+    args = ["init", "--local", str(tmp_path / "store"), "--yes"]
+    line = one_error_line(device.run(*args, CLAUDE_SYNC_PASSPHRASE="eleven char"), exit_code=2)
+    assert "CLAUDE_SYNC_PASSPHRASE" in line and "at least 12 characters" in line
+    assert "eleven char" not in line
+    assert not (tmp_path / "store").exists()
