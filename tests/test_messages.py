@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import Result
 from conftest import PASSPHRASE, Device
 from servers import Server
@@ -209,3 +210,42 @@ def test_a_short_passphrase_in_the_environment_is_one_clear_line(
     assert "CLAUDE_SYNC_PASSPHRASE" in line and "at least 12 characters" in line
     assert "eleven char" not in line
     assert not (tmp_path / "store").exists()
+
+
+# 4. an unknown key in config.yaml is refused, with the nearest known one --------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "suggestion"),
+    [
+        ("sync", "includes", "sync.include"),
+        ("sync", "exlcude", "sync.exclude"),
+        (None, "include", "sync.include"),
+        (None, "hook", "hooks"),
+        ("device", "nmae", "device.name"),
+        ("remote", "rclone-config", "remote.rclone_config"),
+        ("key", "mdoe", "key.mode"),
+        ("rclone", "timout", "rclone.timeout"),
+        ("hooks", "pull-timeout", "hooks.pull_timeout"),
+        ("hooks", "colour", None),
+    ],
+)
+def test_an_unknown_config_key_is_refused_naming_the_nearest(
+    local_server: Server, make_device, section: str | None, key: str, suggestion: str | None
+) -> None:
+    device = make_device("a")
+    set_up(device, *local_server.provider_args)
+    path = device.sync_home / "config.yaml"
+    document = yaml.safe_load(path.read_text())
+    (document[section] if section else document)[key] = ["projects/**"]
+    path.write_text(yaml.safe_dump(document))
+    name = f"{section}.{key}" if section else key
+    for command in (["push"], ["status"], ["pull"]):
+        line = one_error_line(device.run(*command), exit_code=2)
+        assert f"unknown key `{name}` in {path}" in line, line
+        if suggestion:
+            assert f"(did you mean `{suggestion}`?)" in line, line
+        else:
+            assert "did you mean" not in line
+    result = device.run("doctor")
+    assert result.exit_code == 1 and f"unknown key `{name}`" in result.stdout
