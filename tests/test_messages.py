@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import Result
-from conftest import PASSPHRASE, Device
+from conftest import PASSPHRASE, Device, joined
 from servers import Server
 
 
@@ -249,3 +249,44 @@ def test_an_unknown_config_key_is_refused_naming_the_nearest(
             assert "did you mean" not in line
     result = device.run("doctor")
     assert result.exit_code == 1 and f"unknown key `{name}`" in result.stdout
+
+
+# 5. an include pattern that matches nothing is named, once per run ---------------------------
+
+
+def add_includes(device: Device, *patterns: str) -> None:
+    path = device.sync_home / "config.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["sync"]["include"] = list(patterns)
+    path.write_text(yaml.safe_dump(document))
+
+
+def include_warnings(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [line for line in result.stderr.splitlines() if "sync.include" in line]
+
+
+def test_an_include_pattern_matching_nothing_is_warned_about(
+    local_server: Server, make_device
+) -> None:
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    a.write("CLAUDE.md", "hello\n")
+    a.write("file-history/one/v1", "old\n")
+    # A typo; a pattern matching a file here; a default again (no plans/ here: not named).
+    add_includes(a, "file-histroy/", "file-history/", "plans/")
+    for command in (["push"], ["status"], ["pull"], ["status", "--remote"], ["sync"]):
+        (line,) = include_warnings(a.run(*command))
+        assert line.startswith("! ") and "`file-histroy/`" in line, line
+        assert "config.yaml" in line
+
+    b.write("plugins/list.json", "{}\n")
+    add_includes(b, "plugins/")
+    assert include_warnings(b.run("push")) == []
+    add_includes(a, "plugins/")  # only the remote has a match
+    (line,) = include_warnings(a.run("status"))
+    assert "`plugins/`" in line
+    assert include_warnings(a.run("status", "--remote")) == []
+    assert include_warnings(a.run("pull")) == []
+    assert a.read("plugins/list.json") == b"{}\n"
+    a.write("CLAUDE.md", "hello again\n")
+    assert include_warnings(a.run("push")) == []
