@@ -18,6 +18,8 @@ from click.testing import Result
 from conftest import PASSPHRASE, Device, joined
 from servers import Server
 
+from claude_sync.rclone import _explain
+
 
 def one_error_line(result: Result, exit_code: int = 1) -> str:
     """The single `Error: ...` line a failed command printed on stderr, nothing on stdout."""
@@ -290,3 +292,94 @@ def test_an_include_pattern_matching_nothing_is_warned_about(
     assert a.read("plugins/list.json") == b"{}\n"
     a.write("CLAUDE.md", "hello again\n")
     assert include_warnings(a.run("push")) == []
+
+
+# 6. S3 errors read as one clean line: the error code and what it means -----------------------
+
+# rclone's own lines, as the S3 API (rclone serve s3, and AWS for the last three) gave them.
+REQUEST = "operation error S3: {op}, https response error StatusCode: {status}, RequestID: "
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "error listing: " + REQUEST.format(op="ListObjects", status=403) + ", HostID: , "
+            "api error SignatureDoesNotMatch: The request signature we calculated does not match "
+            "the signature you provided. Check your key and signing method.",
+            "the remote rejected the credentials "
+            "(SignatureDoesNotMatch: the secret access key is wrong)",
+        ),
+        (
+            "error listing: " + REQUEST.format(op="ListObjects", status=403) + ", HostID: , "
+            "api error InvalidAccessKeyId: The Access Key Id you provided does not exist in "
+            "our records.",
+            "the remote rejected the credentials (InvalidAccessKeyId: no such access key ID)",
+        ),
+        (
+            "Attempt 1/1 failed with 1 errors and: "
+            + REQUEST.format(op="HeadObject", status=403)
+            + ", HostID: , api error Forbidden: Forbidden",
+            "the remote refused access (Forbidden: wrong credentials, or no permission here)",
+        ),
+        (
+            REQUEST.format(op="CreateBucket", status=409) + "8Q1ZWGS0R1D4, HostID: "
+            "c2VjcmV0aG9zdGlkCg==, api error BucketAlreadyExists: The requested bucket name "
+            "is not available. The bucket namespace is shared by all users of the system.",
+            "the bucket name is taken by another account (BucketAlreadyExists)",
+        ),
+        (
+            REQUEST.format(op="PutObject", status=403) + "ABCD, HostID: ZmFrZQ==, "
+            "api error AccessDenied: Access Denied",
+            "the remote refused access (AccessDenied: these credentials may not use this "
+            "bucket or path)",
+        ),
+        (
+            REQUEST.format(op="ListObjectsV2", status=404) + "ABCD, HostID: ZmFrZQ==, "
+            "api error NoSuchBucket: The specified bucket does not exist",
+            "the bucket does not exist (NoSuchBucket: check the bucket name)",
+        ),
+        (
+            REQUEST.format(op="CreateBucket", status=400) + "D689, HostID: RDY4, "
+            "api error InvalidBucketName: bucket must start and end with 'a-z, 0-9'",
+            "the remote refused the request (InvalidBucketName: bucket must start and end with "
+            "'a-z, 0-9')",
+        ),
+    ],
+    ids=[
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "Forbidden",
+        "BucketAlreadyExists",
+        "AccessDenied",
+        "NoSuchBucket",
+        "other-code",
+    ],
+)
+def test_s3_errors_are_explained_in_one_clean_line(message: str, expected: str) -> None:
+    assert _explain(message) == expected
+
+
+@pytest.mark.parametrize(
+    ("wrong", "code"),
+    [("secret_access_key", "SignatureDoesNotMatch"), ("access_key_id", "InvalidAccessKeyId")],
+)
+def test_wrong_s3_credentials_are_named_by_init(
+    s3_server: Server, make_device, wrong: str, code: str
+) -> None:
+    device = make_device("a")
+    given = s3_server.provider_args
+    fields = [given[i + 1] for i, arg in enumerate(given) if arg == "--set"]
+    kept = [field for field in fields if not field.startswith(f"{wrong}=")]
+    secret = "wrong" * 8  # through the environment, as a user gives it
+    environment = {"CLAUDE_SYNC_FIELD_SECRET_ACCESS_KEY": secret}
+    if wrong == "access_key_id":
+        kept.append("access_key_id=nobody")
+        environment = {}
+    sets = [part for field in kept for part in ("--set", field)]
+    result = device.run("init", "--provider", "s3", *sets, "--yes", "--random-key", **environment)
+    line = one_error_line(result)
+    assert f"the remote rejected the credentials ({code}: " in line, line
+    assert "RequestID" not in line and "HostID" not in line and "StatusCode" not in line
+    assert secret not in line
+    assert not device.sync_home.exists() or not (device.sync_home / "config.yaml").exists()
