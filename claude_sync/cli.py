@@ -23,10 +23,10 @@ from .actions import verify as verify_action
 from .cli_claude import pull_hook, report_hooks
 from .cli_output import Printer, count, pull_line, push_line
 from .config import default_device_name, load_config
-from .errors import ClaudeSyncError, ConfigError, Interrupted
+from .errors import ClaudeSyncError, ConfigError, Interrupted, RemoteFolderMissing
 from .files import size_text
 from .hooks import push_hook
-from .initialize import InitRequest, existing_setup, initialize
+from .initialize import InitRequest, existing_setup, initialize, missing_remote_folder
 from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
 from .locations import claude_dir, sync_home
 from .lock import locked
@@ -34,7 +34,7 @@ from .pathmap import Rules
 from .rclone import Rclone, find_rclone
 from .remote import Remote
 from .session import fetch_remote_view
-from .templates import default_for, load_template, template_names
+from .templates import default_for, environment_variable, load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
 
 
@@ -90,25 +90,44 @@ def _handle_termination(ctx: click.Context) -> None:
         ctx.call_on_close(lambda number=number, previous=previous: signal.signal(number, previous))
 
 
-def _read_passphrase(passphrase_file: str | None, interactive: bool, confirm: bool) -> str:
+def _read_passphrase(passphrase_file: str | None, interactive: bool) -> str:
     if passphrase_file:
         try:
             text = Path(passphrase_file).read_text()
         except OSError as error:
             raise ConfigError(f"cannot read {passphrase_file}: {error.strerror}") from None
-        return text.splitlines()[0] if text else ""
+        return _long_enough(text.splitlines()[0] if text else "", f"in {passphrase_file}")
     if os.environ.get("CLAUDE_SYNC_PASSPHRASE"):
-        return os.environ["CLAUDE_SYNC_PASSPHRASE"]
+        return _long_enough(os.environ["CLAUDE_SYNC_PASSPHRASE"], "in CLAUDE_SYNC_PASSPHRASE")
     if not interactive:
         raise ConfigError(
             "no passphrase: set CLAUDE_SYNC_PASSPHRASE or use --passphrase-file "
             "(or --random-key / --key-file)"
         )
-    return click.prompt(
-        f"Passphrase (at least {MIN_PASSPHRASE_LENGTH} characters, same on every device)",
-        hide_input=True,
-        confirmation_prompt="Repeat the passphrase" if confirm else False,
-    )
+    # A person at a terminal gets another try, with the reason, rather than a failed init.
+    while True:
+        passphrase = click.prompt(
+            f"Passphrase (at least {MIN_PASSPHRASE_LENGTH} characters, same on every device)",
+            hide_input=True,
+        )
+        if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+            click.echo(
+                f"Too short: a passphrase has at least {MIN_PASSPHRASE_LENGTH} characters.",
+                err=True,
+            )
+        elif click.prompt("Repeat the passphrase", hide_input=True) != passphrase:
+            click.echo("The two entries differ; once more.", err=True)
+        else:
+            return passphrase
+
+
+def _long_enough(passphrase: str, where: str) -> str:
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise ConfigError(
+            f"the passphrase {where} is too short: it must be at least "
+            f"{MIN_PASSPHRASE_LENGTH} characters"
+        )
+    return passphrase
 
 
 def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -176,6 +195,9 @@ def init(
     if random_key and key_file:
         raise ConfigError("choose one of --random-key and --key-file")
     if existing_setup(home) and not force:
+        gone = missing_remote_folder(home)
+        if gone is not None:
+            raise RemoteFolderMissing(gone)
         if not interactive or not click.confirm(f"{home} is already set up. Replace it?"):
             raise ConfigError(f"{home} is already set up: use --force to replace it")
         force = True
@@ -189,7 +211,7 @@ def init(
         provider = _choose_provider()
     template = load_template(provider) if provider else None
     for field in template.fields if template else ():
-        from_environment = os.environ.get(f"CLAUDE_SYNC_FIELD_{field.name.upper()}")
+        from_environment = os.environ.get(environment_variable(field))
         if field.name not in values and from_environment is not None:
             values[field.name] = from_environment
     if template and interactive:
@@ -219,7 +241,7 @@ def init(
             click.echo("Key: 1. a passphrase (the same on every device)  2. a random key file")
             use_passphrase = click.prompt("Key", type=click.IntRange(1, 2), default=1) == 1
         if use_passphrase:
-            passphrase = _read_passphrase(passphrase_file, interactive, confirm=True)
+            passphrase = _read_passphrase(passphrase_file, interactive)
             identity, key_mode = derive_identity(passphrase), "passphrase"
         else:
             identity, key_mode = random_identity(), "random"
@@ -287,6 +309,7 @@ def doctor() -> None:
         remote_ok = False
         try:
             remote = Remote(rclone_for(config), config.remote_root)
+            remote.check_folder()
             found = remote.read_format()
             remote_ok = found is not None
             report(
@@ -295,6 +318,8 @@ def doctor() -> None:
                 f"{config.remote_root} reachable" + ("" if remote_ok else ", but not set up"),
                 "run `claude-sync init`",
             )
+        except RemoteFolderMissing as error:
+            report(False, "remote", error.detail, error.HINT)
         except ClaudeSyncError as error:
             report(False, "remote", str(error), "check the network and the remote's settings")
         if remote_ok and identity is not None:

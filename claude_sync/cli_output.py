@@ -26,6 +26,7 @@ class Printer:
         self.started = time.monotonic()
         self.bar_shown = False
         self.terminal = sys.stderr.isatty()
+        self.warned: set[str] = set()  # `sync` scans twice: each warning is shown once
 
     def _clear_bar(self) -> None:
         if self.bar_shown:
@@ -51,7 +52,9 @@ class Printer:
 
     def _show(self, event: Event) -> None:
         if event.kind == "warning":
-            click.echo(f"! {event.detail}", err=True)
+            if event.detail not in self.warned:
+                self.warned.add(event.detail)
+                click.echo(f"! {event.detail}", err=True)
             return
         if event.kind == "conflict":
             if event.detail == "dry run":

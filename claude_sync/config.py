@@ -16,6 +16,7 @@ config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
 
 from __future__ import annotations
 
+import difflib
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -26,6 +27,17 @@ import yaml
 from .errors import ConfigError
 
 CONFIG_VERSION = 1
+# Every key config.yaml may hold: section -> its keys (None for a plain value). A key
+# outside this is a typo to report, not a setting to drop silently.
+KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
+    "version": None,
+    "device": ("id", "name"),
+    "remote": ("root", "rclone_config", "provider"),
+    "key": ("mode",),
+    "rclone": ("binary", "timeout"),
+    "sync": ("include", "exclude"),
+    "hooks": ("pull_timeout",),
+}
 
 
 @dataclass
@@ -91,6 +103,34 @@ def _typed(section: dict, key: str, kind: type, where: str, path: Path, required
     return value
 
 
+def _reject_unknown_keys(document: dict, path: Path) -> None:
+    """Raise for the first key KNOWN_KEYS does not list, naming the nearest known key:
+    first in its own section, else anywhere (`include` at the top is `sync.include`)."""
+    leaves = {key: f"{section}.{key}" for section, keys in KNOWN_KEYS.items() for key in keys or ()}
+    for section, value in document.items():
+        if section not in KNOWN_KEYS:
+            top = {name: name for name in KNOWN_KEYS}
+            raise _unknown(str(section), path, str(section), [top | leaves])
+        keys = KNOWN_KEYS[section]
+        if keys and isinstance(value, dict):
+            for key in value:
+                if key not in keys:
+                    own = {name: f"{section}.{name}" for name in keys}
+                    raise _unknown(f"{section}.{key}", path, str(key), [own, leaves])
+
+
+def _unknown(name: str, path: Path, word: str, tries: list[dict[str, str]]) -> ConfigError:
+    """The error for the unknown key `name`; `tries` map candidate words to the key they
+    stand for, the closest match in the first that has one is suggested."""
+    for candidates in tries:
+        nearest = difflib.get_close_matches(word, list(candidates), n=1)
+        if nearest:
+            return ConfigError(
+                f"unknown key `{name}` in {path} (did you mean `{candidates[nearest[0]]}`?)"
+            )
+    return ConfigError(f"unknown key `{name}` in {path}")
+
+
 def parse_yaml(text: str, path: Path) -> object:
     """The YAML document in text; a syntax error becomes one line saying where."""
     try:
@@ -115,6 +155,7 @@ def load_config(home: Path) -> Config:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     if document.get("version") != CONFIG_VERSION:
         raise ConfigError(f"{path}: unsupported `version` {document.get('version')!r}")
+    _reject_unknown_keys(document, path)
     device = _section(document, "device", path)
     remote = _section(document, "remote", path)
     key = _section(document, "key", path)

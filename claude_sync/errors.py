@@ -25,6 +25,20 @@ class RemoteFormatError(ClaudeSyncError):
     """The remote holds something this version refuses to use: tampered, corrupt or unknown."""
 
 
+class RemoteFolderMissing(ClaudeSyncError):
+    """The remote is a folder on this machine (a disk, a Dropbox or NAS folder) and it is
+    gone: an unmounted disk or a moved folder, not a remote that was never set up."""
+
+    HINT = "mount it, or if it moved: `claude-sync init --local NEW-PATH --force`"
+
+    def __init__(self, folder: object, hint: str = HINT) -> None:
+        self.detail = (
+            f"the remote folder {folder} does not exist: "
+            "is its disk mounted, or was the folder moved?"
+        )
+        super().__init__(f"{self.detail} ({hint})")
+
+
 class LockedError(ClaudeSyncError):
     """Another claude-sync run holds the lock for this home."""
 

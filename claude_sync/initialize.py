@@ -14,11 +14,11 @@ from pathlib import Path
 from pyrage import x25519
 
 from .config import Config, load_config, new_device_id
-from .errors import ClaudeSyncError, ConfigError
+from .errors import ClaudeSyncError, ConfigError, RemoteFolderMissing
 from .files import write_private
 from .keys import write_key_file
 from .rclone import Rclone, find_rclone
-from .remote import Remote
+from .remote import Remote, local_folder, missing_folder
 from .templates import Template, render, resolve_values
 from .workspace import KEY_FILE, RCLONE_CONFIG
 
@@ -62,6 +62,15 @@ def _ensure_bucket(rclone: Rclone, root: str) -> str | None:
     return bucket
 
 
+def missing_remote_folder(home: Path) -> Path | None:
+    """The existing setup's remote folder, when it is a local folder that is gone."""
+    try:
+        config = load_config(home)
+    except ClaudeSyncError:
+        return None
+    return missing_folder(config.remote_root, config.rclone_config)
+
+
 def initialize(request: InitRequest) -> InitResult:
     home = request.home
     if existing_setup(home) and not request.force:
@@ -94,6 +103,16 @@ def initialize(request: InitRequest) -> InitResult:
         if request.template is not None and request.template.remote["type"] == "s3":
             created_bucket = _ensure_bucket(rclone, root)
         new_remote = Remote(rclone, root).initialize(request.identity)
+
+        gone = missing_folder(previous.remote_root, previous.rclone_config) if previous else None
+        new_folder = local_folder(root, test_config)
+        if gone is not None and new_folder is not None and new_folder.resolve() == gone.resolve():
+            # Making it would put an empty remote where a disk is not mounted.
+            raise RemoteFolderMissing(
+                gone, "mount it; to start a new remote there, create the folder first"
+            )
+        remote = Remote(Rclone(binary, test_config, timeout=Config.timeout), root)
+        new_remote = remote.initialize(request.identity)
 
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)

@@ -14,6 +14,7 @@ import os
 import posixpath
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,22 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
         else:
             parts.append(re.escape(token))
     return re.compile("".join(parts) + "(/.*)?", re.DOTALL)
+
+
+def unmatched_patterns(patterns: Iterable[str], paths: Iterable[str]) -> list[str]:
+    """The patterns that match none of `paths`. A path is tried against a pattern only
+    when it starts with the pattern's literal beginning, and the loop ends once every
+    pattern has matched: cheap next to the walk that listed the paths."""
+    remaining = {
+        pattern: (re.split(r"[*?]", pattern)[0], _pattern_regex(pattern)) for pattern in patterns
+    }
+    for path in paths:
+        if not remaining:
+            break
+        for pattern, (prefix, regex) in list(remaining.items()):
+            if path.startswith(prefix) and regex.fullmatch(path):
+                del remaining[pattern]
+    return list(remaining)
 
 
 @dataclass

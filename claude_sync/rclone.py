@@ -73,7 +73,49 @@ def _failure_line(stderr: str) -> str:
     return "rclone failed without a message"
 
 
+# An S3 API error as rclone words it (aws-sdk-go-v2): "... StatusCode: 403, RequestID: ,
+# HostID: , api error SignatureDoesNotMatch: The request signature ...".
+_S3_ERROR = re.compile(
+    r"StatusCode: \d+, RequestID: [^,]*, HostID: [^,]*, (?:api error )?"
+    r"(?P<code>[A-Za-z]+)(?::\s*(?P<text>.*))?",
+    re.DOTALL,
+)
+# code -> (what happened, why, or "" when the code says it all)
+_S3_MEANINGS = {
+    "SignatureDoesNotMatch": (
+        "the remote rejected the credentials",
+        "the secret access key is wrong",
+    ),
+    "InvalidAccessKeyId": ("the remote rejected the credentials", "no such access key ID"),
+    "AccessDenied": (
+        "the remote refused access",
+        "these credentials may not use this bucket or path",
+    ),
+    # A HEAD request has no body to name the error: only its status, 403, is known.
+    "Forbidden": ("the remote refused access", "wrong credentials, or no permission here"),
+    "NoSuchBucket": ("the bucket does not exist", "check the bucket name"),
+    "BucketAlreadyExists": ("the bucket name is taken by another account", ""),
+    "RequestTimeTooSkewed": ("the remote refused the request", "this machine's clock is off"),
+    "AuthorizationHeaderMalformed": ("the remote refused the request", "check the region"),
+    "PermanentRedirect": ("the bucket is in another region", "set its region"),
+}
+
+
+def _explain_s3(message: str) -> str | None:
+    """One clean line for an S3 API error: what it means and its code, without the empty
+    request and host IDs; None for any other message."""
+    found = _S3_ERROR.search(message)
+    if found is None:
+        return None
+    code, text = found["code"], " ".join((found["text"] or "").split())
+    meaning, why = _S3_MEANINGS.get(code, ("the remote refused the request", text))
+    return f"{meaning} ({code}: {why})" if why else f"{meaning} ({code})"
+
+
 def _explain(message: str) -> str:
+    s3 = _explain_s3(message)
+    if s3 is not None:
+        return s3
     lowered = message.lower()
     hints = (
         ("connection refused", "the remote refused the connection (is the server running?)"),
@@ -81,6 +123,7 @@ def _explain(message: str) -> str:
         ("i/o timeout", "the remote did not answer in time"),
         ("timeout", "the remote did not answer in time"),
         ("unable to authenticate", "the remote rejected the credentials"),
+        # S3 errors in another rclone's wording (CLAUDE_SYNC_RCLONE) than _S3_ERROR knows
         ("accessdenied", "the remote rejected the credentials"),
         ("signaturedoesnotmatch", "the remote rejected the credentials"),
         ("401 unauthorized", "the remote rejected the credentials"),

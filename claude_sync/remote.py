@@ -12,14 +12,16 @@ marker always has its keycheck. For a push: every object first, the manifest las
 
 from __future__ import annotations
 
+import configparser
 import json
+import os
 import shutil
 from pathlib import Path
 
 from pyrage import x25519
 
 from .crypto import decrypt_bytes, encrypt_bytes
-from .errors import KeyFileError, RemoteFormatError
+from .errors import KeyFileError, RemoteFolderMissing, RemoteFormatError
 from .files import private_folder
 from .rclone import Rclone, RemoteNotFound
 
@@ -50,6 +52,33 @@ def parse_marker(raw: bytes) -> int:
     return found
 
 
+def local_folder(root: str, rclone_config: str | None) -> Path | None:
+    """The folder on this machine that `root` names when its rclone remote is of type
+    local, else None. rclone treats a missing local folder as an empty remote; this tells
+    an unmounted disk or a moved folder from a remote that was never set up."""
+    name, colon, path = root.partition(":")
+    if not colon:
+        return None
+    config_file = rclone_config or os.environ.get("RCLONE_CONFIG")
+    if not config_file:
+        xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        config_file = str(Path(xdg) / "rclone" / "rclone.conf")
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(config_file)
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None  # rclone reports a config it cannot read itself
+    if not parser.has_section(name) or parser[name].get("type", "").strip() != "local":
+        return None
+    return Path(path).expanduser()
+
+
+def missing_folder(root: str, rclone_config: str | None) -> Path | None:
+    """The local folder `root` names, when it does not exist."""
+    folder = local_folder(root, rclone_config)
+    return folder if folder is not None and not folder.exists() else None
+
+
 class Remote:
     """The sync root on one rclone remote."""
 
@@ -63,6 +92,12 @@ class Remote:
         if self.root.endswith(":"):
             return self.root + relative
         return self.root.rstrip("/") + "/" + relative
+
+    def check_folder(self) -> None:
+        """Raise RemoteFolderMissing when the remote is a local folder that is gone."""
+        folder = missing_folder(self.root, self.rclone.config_file)
+        if folder is not None:
+            raise RemoteFolderMissing(folder)
 
     def read_format(self) -> int | None:
         """The format number in CLAUDE-SYNC.json, or None on a remote not yet initialised."""
@@ -121,6 +156,7 @@ class Remote:
             folder.mkdir(mode=0o700)
         marker = folder / MARKER
         if not marker.exists():
+            self.check_folder()
             raise RemoteFormatError(
                 f"{self.root} is not a claude-sync remote (no {MARKER}): run `claude-sync init`"
             )

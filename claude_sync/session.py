@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from . import crypto
 from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest
-from .pathmap import CONFLICT_COPY, PathMap, Rules
+from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .remote import MANIFESTS
 from .scan import scan
 from .state import Entry, load_state, save_state
@@ -103,6 +103,8 @@ class Session:
         self.unknown = scanned.unknown  # folders that could not be read: left as they are
         for message in scanned.warnings:
             self.listen(Event("warning", detail=message))
+        added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
+        self._unmatched = unmatched_patterns(added, [*self.local, *self.state.files])
         self._remote: RemoteView | None = None
 
     # remote ------------------------------------------------------------------
@@ -119,6 +121,18 @@ class Session:
                     "aside and run `claude-sync init --force` to give this machine its own id"
                 )
         return self._remote
+
+    def warn_unmatched_includes(self, remote_paths: Iterable[str] = ()) -> None:
+        """Name each pattern the user added to sync.include that matches no file here, in
+        the state, or in `remote_paths`: a typo there syncs nothing, silently otherwise."""
+        for pattern in unmatched_patterns(self._unmatched, remote_paths):
+            self.listen(
+                Event(
+                    "warning",
+                    detail=f"`sync.include` pattern `{pattern}` in "
+                    f"{self.ws.home / 'config.yaml'} matches no file, here or synced (a typo?)",
+                )
+            )
 
     def stamps(self) -> list[str]:
         """The stamps of the manifests this home wrote (the last few)."""

@@ -119,6 +119,11 @@ def load_template(name: str) -> Template:
     return template
 
 
+def environment_variable(field: Field) -> str:
+    """The environment variable init reads a field from: secrets stay out of ps and history."""
+    return f"CLAUDE_SYNC_FIELD_{field.name.upper()}"
+
+
 def resolve_values(template: Template, given: dict[str, str]) -> dict[str, str]:
     """The given values plus defaults; raise for an unknown field or a missing required one."""
     names = [field.name for field in template.fields]
@@ -134,7 +139,15 @@ def resolve_values(template: Template, given: dict[str, str]) -> dict[str, str]:
         if value is None:
             value = default_for(field, found)
         if value is None:
-            raise ConfigError(f"provider {template.name} needs --set {field.name}=...")
+            if field.secret:
+                raise ConfigError(
+                    f"provider {template.name} needs {field.name}: set it in the environment "
+                    f"as {environment_variable(field)} (a secret stays off the command line)"
+                )
+            raise ConfigError(
+                f"provider {template.name} needs --set {field.name}=... "
+                f"(or {environment_variable(field)} in the environment)"
+            )
         values[field.name] = value
     return values
 

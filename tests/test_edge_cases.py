@@ -160,6 +160,9 @@ def test_reinit_on_a_wiped_remote_reuploads_everything(local_server: Server, mak
     a.ok("push")
 
     shutil.rmtree(local_server.data_dir)
+    # A missing folder may be an unmounted disk: init makes a new remote only in a folder
+    # that is there (test_messages covers the refusal).
+    local_server.data_dir.mkdir()
     output = a.ok("init", "--local", str(local_server.data_dir), "--force", "--yes")
     assert "initialised a new remote" in output
     pushed = a.ok("push")

@@ -138,6 +138,7 @@ def pull(
     session = Session(ws, listen)
     summary = Summary()
     actions = plan_pull(session)
+    session.warn_unmatched_includes(session.remote().versions())
     if held_session:
         held = [
             action

@@ -206,6 +206,7 @@ def push(
     """Push what changed. With `foreground_bytes`, a push that would send more than that
     does nothing and says so (summary.deferred): the caller hands it to the background."""
     session = Session(ws, listen)
+    session.warn_unmatched_includes()
     summary = Summary()
     if not ws.claude.is_dir() and any(not e.base.deleted for e in session.state.files.values()):
         raise ClaudeSyncError(

@@ -40,8 +40,11 @@ def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
         elif isinstance(action, Tombstone):
             to_push.append((session.paths.to_local(path), "delete", 0))
     to_pull = None
-    if with_remote:
+    if not with_remote:
+        session.warn_unmatched_includes()
+    else:
         view = session.remote()
+        session.warn_unmatched_includes(view.versions())
         to_pull = []
         for action in plan_pull(session):
             if isinstance(action, Adopt):
