@@ -713,3 +713,31 @@ def test_an_entry_not_older_than_the_state_is_hashed_again(
     assert "1 uploaded" in a.ok("push")
     b.ok("pull")
     assert b.read("CLAUDE.md") == b"two\n"
+
+
+@pytest.mark.parametrize("same_size", [False, True])
+def test_keep_remote_before_the_next_push_is_what_every_device_ends_with(
+    local_server: Server, make_device, same_size: bool
+) -> None:
+    """A and C edit concurrently; B, unchanged, settles on C's (the newer) and keeps A's
+    beside it; B then keeps A's (`--keep remote`) before pushing: A's is what all three end
+    with, not C's, which B had been about to publish."""
+    a, b, c = (joined(make_device(name), local_server) for name in "abc")
+    put(a, "CLAUDE.md", "v0\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    c.ok("pull")
+    put(a, "CLAUDE.md", "from a\n", 10)
+    a.ok("push")
+    put(c, "CLAUDE.md", "from c\n" if same_size else "from c, longer\n", 20)
+    c.ok("push")
+    b.ok("pull", exit_code=3)
+    assert b.read("CLAUDE.md") == (b"from c\n" if same_size else b"from c, longer\n")
+    b.ok("conflicts", "--keep", "remote")
+    assert b.read("CLAUDE.md") == b"from a\n"
+    b.ok("sync")
+    for device in (a, b, c):
+        device.run("sync")
+    for device in (a, b, c):
+        device.run("sync")
+        assert device.read("CLAUDE.md") == b"from a\n", device.name
