@@ -98,12 +98,6 @@ def initialize(request: InitRequest) -> InitResult:
             root, rclone_text, test_config = request.remote_root, None, request.rclone_config
             if test_config and not Path(test_config).is_file():
                 raise ConfigError(f"rclone config {test_config} not found")
-        rclone = Rclone(binary, test_config, timeout=Config.timeout)
-        created_bucket = None
-        if request.template is not None and request.template.remote["type"] == "s3":
-            created_bucket = _ensure_bucket(rclone, root)
-        new_remote = Remote(rclone, root).initialize(request.identity)
-
         gone = missing_folder(previous.remote_root, previous.rclone_config) if previous else None
         new_folder = local_folder(root, test_config)
         if gone is not None and new_folder is not None and new_folder.resolve() == gone.resolve():
@@ -111,8 +105,11 @@ def initialize(request: InitRequest) -> InitResult:
             raise RemoteFolderMissing(
                 gone, "mount it; to start a new remote there, create the folder first"
             )
-        remote = Remote(Rclone(binary, test_config, timeout=Config.timeout), root)
-        new_remote = remote.initialize(request.identity)
+        rclone = Rclone(binary, test_config, timeout=Config.timeout)
+        created_bucket = None
+        if request.template is not None and request.template.remote["type"] == "s3":
+            created_bucket = _ensure_bucket(rclone, root)
+        new_remote = Remote(rclone, root).initialize(request.identity)
 
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)
