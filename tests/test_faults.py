@@ -950,3 +950,50 @@ def test_random_three_device_model(make_device, local_server: Server) -> None:
         f"model: {steps} steps {dict(kinds)}, settled in {rounds} rounds, {copies} conflict "
         f"copies, {checked} survivals checked, {elapsed:.1f} s"
     )
+
+
+# 6: settling a conflict, then three devices syncing ----------------------------------------
+
+
+@pytest.mark.parametrize("trial", range(trial_count(8)))
+def test_the_side_a_device_keeps_is_what_every_device_ends_with(
+    make_device, local_server: Server, trial: int
+) -> None:
+    """Three devices edit, push, pull and sync one file at random; then one device and
+    another edit it, the others sync, and the first pulls (a conflict) and settles its
+    conflicts (`--keep local` or `remote`) before it pushes. With no edit after that, what
+    it kept is what all three end with."""
+    rng = random.Random(f"{SEED}-keep-{trial}")
+    devices = [joined(make_device(name), local_server) for name in ("ann", "bob", "cyd")]
+    devices[0].write("CLAUDE.md", "v0\n")
+    devices[0].ok("push")
+    for device in devices[1:]:
+        device.ok("pull")
+    log = []
+    for step in range(rng.randint(3, 9)):
+        device = rng.choice(devices)
+        command = rng.choice(["edit", "edit", "push", "pull", "sync"])
+        if command == "edit":
+            path = device.write("CLAUDE.md", f"{device.name} {step}\n" + "x" * rng.randint(0, 3))
+            os.utime(path, ns=(MODEL_EPOCH_NS + step * 10**9,) * 2)
+        else:
+            assert device.run(command).exit_code in SETTLED
+        log.append(f"{device.name} {command}")
+    settler = rng.choice(devices)
+    other = rng.choice([device for device in devices if device is not settler])
+    for device in (settler, other):  # a conflict for certain, on top of what came before
+        path = device.write("CLAUDE.md", f"{device.name} last\n")
+        os.utime(path, ns=(MODEL_EPOCH_NS + 100 * 10**9,) * 2)
+    for device in devices:
+        if device is not settler:
+            assert device.run("sync").exit_code in SETTLED
+    assert settler.run("pull").exit_code == 3
+    side = rng.choice(["local", "remote"])
+    settler.ok("conflicts", "--keep", side)
+    kept = settler.read("CLAUDE.md")
+    log.append(f"{settler.name} keeps {side}: {kept!r}")
+    for _ in range(3):
+        for device in devices:
+            assert device.run("sync").exit_code in SETTLED
+    ends = {device.name: device.read("CLAUDE.md") for device in devices}
+    assert set(ends.values()) == {kept}, "\n".join(log) + f"\nends with {ends}"
