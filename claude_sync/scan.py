@@ -89,7 +89,7 @@ class Walk:
     unusable_links: list[tuple[str, str]]  # (local path, why) of links not followed
 
 
-def _follow(link: Path) -> tuple[os.stat_result | None, str]:
+def follow_link(link: Path) -> tuple[os.stat_result | None, str]:
     """The stat of what a symbolic link points at, or None and why it is not followed."""
     try:
         info = link.stat()
@@ -130,7 +130,7 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
                 remote = paths.to_remote(local)
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
-                followed, why = _follow(claude / local)
+                followed, why = follow_link(claude / local)
                 if followed is None:
                     found.unusable_links.append((local, why))
                     continue

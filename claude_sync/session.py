@@ -6,8 +6,7 @@ import dataclasses
 import json
 import os
 import secrets
-import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .remote import MANIFESTS
-from .scan import scan
+from .scan import follow_link, scan
 from .state import Entry, load_state, save_state
 from .versions import Version
 from .workspace import Workspace
@@ -122,9 +121,15 @@ class Session:
                 )
         return self._remote
 
-    def warn_unmatched_includes(self, remote_paths: Iterable[str] = ()) -> None:
+    def warn_unmatched_includes(self, remote: RemoteView | None = None) -> None:
         """Name each pattern the user added to sync.include that matches no file here, in
-        the state, or in `remote_paths`: a typo there syncs nothing, silently otherwise."""
+        the state, or on the `remote`: a typo there syncs nothing, silently otherwise."""
+        # Lazily: with every pattern matched already, no remote path is looked at.
+        remote_paths = (
+            path
+            for manifest in (remote.manifests if remote else {}).values()
+            for path in manifest.files
+        )
         for pattern in unmatched_patterns(self._unmatched, remote_paths):
             self.listen(
                 Event(
@@ -162,21 +167,10 @@ class Session:
         current = self.ws.claude
         for part in local.split("/"):
             current = current / part
-            if not current.is_symlink():
-                continue
-            try:
-                info = current.stat()
-            except OSError as error:  # dangling, or a loop
-                raise Unwritable(
-                    f"{local}: {current} is a symbolic link to nothing usable "
-                    f"({error.strerror}); left as it is"
-                ) from None
-            if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
-                raise Unwritable(f"{local}: {current} links to a special file; left as it is")
-            if info.st_uid != os.getuid():
-                raise Unwritable(
-                    f"{local}: {current} links to what another user owns; left as it is"
-                )
+            if current.is_symlink():
+                followed, why = follow_link(current)  # the scan's rule, so both agree
+                if followed is None:
+                    raise Unwritable(f"{local}: {current} is {why}; left as it is")
         return Path(os.path.realpath(self.ws.claude / local))
 
     def unchanged_since_scan(self, path: str, file: Path) -> bool:

@@ -138,7 +138,7 @@ def pull(
     session = Session(ws, listen)
     summary = Summary()
     actions = plan_pull(session)
-    session.warn_unmatched_includes(session.remote().versions())
+    session.warn_unmatched_includes(session.remote())
     if held_session:
         held = [
             action

@@ -44,7 +44,7 @@ def status(ws: Workspace, listen: Listener, with_remote: bool) -> Status:
         session.warn_unmatched_includes()
     else:
         view = session.remote()
-        session.warn_unmatched_includes(view.versions())
+        session.warn_unmatched_includes(view)
         to_pull = []
         for action in plan_pull(session):
             if isinstance(action, Adopt):
