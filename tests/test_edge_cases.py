@@ -378,6 +378,7 @@ def test_a_device_that_lost_its_state_never_outranks_what_it_has_not_seen(
         result = b.run(command)
         assert result.exit_code == 0, result.output
         assert "Conflict" not in result.output, result.output
+    assert "CLAUDE.md: no record of what this copy was based on" in result.output
     assert b.read("CLAUDE.md") == b"# shared, edited on a twice\n"
     assert not (b.claude / "agents" / "x.md").exists()
     trashed = tree(b.sync_home / "trash")
@@ -404,7 +405,8 @@ def test_a_joining_device_keeps_its_newer_copy_as_a_conflict_copy(
     put(b, "settings.json", '{"from": "b, made later"}\n', 50)
     put(b, "history.jsonl", '{"display": "on b", "timestamp": 2}\n', 50)
     joined(b, local_server)
-    b.ok("sync", exit_code=3)
+    synced = b.ok("sync", exit_code=3)
+    assert "settings.json: no record" not in synced  # it is no stale copy: none in trash/
     assert b.read("settings.json") == b'{"from": "a"}\n'
     [copy] = copies(b.claude)
     assert b.read(copy) == b'{"from": "b, made later"}\n'

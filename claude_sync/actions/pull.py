@@ -243,7 +243,8 @@ def _apply_one(
     summary: Summary,
 ) -> None:
     local = session.paths.to_local(action.path)
-    if action.path not in session.state.files and action.path in session.local:
+    stale = not (isinstance(action, Resolve) and action.pending_yields)  # else: a copy
+    if stale and action.path not in session.state.files and action.path in session.local:
         session.listen(
             Event(
                 "warning",
