@@ -421,19 +421,17 @@ def delete_file(target: Path, seen: LocalFile | None, trash: Path, relative: str
 
 
 def conflict_name(local_path: str, when_ns: int, device_name: str) -> str:
-    """<name>.conflict-<YYYYMMDD-HHMMSS>-<device>.<ext>, beside the original."""
+    """<name>.conflict-<YYYYMMDD-HHMMSS>-<device>, beside the original. The extension stays
+    inside the name, so Claude Code never loads a copy as a command, agent or skill."""
     folder, _, name = local_path.rpartition("/")
-    stem, dot, extension = name.rpartition(".")
-    if not stem:
-        stem, dot, extension = name, "", ""
     # An mtime past the year 9999 (tmpfs allows one) or before 1970 names no date: clamp it.
     seconds = min(max(when_ns // 10**9, 0), LAST_NAMEABLE_SECOND)
     when = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
     device = re.sub(r"[^A-Za-z0-9_-]", "-", device_name)[:32] or "device"
-    tail = f".conflict-{when:%Y%m%d-%H%M%S}-{device}{dot}{extension}"
+    tail = f".conflict-{when:%Y%m%d-%H%M%S}-{device}"
     room = MAX_NAME_BYTES - len(tail.encode())
-    stem = stem.encode()[: max(room, 1)].decode(errors="ignore") or "file"
-    copy = stem + tail
+    name = name.encode()[: max(room, 1)].decode(errors="ignore") or "file"
+    copy = name + tail
     return f"{folder}/{copy}" if folder else copy
 
 

@@ -50,7 +50,16 @@ def temporary_name() -> str:
 
 
 HOME_MARKER = "~"
+# <name>.conflict-<YYYYMMDD-HHMMSS>-<device>; copies made before the extension moved inside
+# the name (<stem>.conflict-...-<device>.<ext>) are recognised too.
 CONFLICT_COPY = re.compile(r"\.conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+(\.[^/.]*)?$")
+
+
+def original_of(copy: str) -> str:
+    """The path a conflict copy's name was made from."""
+    match = CONFLICT_COPY.search(copy)
+    assert match is not None
+    return copy[: match.start()] + (match.group(1) or "")
 
 
 def encode_project(path: str) -> str:
@@ -106,9 +115,8 @@ class Rules:
 
     def synced(self, path: str) -> bool:
         """Whether `path` is synced; a conflict copy is synced when its original is."""
-        conflict = CONFLICT_COPY.search(path)
-        if conflict:
-            path = path[: conflict.start()] + (conflict.group(1) or "")
+        if CONFLICT_COPY.search(path):
+            path = original_of(path)
         parts = path.split("/")
         if parts[0] in DENIED_TOP_LEVEL or any(part in DENIED_NAMES for part in parts):
             return False

@@ -201,7 +201,7 @@ def test_long_name_syncs_and_its_conflict_copy_fits(local_server: Server, make_d
     assert b.read(LONG) == b"edited on b, longer\n"
     [copy] = copies(b.claude)
     assert len(Path(copy).name.encode()) <= 255
-    assert copy.startswith("agents/aaaa") and copy.endswith("-a.md")
+    assert copy.startswith("agents/aaaa") and copy.endswith(".conflict-" + copy[-17:-2] + "-a")
     assert b.read(copy) == b"edited on a\n"
     # The copy travels to A, whose file system takes the name too.
     b.ok("push")
@@ -277,8 +277,8 @@ def test_quiet_pull_shows_conflicts_only(local_server: Server, make_device) -> N
     a.ok("push")
     output = b.ok("pull", "-q", exit_code=3)
     conflict, pending = output.splitlines()
-    assert conflict.startswith("⚠ Conflict: settings.json (saved as settings.conflict-")
-    assert pending.startswith("⚠ 1 conflict to settle: settings.conflict-")
+    assert conflict.startswith("⚠ Conflict: settings.json (saved as settings.json.conflict-")
+    assert pending.startswith("⚠ 1 conflict to settle: settings.json.conflict-")
     assert b.read("CLAUDE.md") == b"# notes, from a\n"
 
 
@@ -469,7 +469,7 @@ def test_same_second_versions_get_distinct_copies(local_server: Server, make_dev
     assert "⚠ Conflict" in a.ok("pull", exit_code=3)
 
     stamp = utc_stamp(T0 + 100)
-    first, second = f"settings.conflict-{stamp}-b.json", f"settings.conflict-{stamp}-b-2.json"
+    first, second = f"settings.json.conflict-{stamp}-b", f"settings.json.conflict-{stamp}-b-2"
     assert sorted(copies(a.claude)) == sorted([first, second])
     assert a.read(first) == b"b first\n"
     assert a.read(second) == b"b second, same second\n"
@@ -630,7 +630,7 @@ def test_a_conflict_with_an_mtime_past_the_year_9999_is_named_and_kept(
         result = b.run("pull")
         assert result.exit_code == 3, result.output
         [copy] = copies(b.claude)
-        assert copy.startswith("CLAUDE.conflict-99991231-235959-a"), copy
+        assert copy.startswith("CLAUDE.md.conflict-99991231-235959-a"), copy
         assert b.read(copy) == b"edited on a, far in the future\n"
         b.ok("sync", exit_code=3)
         a.ok("pull", exit_code=3)
@@ -759,7 +759,7 @@ def test_a_conflict_below_a_linked_folder_is_listed_and_settled(
     put(b, "agents/r.md", "from b, later\n", 2)
     b.ok("pull", exit_code=3)
     listed = b.ok("conflicts")
-    assert "agents/r.md: other side saved as agents/r.conflict-" in listed, listed
+    assert "agents/r.md: other side saved as agents/r.md.conflict-" in listed, listed
     b.ok("conflicts", "--keep", "local")
     assert [p.name for p in dotfiles.iterdir()] == ["r.md"]
     b.ok("sync")

@@ -590,7 +590,7 @@ def test_two_losing_versions_from_one_device_in_one_second_both_survive(
     put(b, b"b first\n", epoch + 5 * 10**9 + 100_000_000)  # 12:00:05.1
     b.ok("push")
     put(a, b"a concurrent\n", epoch + 6 * 10**9)
-    a.ok("pull", exit_code=3)  # conflict: the copy of "b first" is settings.conflict-...05-b.json
+    a.ok("pull", exit_code=3)  # conflict: the copy of "b first" is settings.json.conflict-...05-b
     put(b, b"b second\n", epoch + 5 * 10**9 + 900_000_000)  # 12:00:05.9, same second
     b.ok("push")
     a.ok("pull", exit_code=3)  # conflict again, with "b second": its copy has the same name

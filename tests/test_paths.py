@@ -18,6 +18,7 @@ from claude_sync.pathmap import (
     Rules,
     encode_project,
     is_transcript,
+    original_of,
     temporary_name,
     validate_remote_path,
 )
@@ -241,6 +242,36 @@ def test_conflict_name_of_a_synced_file_is_synced(path: str, when_ns: int, devic
     assert copy.rpartition("/")[0] == path.rpartition("/")[0]
     assert DEFAULT.synced(copy)
     assert validate_remote_path(copy) == copy
+    assert original_of(copy) == path or len(copy.encode()) > 200  # a long name is cut
+
+
+@pytest.mark.parametrize(
+    ("path", "copy"),
+    [
+        ("CLAUDE.md", "CLAUDE.md.conflict-20261130-120000-laptop"),
+        ("commands/deploy.md", "commands/deploy.md.conflict-20261130-120000-laptop"),
+        ("agents/x.md", "agents/x.md.conflict-20261130-120000-laptop"),
+        ("skills/s/SKILL.md", "skills/s/SKILL.md.conflict-20261130-120000-laptop"),
+        ("Makefile", "Makefile.conflict-20261130-120000-laptop"),
+    ],
+)
+def test_a_conflict_copy_keeps_the_extension_inside_its_name(path: str, copy: str) -> None:
+    """Claude Code loads commands, agents and skills by extension: a copy must not have one."""
+    assert conflict_name(path, 1_796_040_000 * 10**9, "laptop") == copy
+    assert not copy.endswith((".md", ".json", ".jsonl"))
+    assert original_of(copy) == path
+
+
+@pytest.mark.parametrize(
+    ("copy", "path"),
+    [
+        ("CLAUDE.conflict-20260101-120000-laptop.md", "CLAUDE.md"),
+        ("agents/x.conflict-20260101-120000-my_mac-2.md", "agents/x.md"),
+        ("settings.json.conflict-20260101-120000-laptop-2", "settings.json"),
+    ],
+)
+def test_copies_under_the_old_and_the_new_name_are_recognised(copy: str, path: str) -> None:
+    assert original_of(copy) == path
 
 
 def test_temporary_files_are_not_synced() -> None:

@@ -149,9 +149,9 @@ def _conflicting_settings(local_server: Server, make_device) -> tuple[Device, De
     result = b.run("pull")
     assert result.exit_code == 3, result.output
     assert "⚠ Conflict" in result.output
-    assert "1 conflict to settle: settings.conflict-" in result.output
+    assert "1 conflict to settle: settings.json.conflict-" in result.output
     assert b.read("settings.json") == b"edited on B, longer\n"
-    expected = {f"settings.conflict-{stamp}-a.json" for stamp in stamp_names(T0 + 100)}
+    expected = {f"settings.json.conflict-{stamp}-a" for stamp in stamp_names(T0 + 100)}
     found = copies(b.claude)
     assert len(found) == 1 and found[0] in expected, (found, expected)
     [copy] = found

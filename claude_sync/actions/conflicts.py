@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .. import pathmap
 from ..claude_folder import keep_in_trash
 from ..pathmap import CONFLICT_COPY, PathMap, Rules
 from ..scan import hash_with_stat, walk
@@ -22,9 +23,7 @@ def conflict_copies(claude: Path, rules: Rules) -> list[Path]:
 
 
 def original_of(copy: Path) -> Path:
-    match = CONFLICT_COPY.search(copy.name)
-    assert match is not None
-    return copy.with_name(copy.name[: match.start()] + (match.group(1) or ""))
+    return copy.with_name(pathmap.original_of(copy.name))
 
 
 def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
