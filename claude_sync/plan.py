@@ -216,6 +216,11 @@ def decide_push(
         if local is None and entry is not None and not entry.swept and not entry.base.deleted:
             return Sweep(path)
         if entry is not None and entry.publish:
+            if any(not version.vector <= entry.base.vector for version in remote):
+                # Something newer arrived since the pull settled (another device's choice,
+                # `conflicts --keep`): publishing the settlement now would compete with it.
+                # The next pull settles again, and publishes if it must.
+                return None
             vector = entry.base.vector.bump(device, own_counter(remote, device))
             return Publish(path, entry.base, vector)
         return None

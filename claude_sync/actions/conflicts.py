@@ -40,6 +40,9 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
     if original.exists():
         keep_in_trash(ws.trash, original.relative_to(ws.claude).as_posix(), original)
     os.replace(copy, original)
+    # The copy carries the loser's old mtime; the choice is made now, and must rank as the
+    # newest against any concurrent version (which ties break on mtime).
+    os.utime(original)
     paths = PathMap(Path.home())
     state_path = ws.home / "state.json"
     state, _ = load_state(state_path, ws.config.device_id, ws.config.remote_root)
