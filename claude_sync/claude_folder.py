@@ -22,13 +22,11 @@ import dataclasses
 import datetime
 import errno
 import functools
-import json
 import os
 import re
 import shutil
 import signal
 import stat
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -448,21 +446,3 @@ def free_copy_name(copy: Path, source: Path) -> Path | None:
         number += 1
         candidate = copy.with_name(f"{stem}-{number}{dot}{extension}")
     return candidate
-
-
-def merge_history(files: list[Path]) -> bytes:
-    """The multiset union of the lines of every version: each line as many times as in the
-    version that has it most often (a line repeated in one version stays repeated, a line in
-    two versions is not doubled), ordered by `timestamp`, then as text."""
-    counts: Counter[bytes] = Counter()
-    for file in files:
-        counts |= Counter(line for line in file.read_bytes().splitlines() if line.strip())
-    ordered: list[tuple[float, bytes]] = []
-    for line, count in counts.items():
-        try:
-            stamp = float(json.loads(line).get("timestamp", 0))
-        except (ValueError, AttributeError, TypeError):
-            stamp = 0.0
-        ordered += [(stamp, line)] * count
-    ordered.sort()
-    return b"".join(line + b"\n" for _, line in ordered)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from pyrage import x25519
 
-from . import cli_claude, runlog
+from . import cli_claude, cli_projects, runlog
 from .actions import conflicts as conflicts_action
 from .actions import pull as pull_action
 from .actions import push as push_action
@@ -664,5 +664,6 @@ for command in (
     cli_claude.resume,
     cli_claude.install,
     cli_claude.uninstall,
+    cli_projects.projects,
 ):
     main.add_command(command)

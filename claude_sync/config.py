@@ -12,11 +12,13 @@ config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
     rclone: {binary: null, timeout: 30}        # seconds to wait for an unreachable remote
     sync: {include: [...], exclude: [...]}     # on top of the defaults and the deny list
     hooks: {pull_timeout: 5}                   # seconds a hook-run pull may take in all
+    path_map: {/srv: ~/work}                   # local prefix -> canonical prefix of projects
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
     "rclone": ("binary", "timeout"),
     "sync": ("include", "exclude"),
     "hooks": ("pull_timeout",),
+    "path_map": None,
 }
 
 
@@ -53,6 +56,7 @@ class Config:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     hook_pull_timeout: int = 5
+    path_map: dict[str, str] = field(default_factory=dict)
 
     def to_yaml(self) -> str:
         document = {
@@ -67,6 +71,7 @@ class Config:
             "rclone": {"binary": self.rclone_binary, "timeout": self.timeout},
             "sync": {"include": self.include, "exclude": self.exclude},
             "hooks": {"pull_timeout": self.hook_pull_timeout},
+            "path_map": self.path_map,
         }
         return yaml.safe_dump(document, sort_keys=False)
 
@@ -183,4 +188,28 @@ def load_config(home: Path) -> Config:
         include=_typed(sync, "include", list, "sync", path) or [],
         exclude=_typed(sync, "exclude", list, "sync", path) or [],
         hook_pull_timeout=pull_timeout,
+        path_map=_path_map(document.get("path_map"), path),
     )
+
+
+def _is_prefix(text: object) -> bool:
+    return isinstance(text, str) and (
+        text.startswith(("/", "~/"))
+        or text == "~"
+        or re.match(r"^[A-Za-z]:[\\/]", text) is not None
+    )
+
+
+def _path_map(value: object, path: Path) -> dict[str, str]:
+    """`path_map`: local prefix -> canonical prefix, each absolute or under `~`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: `path_map` must be a mapping of local prefix: canonical prefix")
+    for local, canonical in value.items():
+        if not _is_prefix(local) or not _is_prefix(canonical):
+            raise ConfigError(
+                f"{path}: `path_map` entry {local!r}: {canonical!r} must map a path starting "
+                "with / or ~ to another (e.g. `/srv: ~/work`)"
+            )
+    return dict(value)

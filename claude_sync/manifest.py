@@ -7,10 +7,13 @@
      "files": {"<remote path>": {
          "sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
          "vector": {"<device id>": 3}, "device": "<id that made this version>",
-         "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]]}}}
+         "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]]}},
+     "projects": {"~-code-app": {"key": "~/code/app", "path": "/home/ann/code/app"}}}
 
 The file is the concatenation of its segments (objects); a tombstone has deleted: true, no
-segments, sha256 "" and size 0. Every field is checked on load: a manifest that names an
+segments, sha256 "" and size 0. `projects` is this device's project table: the key and the
+recorded path of each project folder its files lie in (see `projects`); a manifest written
+before it existed has none. Every field is checked on load: a manifest that names an
 unsafe path or malformed values is refused whole.
 """
 
@@ -19,10 +22,11 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import RemoteFormatError
-from .pathmap import validate_remote_path
+from .pathmap import is_safe_path, validate_remote_path
+from .projects import Project, is_key
 from .versions import Segment, Version, VersionVector
 
 FORMAT = 1
@@ -37,6 +41,7 @@ class Manifest:
     updated: str
     files: dict[str, Version]
     stamp: str = ""
+    projects: dict[str, Project] = field(default_factory=dict)
 
 
 def version_to_json(version: Version) -> dict:
@@ -113,6 +118,7 @@ def encode_manifest(manifest: Manifest) -> bytes:
         "updated": manifest.updated,
         "stamp": manifest.stamp,
         "files": {path: version_to_json(v) for path, v in sorted(manifest.files.items())},
+        "projects": projects_to_json(manifest.projects),
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
@@ -140,7 +146,35 @@ def decode_manifest(data: bytes, expected_device: str) -> Manifest:
         updated=str(document.get("updated", "")),
         stamp=str(document.get("stamp", "")),
         files={validate_remote_path(p): version_from_json(p, raw) for p, raw in files.items()},
+        projects=projects_from_json(document.get("projects", {})),
     )
+
+
+def projects_to_json(projects: dict[str, Project]) -> dict:
+    return {
+        folder: {"key": project.key, "path": project.path}
+        for folder, project in sorted(projects.items())
+    }
+
+
+def projects_from_json(raw: object) -> dict[str, Project]:
+    """A project table, checked: each remote folder one safe name, each key a key."""
+    if not isinstance(raw, dict):
+        raise RemoteFormatError("manifest's project table is not a mapping")
+    projects = {}
+    for folder, entry in raw.items():
+        if (
+            not isinstance(folder, str)
+            or "/" in folder
+            or not is_safe_path(folder)
+            or not isinstance(entry, dict)
+            or not is_key(entry.get("key"))
+            or not isinstance(entry.get("path"), str)
+            or len(entry["path"]) > 4096
+        ):
+            raise RemoteFormatError(f"manifest's project table entry {folder!r} is invalid")
+        projects[folder] = Project(entry["key"], entry["path"])
+    return projects
 
 
 def now_iso() -> str:

@@ -1,10 +1,9 @@
 """Paths: what is synced, how remote paths are validated, and how projects move.
 
-Remote paths are POSIX, relative, normalised, inside the synced tree. Claude Code names a
-project folder after its absolute path (`realpath`, every character outside [A-Za-z0-9]
-becomes `-`). On the remote a project under the home folder is stored home-relative:
-`projects/-home-ann-code-app` is `projects/~-code-app`, and a device whose home is
-/Users/ann materialises it as `projects/-Users-ann-code-app`.
+Remote paths are POSIX, relative, normalised, inside the synced tree. A project folder is
+named after its key on the remote and after this device's path for that key here (see
+`projects`): `projects/-home-ann-code-app` is `projects/~-code-app` on the remote, and a
+device whose home is /Users/ann materialises it as `projects/-Users-ann-code-app`.
 """
 
 from __future__ import annotations
@@ -14,11 +13,21 @@ import os
 import posixpath
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RemoteFormatError
+from .projects import (
+    HOME_MARKER,
+    Layout,
+    Project,
+    encode_project,
+    folder_paths,
+    history_projects,
+    real_path,
+    remote_folder,
+)
 
 DEFAULT_INCLUDE = (
     "projects/**",
@@ -49,7 +58,6 @@ def temporary_name() -> str:
     return f"{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
 
 
-HOME_MARKER = "~"
 # <name>.conflict-<YYYYMMDD-HHMMSS>-<device>; copies made before the extension moved inside
 # the name (<stem>.conflict-...-<device>.<ext>) are recognised too.
 CONFLICT_COPY = re.compile(r"\.conflict-\d{8}-\d{6}-[A-Za-z0-9_-]+(\.[^/.]*)?$")
@@ -60,10 +68,6 @@ def original_of(copy: str) -> str:
     match = CONFLICT_COPY.search(copy)
     assert match is not None
     return copy[: match.start()] + (match.group(1) or "")
-
-
-def encode_project(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "-", path)
 
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
@@ -191,21 +195,125 @@ def is_transcript(path: str) -> bool:
 
 
 class PathMap:
-    """Local relative paths <-> remote paths, for one device's home folder."""
+    """Local relative paths <-> remote paths, for one device. Only the project folder (the
+    second part of a path under projects/) differs: see `projects` for why and how.
 
-    def __init__(self, home: Path) -> None:
-        self.home_prefix = encode_project(os.path.realpath(home))
+    A mapping, once used, is fixed for the run, so what the scan named a file is what the
+    pull writes to. Two remote folders never share a local folder: the second one asked for
+    keeps its remote name here (a collision of Claude Code's lossy names, or a project
+    published under an older rule)."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        claude: Path | None = None,
+        known: Mapping[str, Project] | None = None,
+    ) -> None:
+        self.layout = layout
+        self.home_folder = encode_project(layout.home)
+        self.projects: dict[str, Project] = dict(known or {})  # remote folder -> project
+        self._remote_of: dict[str, str] = {}  # local folder -> remote folder
+        self._local_of: dict[str, str] = {}  # remote folder -> local folder
+        self._derived: set[str] = set()  # remote folders whose project was read here
+        self._materialised: dict[str, str] | None = None
+        self._history: dict[str, str] | None = None
+        self._claude = claude
+        if claude is not None:
+            self._derive(claude / "projects")
+
+    def _derive(self, projects: Path) -> None:
+        """Each local project folder's key, from a path Claude Code recorded in it that
+        names this very folder (a transcript from another device records that device's)."""
+        try:
+            folders = sorted(entry.name for entry in os.scandir(projects) if entry.is_dir())
+        except OSError:
+            return
+        for folder in folders:
+            for recorded in folder_paths(projects / folder):
+                if folder in (encode_project(recorded), encode_project(real_path(recorded))):
+                    key = self.layout.key_of(recorded)
+                    remote = remote_folder(key)
+                    claimed = self._local_of.get(remote)
+                    if claimed is not None and claimed == self.layout.folder_of(key):
+                        break  # another folder here is this key's own: this one falls back
+                    if claimed is not None:
+                        del self._remote_of[claimed]
+                    self._remote_of[folder], self._local_of[remote] = remote, folder
+                    self.projects[remote] = Project(key, recorded)
+                    self._derived.add(remote)
+                    break
+
+    def learn(self, published: Iterable[tuple[str, Project]]) -> None:
+        """Take in the project tables other devices published (what this device read from
+        its own folders stays); where tables disagree, the least key wins on every device."""
+        for remote, project in published:
+            if remote in self._derived:
+                continue
+            current = self.projects.get(remote)
+            if current is None or (project.key, project.path) < (current.key, current.path):
+                self.projects[remote] = project
+        self._materialised = None
 
     def to_remote(self, local: str) -> str:
         parts = local.split("/")
         if parts[0] == "projects" and len(parts) > 1:
-            folder = parts[1]
-            if folder == self.home_prefix or folder.startswith(self.home_prefix + "-"):
-                parts[1] = HOME_MARKER + folder[len(self.home_prefix) :]
+            parts[1] = self.remote_folder_of(parts[1])
         return "/".join(parts)
 
     def to_local(self, remote: str) -> str:
         parts = remote.split("/")
-        if parts[0] == "projects" and len(parts) > 1 and parts[1].startswith(HOME_MARKER):
-            parts[1] = self.home_prefix + parts[1][len(HOME_MARKER) :]
+        if parts[0] == "projects" and len(parts) > 1:
+            parts[1] = self.local_folder_of(parts[1])
         return "/".join(parts)
+
+    def remote_folder_of(self, folder: str) -> str:
+        remote = self._remote_of.get(folder)
+        if remote is None:
+            remote = self._guess_remote(folder)
+            if self._local_of.setdefault(remote, folder) != folder:
+                remote = folder  # its remote folder is another's here: keep its own name
+                self._local_of.setdefault(remote, folder)
+            self._remote_of[folder] = remote
+        return remote
+
+    def local_folder_of(self, remote: str) -> str:
+        folder = self._local_of.get(remote)
+        if folder is None:
+            project = self.projects.get(remote)
+            if project is not None:
+                folder = self.layout.folder_of(project.key)
+            elif remote.startswith(HOME_MARKER):
+                folder = self.home_folder + remote[len(HOME_MARKER) :]
+            else:
+                folder = remote
+            if self._remote_of.setdefault(folder, remote) != remote:
+                folder = remote  # that folder holds another remote folder's files
+                self._remote_of.setdefault(folder, remote)
+            self._local_of[remote] = folder
+        return folder
+
+    def _guess_remote(self, folder: str) -> str:
+        """A folder with no path recorded in it: the project this device materialised
+        there, else the project history.jsonl names for it, else by its name alone."""
+        if self._materialised is None:
+            self._materialised = {}
+            for remote, project in sorted(self.projects.items(), reverse=True):
+                self._materialised[self.layout.folder_of(project.key)] = remote
+        if folder in self._materialised:
+            return self._materialised[folder]
+        if self._history is None:
+            self._history = (
+                history_projects(self._claude / HISTORY) if self._claude is not None else {}
+            )
+        if folder in self._history:
+            key = self.layout.key_of(self._history[folder])
+            self.projects.setdefault(remote_folder(key), Project(key, self._history[folder]))
+            return remote_folder(key)
+        if folder == self.home_folder or folder.startswith(self.home_folder + "-"):
+            return HOME_MARKER + folder[len(self.home_folder) :]
+        return folder
+
+    def published(self, paths: Iterable[str]) -> dict[str, Project]:
+        """The projects of the remote folders `paths` lie in: the table a manifest carries."""
+        folders = {path.split("/")[1] for path in paths if path.startswith("projects/")}
+        return {remote: self.projects[remote] for remote in sorted(folders & set(self.projects))}

@@ -12,8 +12,9 @@ synced) and the remote versions (one per device manifest that names the path).
   decides, after the pull has fetched their bytes, so that a byte-prefix can be recognised:
   identical contents merge, in an append-only file (a transcript, history.jsonl) a version
   that is a prefix of another gives way to the longer one (in any other file it is a
-  truncation: an edit), deletions give way to contents, history.jsonl is merged by lines,
-  and any other difference is a real conflict. In a real conflict a local change wins on its
+  truncation: an edit), deletions give way to contents, diverged transcripts and
+  history.jsonl are merged by lines (see `merges`), and any other difference is a real
+  conflict. In a real conflict a local change wins on its
   own device (the others are saved beside it, the next push supersedes them); among remote
   versions every device picks the same winner: the latest mtime, then the device id, then
   the hash. What a pull settles between different contents (and a local change that matched
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .pathmap import HISTORY, is_append_only, is_transcript
+from .pathmap import is_append_only, is_transcript
 from .scan import LocalFile
 from .state import Entry
 from .versions import Version, VersionVector, maximal, merge_all
@@ -291,7 +292,7 @@ def resolve(
     if len(survivors) == 1:
         winner = survivors[0]
         return Resolution(winner, (), vector, keep_local=winner is pending)
-    if path == HISTORY:
+    if is_append_only(path):
         return Resolution(None, (), vector, keep_local=True, merged_inputs=tuple(survivors))
     if pending is not None and pending in survivors:
         winner = pending

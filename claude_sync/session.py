@@ -15,9 +15,10 @@ from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
+from .projects import Layout
 from .remote import MANIFESTS
 from .scan import follow_link, scan
-from .state import Entry, load_state, save_state
+from .state import Entry, State, load_state, save_state
 from .versions import Version
 from .workspace import Workspace
 
@@ -86,15 +87,15 @@ class Session:
 
     def __init__(self, workspace: Workspace, listen: Listener) -> None:
         self.ws = workspace
-        self.paths = PathMap(Path.home())
-        self.listen: Listener = lambda event: listen(
-            dataclasses.replace(event, path=self.paths.to_local(event.path))
-        )
         self.config = workspace.config
         self.device = workspace.config.device_id
         self.rules = Rules.from_config(self.config.include, self.config.exclude)
         self.state_path = workspace.home / "state.json"
         self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
+        self.paths = path_map(workspace, self.state)
+        self.listen: Listener = lambda event: listen(
+            dataclasses.replace(event, path=self.paths.to_local(event.path))
+        )
         if warning:
             self.listen(Event("warning", detail=warning))
         scanned = scan(workspace.claude, self.rules, self.paths, self.state)
@@ -111,6 +112,11 @@ class Session:
     def remote(self) -> RemoteView:
         if self._remote is None:
             self._remote = fetch_remote_view(self.ws)
+            self.paths.learn(
+                (folder, project)
+                for manifest in self._remote.manifests.values()
+                for folder, project in manifest.projects.items()
+            )
             own = self._remote.manifests.get(self.device)
             written = self.stamps()
             if own is not None and written and own.stamp not in written:
@@ -202,6 +208,7 @@ class Session:
         return sorted(p for p in known | set(created) if (self.ws.claude / p).is_file())
 
     def save(self) -> None:
+        self.state.projects = self.paths.published(self.state.files)
         save_state(self.state_path, self.state)
 
     def all_paths(self) -> set[str]:
@@ -213,6 +220,13 @@ class Session:
         for path in unsynced:
             del self.state.files[path]
         return bool(unsynced)
+
+
+def path_map(ws: Workspace, state: State) -> PathMap:
+    """This device's paths: its home folder, its `path_map`, its project folders, and the
+    project table last synced."""
+    layout = Layout.of(Path.home(), ws.config.path_map)
+    return PathMap(layout, ws.claude, state.projects)
 
 
 def fetch_remote_view(ws: Workspace) -> RemoteView:

@@ -3,7 +3,8 @@
     {"version": 1, "device_id": "...", "remote_root": "...",
      "last_push": "<iso>", "last_pull": "<iso>",
      "files": {"<remote path>": {"base": <manifest entry>, "size": 12, "mtime_ns": 17...,
-                                  "swept": false, "publish": false}}}
+                                  "swept": false, "publish": false}},
+     "projects": {"<remote folder>": {"key": "~/code/app", "path": "/home/ann/code/app"}}}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again, but only when
@@ -14,6 +15,8 @@ transcript Claude Code removed locally: kept on the remote, not downloaded again
 edit matched the other side: the next push publishes it as a new version of this device,
 even with no file to send, so that every device ends with this one outcome. The file is
 replaced atomically; an unreadable one is set aside and rebuilt by comparing hashes.
+`projects` is the project table (see `projects`) as last synced: a project folder with no
+path recorded in it keeps its key between runs.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from pathlib import Path
 
 from .errors import ClaudeSyncError
 from .files import write_private
-from .manifest import version_from_json, version_to_json
+from .manifest import projects_from_json, projects_to_json, version_from_json, version_to_json
+from .projects import Project
 from .versions import Version
 
 STATE_VERSION = 1
@@ -48,6 +52,7 @@ class State:
     last_push: str | None = None
     last_pull: str | None = None
     saved_ns: int = 0  # the mtime of state.json as loaded: when these stats were recorded
+    projects: dict[str, Project] = field(default_factory=dict)
 
 
 def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -77,6 +82,7 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
             document.get("last_push"),
             document.get("last_pull"),
             saved_ns,
+            projects_from_json(document.get("projects", {})),
         ), None
     except FileNotFoundError:
         return State(device_id, remote_root), None
@@ -108,5 +114,6 @@ def save_state(path: Path, state: State) -> None:
             }
             for name, entry in sorted(state.files.items())
         },
+        "projects": projects_to_json(state.projects),
     }
     write_private(path, json.dumps(document, separators=(",", ":")))

@@ -32,7 +32,8 @@ import pytest
 from conftest import RCLONE, Device, joined
 from servers import Server, silenced, start_server
 
-from claude_sync.pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap, encode_project
+from claude_sync.pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap
+from claude_sync.projects import Layout, encode_project
 
 CLI = str(Path(sys.executable).parent / "claude-sync")
 SEED = int(os.environ.get("CLAUDE_SYNC_FAULT_SEED", "1729"))
@@ -150,7 +151,7 @@ def mutate(device: Device, rng: random.Random, tag: str) -> list[str]:
 
 def tree(device: Device) -> dict[str, bytes]:
     """Remote path -> bytes of every file in the Claude folder (temporaries left out)."""
-    paths = PathMap(device.home)
+    paths = PathMap(Layout.of(device.home, {}))
     found: dict[str, bytes] = {}
     if not device.claude.exists():
         return found
@@ -804,7 +805,7 @@ class Model:
     log: list[str]
 
     def file(self, device: Device, path: str) -> Path:
-        return device.claude / PathMap(device.home).to_local(path)
+        return device.claude / PathMap(Layout.of(device.home, {})).to_local(path)
 
     def put(self, device: Device, path: str, data: bytes, step: int, what: str) -> None:
         file = self.file(device, path)

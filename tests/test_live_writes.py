@@ -37,8 +37,8 @@ from conftest import RCLONE, Device, joined, put, tree
 from servers import Server
 
 from claude_sync import claude_folder
-from claude_sync.claude_folder import merge_history
-from claude_sync.pathmap import DEFAULT_INCLUDE, TEMPORARY_PREFIX, PathMap, Rules, encode_project
+from claude_sync.pathmap import DEFAULT_INCLUDE, TEMPORARY_PREFIX, PathMap, Rules
+from claude_sync.projects import Layout, encode_project
 from claude_sync.scan import LocalFile, scan
 from claude_sync.state import State
 
@@ -265,7 +265,7 @@ def check_state_honest(device: Device, context: str) -> None:
     """A file whose size and mtime match its state entry holds that entry's bytes: the state
     never takes bytes someone else wrote for the version it recorded."""
     state = json.loads((device.sync_home / "state.json").read_text())
-    paths = PathMap(device.home)
+    paths = PathMap(Layout.of(device.home, {}))
     for remote, entry in state["files"].items():
         if entry.get("size") is None or entry["base"].get("deleted"):
             continue
@@ -459,19 +459,6 @@ def test_history_merge_keeps_duplicates_and_mode(pair: tuple[Device, Device]) ->
     assert a.read("history.jsonl") == merged
 
 
-def test_merge_history_is_a_multiset_union(tmp_path: Path) -> None:
-    one, two, three = (history_line(name, stamp) for name, stamp in [("x", 1), ("y", 2), ("z", 3)])
-    first = tmp_path / "first"
-    second = tmp_path / "second"
-    first.write_bytes(one + two + two + three)
-    second.write_bytes(one + one + two + b"\n")
-    assert merge_history([first, second]) == one + one + two + two + three
-    assert merge_history([first]) == first.read_bytes()
-    unstamped = b"not json\n"
-    first.write_bytes(unstamped + one + unstamped)
-    assert merge_history([first, second]) == unstamped + unstamped + one + one + two
-
-
 @pytest.mark.parametrize("change", ["replace", "delete"])
 def test_a_file_replaced_by_someone_just_before_the_pull_takes_it_out_is_kept(
     pair: tuple[Device, Device], monkeypatch: pytest.MonkeyPatch, change: str
@@ -546,7 +533,7 @@ def test_the_scan_records_the_stat_of_the_bytes_it_hashed(tmp_path: Path) -> Non
     os.utime(file, ns=(T0_NS, T0_NS))
     edited = b"edited while the scan ran\n"
     rules = EditingRules(DEFAULT_INCLUDE, (), path="CLAUDE.md", edit=edited)
-    scanned = scan(claude, rules, PathMap(Path.home()), State("device", "remote"))
+    scanned = scan(claude, rules, PathMap(Layout.of(Path.home(), {})), State("device", "remote"))
     info = file.stat()
     assert scanned.files["CLAUDE.md"] == LocalFile(
         hashlib.sha256(edited).hexdigest(), info.st_size, info.st_mtime_ns

@@ -16,12 +16,12 @@ from claude_sync.pathmap import (
     TEMPORARY_NAME,
     PathMap,
     Rules,
-    encode_project,
     is_transcript,
     original_of,
     temporary_name,
     validate_remote_path,
 )
+from claude_sync.projects import Layout, encode_project
 
 CHEAP = settings(
     max_examples=200,
@@ -319,7 +319,7 @@ def local_project(home: Path, relative: str) -> str:
 
 def test_project_under_home_round_trips(homes: tuple[Path, Path]) -> None:
     linux, _ = homes
-    paths = PathMap(linux)
+    paths = PathMap(Layout.of(linux, {}))
     local = f"projects/{local_project(linux, 'code/app')}/0b1c.jsonl"
     remote = paths.to_remote(local)
     assert remote == "projects/~-code-app/0b1c.jsonl"
@@ -331,7 +331,7 @@ def test_project_under_home_round_trips(homes: tuple[Path, Path]) -> None:
 
 def test_project_outside_home_is_unchanged(homes: tuple[Path, Path]) -> None:
     linux, _ = homes
-    paths = PathMap(linux)
+    paths = PathMap(Layout.of(linux, {}))
     for local in ("projects/-opt-work-app/s.jsonl", "projects/-tmp/s.jsonl", "settings.json"):
         assert paths.to_remote(local) == local
         assert paths.to_local(local) == local
@@ -342,7 +342,7 @@ def test_project_outside_home_is_unchanged(homes: tuple[Path, Path]) -> None:
 
 def test_two_homes_materialise_their_own_encoding(homes: tuple[Path, Path]) -> None:
     linux, mac = homes
-    on_linux, on_mac = PathMap(linux), PathMap(mac)
+    on_linux, on_mac = PathMap(Layout.of(linux, {})), PathMap(Layout.of(mac, {}))
     from_linux = on_linux.to_remote(f"projects/{local_project(linux, 'code/app')}/s.jsonl")
     from_mac = on_mac.to_remote(f"projects/{local_project(mac, 'code/app')}/s.jsonl")
     assert from_linux == from_mac == "projects/~-code-app/s.jsonl"
@@ -363,7 +363,7 @@ def test_pathmap_round_trip_for_any_project(
     homes: tuple[Path, Path], project: str, rest: list[str]
 ) -> None:
     for home in homes:
-        paths = PathMap(home)
+        paths = PathMap(Layout.of(home, {}))
         for folder in (encode_project(project), local_project(home, project.lstrip("/"))):
             local = "/".join(["projects", folder, *rest])
             remote = paths.to_remote(local)
@@ -377,7 +377,7 @@ def test_home_relative_projects_move_between_homes(
     homes: tuple[Path, Path], relative: list[str]
 ) -> None:
     linux, mac = homes
-    on_linux, on_mac = PathMap(linux), PathMap(mac)
+    on_linux, on_mac = PathMap(Layout.of(linux, {})), PathMap(Layout.of(mac, {}))
     sub = "/".join(relative)
     remote = on_linux.to_remote(f"projects/{local_project(linux, sub)}/s.jsonl")
     assert remote.split("/")[1].startswith("~")

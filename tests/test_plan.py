@@ -464,13 +464,19 @@ def outcome(resolution: Resolution) -> tuple:
 def check_nothing_dropped(
     resolution: Resolution, everything: list[bytes | None], store: dict[str, bytes], path: str
 ) -> None:
-    """Every live content is kept (winner or loser); only in an append-only file may a
-    longer version hold a shorter one instead."""
+    """Every live content is kept (winner, loser or merge input); only in an append-only
+    file may a longer version hold a shorter one instead. An append-only file is merged,
+    never split into conflict copies."""
     winner = resolution.winner
-    assert winner is not None
-    kept = [store[v.sha256] for v in resolution.losers]
-    if not winner.deleted:
-        kept.append(store[winner.sha256])
+    if is_append_only(path):
+        assert resolution.losers == ()
+    if winner is None:
+        kept = [store[v.sha256] for v in resolution.merged_inputs]
+        assert is_append_only(path) and len(kept) > 1
+    else:
+        kept = [store[v.sha256] for v in resolution.losers]
+        if not winner.deleted:
+            kept.append(store[winner.sha256])
     assert all(not v.deleted for v in resolution.losers)
     assert len(set(kept)) == len(kept)
     if is_append_only(path):  # none of the kept is a prefix of another
@@ -496,13 +502,13 @@ def test_resolve_is_deterministic_and_drops_nothing(
     shuffled = data.draw(st.permutations(versions))
     second = resolve(path, tuple(shuffled), None, prefix_oracle(store))
     assert outcome(first) == outcome(second)
-    assert not first.keep_local
+    assert not first.keep_local or first.winner is None  # a merge is published as a change
     assert first.vector == merge_all(v.vector for v in versions)
     check_nothing_dropped(first, [o.content for o in opts], store, path)
     live = [o for o in opts if o.content is not None]
     if live:
         # a live version beats a deletion
-        assert not first.winner.deleted
+        assert first.winner is None or not first.winner.deleted
     else:
         assert first.winner.deleted and first.losers == ()
 
@@ -608,18 +614,18 @@ def test_resolve_pending_deletion_loses_to_live(opts: list[Option], mtime: int) 
 
 
 @CHEAP
-@given(contents, contents, mtimes, mtimes, st.booleans())
-def test_resolve_history_merges_divergent_contents(
-    one: bytes, two: bytes, m1: int, m2: int, as_pending: bool
+@given(contents, contents, mtimes, mtimes, st.booleans(), st.sampled_from([HISTORY, TRANSCRIPT]))
+def test_resolve_merges_divergent_append_only_files(
+    one: bytes, two: bytes, m1: int, m2: int, as_pending: bool, path: str
 ) -> None:
     assume(not one.startswith(two) and not two.startswith(one))
     store = store_of([one, two])
     v1 = version(one, vv(a=1), "a", m1)
     v2 = version(two, vv(b=1), "b", m2)
     if as_pending:
-        resolution = resolve(HISTORY, (v2,), v1, prefix_oracle(store))
+        resolution = resolve(path, (v2,), v1, prefix_oracle(store))
     else:
-        resolution = resolve(HISTORY, (v1, v2), None, prefix_oracle(store))
+        resolution = resolve(path, (v1, v2), None, prefix_oracle(store))
     assert resolution.winner is None
     assert resolution.losers == ()
     assert {v.sha256 for v in resolution.merged_inputs} == {sha(one), sha(two)}

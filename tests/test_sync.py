@@ -268,6 +268,27 @@ def test_remote_longer_transcript_wins_without_conflict(local_server: Server, ma
     assert "Nothing to push" in b.ok("push")
 
 
+def test_two_continuations_of_one_session_merge_into_one_transcript(
+    local_server: Server, make_device
+) -> None:
+    """Both devices continue one session before syncing: each ends with one transcript that
+    holds both branches (Claude Code links lines by parentUuid), and no conflict copy."""
+    a, b = _shared_transcript(local_server, make_device)
+    turn_a = '{"uuid": "a1", "timestamp": "2026-11-30T10:00:02.000Z"}\n'
+    turn_b = '{"uuid": "b1", "timestamp": "2026-11-30T10:00:01.000Z"}\n'
+    append(a, TRANSCRIPT, turn_a, 10)
+    append(b, TRANSCRIPT, turn_b, 20)
+    a.ok("sync")
+    output = b.ok("sync")
+    assert "Conflict" not in output
+    a.ok("sync")
+    both = ('{"line": 0}\n' + turn_b + turn_a).encode()
+    for device in (a, b):
+        assert device.read(TRANSCRIPT) == both
+        assert copies(device.claude) == []
+    assert "Nothing to push" in b.ok("push")
+
+
 # 4. the same edit on both sides ----------------------------------------------------
 
 
@@ -713,6 +734,33 @@ def test_an_entry_not_older_than_the_state_is_hashed_again(
     assert "1 uploaded" in a.ok("push")
     b.ok("pull")
     assert b.read("CLAUDE.md") == b"two\n"
+
+
+def test_keep_remote_is_not_undone_by_a_settlement_published_after_it(
+    local_server: Server, make_device
+) -> None:
+    """A and B each push an edit without pulling (hooks: push at a session's end): two
+    concurrent versions. A pulls and settles on B's (the newer mtime); its push is pending.
+    B pulls, keeps A's (`--keep remote`) and pushes. A's push must not publish its older
+    settlement over B's choice: both end with A's."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "v0\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    put(a, "CLAUDE.md", "from a\n", 10)
+    a.ok("push")
+    put(b, "CLAUDE.md", "from b\n", 20)
+    b.ok("push")
+    a.ok("pull", exit_code=3)  # settles on B's, A's kept as a copy; publish pending
+    b.ok("pull", exit_code=3)
+    b.ok("conflicts", "--keep", "remote")
+    assert b.read("CLAUDE.md") == b"from a\n"
+    b.ok("push")
+    a.ok("push")  # before the fix: publishes "from b", concurrent with B's choice, newer
+    for _ in range(3):
+        for device in (a, b):
+            assert device.run("sync").exit_code in (0, 3)
+    assert {d.name: d.read("CLAUDE.md") for d in (a, b)} == {"a": b"from a\n", "b": b"from a\n"}
 
 
 @pytest.mark.parametrize("same_size", [False, True])

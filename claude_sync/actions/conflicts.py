@@ -8,7 +8,9 @@ from pathlib import Path
 from .. import pathmap
 from ..claude_folder import keep_in_trash
 from ..pathmap import CONFLICT_COPY, PathMap, Rules
+from ..projects import Layout
 from ..scan import hash_with_stat, walk
+from ..session import path_map
 from ..state import load_state, save_state
 from ..workspace import Workspace
 
@@ -16,7 +18,7 @@ from ..workspace import Workspace
 def conflict_copies(claude: Path, rules: Rules) -> list[Path]:
     """Every conflict copy in the Claude folder, found as the scan finds files (through the
     user's symbolic links), so that what a pull counts is what this lists."""
-    walked = walk(claude, rules, PathMap(Path.home()))
+    walked = walk(claude, rules, PathMap(Layout.of(Path.home(), {})))
     return sorted(
         claude / local for local, _ in walked.files.values() if CONFLICT_COPY.search(local)
     )
@@ -43,9 +45,9 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
     # The copy carries the loser's old mtime; the choice is made now, and must rank as the
     # newest against any concurrent version (which ties break on mtime).
     os.utime(original)
-    paths = PathMap(Path.home())
     state_path = ws.home / "state.json"
     state, _ = load_state(state_path, ws.config.device_id, ws.config.remote_root)
+    paths = path_map(ws, state)
     entry = state.files.get(paths.to_remote(original.relative_to(ws.claude).as_posix()))
     if entry is not None and not entry.base.deleted:
         kept = hash_with_stat(original)

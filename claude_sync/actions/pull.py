@@ -22,11 +22,11 @@ from ..claude_folder import (
     delete_file,
     free_copy_name,
     make_way,
-    merge_history,
     write_file,
 )
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..manifest import now_iso
+from ..merges import merge_lines
 from ..plan import (
     Adopt,
     Download,
@@ -383,16 +383,15 @@ def _apply_resolve(
     winner = resolution.winner
     trash, relative = session.ws.trash, session.paths.to_local(action.path)
     if winner is None:
-        merged = merge_history([content(v) for v in resolution.merged_inputs])
         source = assembler.downloads / "merged"
-        source.write_bytes(merged)
+        merged = merge_lines(action.path, [content(v) for v in resolution.merged_inputs], source)
         written = write_file(source, target, local, None, trash, relative, keep_replaced=False)
         if not _apply_written(session, action.path, written, "merged"):
             return
         # No stat recorded: the next scan reads the merge, which the next push sends.
         session.state.files[action.path] = Entry(remote_best.with_vector(base_vector))
         summary.downloaded += 1
-        session.listen(Event("download", action.path, len(merged), detail="merged"))
+        session.listen(Event("download", action.path, merged, detail="merged"))
     elif resolution.keep_local:
         session.state.files[action.path] = Entry(remote_best.with_vector(base_vector))
     elif winner.deleted:

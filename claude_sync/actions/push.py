@@ -181,6 +181,7 @@ def _send(
         },
         session.new_stamp(),
     )
+    manifest.projects = session.paths.published(manifest.files)
     encrypted = staging / "manifest.age"
     encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))
     ws.remote.upload_manifest(session.device, encrypted)

@@ -1,0 +1,252 @@
+"""Projects: one identity per project across machines whose homes and layouts differ.
+
+Claude Code keeps a project's sessions in `projects/<folder>`, the folder named after the
+real path of the directory it ran in (`encode_project`). The name is lossy and differs per
+machine, so the remote names a project folder after its *key* instead:
+
+    key                          remote folder          from a recorded path
+    ~/work/app                   ~-work-app             under this device's home folder
+    /srv/app                     -srv-app               anywhere else (absolute)
+    C:/work/app                  C--work-app            a Windows path outside the home
+
+`path_map` (config.yaml, local prefix -> canonical prefix, e.g. `/srv: ~/work`) is applied
+first, both ways: a path under a local prefix takes the canonical prefix in its key, and a
+key under a canonical prefix is materialised under the local one.
+
+A local folder's key comes from the path Claude Code recorded (`cwd`) on a transcript line
+in it, taking the first one that names this very folder (a transcript that came from
+another device records that device's path); else from `project` in history.jsonl; else the
+folder name (`~` for the encoded home folder). Each device writes its table of remote folder
+-> (key, recorded path) into its manifest, so every device materialises each remote folder
+under the folder Claude Code would use for that key's path here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_MARKER = "~"
+MAX_FOLDER = 200  # Claude Code cuts a longer encoded name and appends a hash of the path
+FIRST_LINES = 64  # transcript lines read looking for a recorded `cwd`
+ENCODED = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+def _utf16_units(text: str) -> list[int]:
+    data = text.encode("utf-16-le", "surrogatepass")
+    return [int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)]
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if not number:
+            return text
+
+
+def _path_hash(path: str) -> str:
+    """Claude Code's: the 32-bit Java string hash of the path's UTF-16 code units, its
+    absolute value in base 36."""
+    value = 0
+    for unit in _utf16_units(path):
+        value = (value * 31 + unit) & 0xFFFFFFFF
+    if value >= 1 << 31:
+        value -= 1 << 32
+    return _base36(abs(value))
+
+
+def encode_project(path: str) -> str:
+    """The folder name Claude Code gives a project at `path` (its real path): every UTF-16
+    code unit outside [A-Za-z0-9] becomes `-`; a name over 200 units is cut to 200 and
+    followed by `-` and a hash of the path (checked against Claude Code 2.1.328)."""
+    units = _utf16_units(path)
+    encoded = "".join(
+        chr(unit) if chr(unit).isascii() and chr(unit).isalnum() else "-" for unit in units
+    )
+    if len(encoded) <= MAX_FOLDER:
+        return encoded
+    return f"{encoded[:MAX_FOLDER]}-{_path_hash(path)}"
+
+
+def _is_windows(path: str) -> bool:
+    return re.match(r"^[A-Za-z]:[\\/]", path) is not None
+
+
+def _normal(path: str) -> str:
+    """A recorded path in one spelling: Windows separators as `/`, no trailing `/`."""
+    if _is_windows(path):
+        path = path.replace("\\", "/")
+        return path[0].upper() + path[1:].rstrip("/") if len(path) > 3 else path[0].upper() + ":/"
+    return posixpath.normpath(path) if path.startswith("/") else path
+
+
+def _under(path: str, prefix: str) -> str | None:
+    """`path` relative to `prefix` ("" for the prefix itself), or None when outside it."""
+    if prefix in ("/", ""):
+        return path.lstrip("/") if path.startswith("/") else None
+    if path == prefix:
+        return ""
+    if path.startswith(prefix.rstrip("/") + "/"):
+        return path[len(prefix.rstrip("/")) + 1 :]
+    return None
+
+
+def _join(prefix: str, rest: str) -> str:
+    return prefix if not rest else f"{prefix.rstrip('/')}/{rest}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How this device's paths meet the canonical keys: its home folder and path map."""
+
+    home: str  # its real path
+    path_map: tuple[tuple[str, str], ...] = ()  # (local prefix, canonical prefix), longest first
+    spelled: str = ""  # the home folder as given, when a link leads to it
+
+    @classmethod
+    def of(cls, home: Path, path_map: Mapping[str, str]) -> Layout:
+        home_text = os.path.realpath(home)
+        pairs = [
+            (_normal(_expand(local, home_text)), _canonical(canonical))
+            for local, canonical in path_map.items()
+        ]
+        pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
+        return cls(home_text, tuple(pairs), _normal(os.path.abspath(home)))
+
+    def homes(self) -> list[str]:
+        """The home folder as a recorded path may spell it (after and before links)."""
+        return list(dict.fromkeys([self.home, self.spelled or self.home]))
+
+    def key_of(self, recorded: str) -> str:
+        """The canonical key of a path Claude Code recorded on this device."""
+        path = _normal(recorded)
+        for local, canonical in self.path_map:
+            rest = _under(path, local)
+            if rest is not None:
+                return _join(canonical, rest)
+        for home in self.homes():
+            rest = _under(path, home)
+            if rest is not None:
+                return _join(HOME_MARKER, rest)
+        return path
+
+    def path_of(self, key: str) -> str:
+        """The path on this device a key stands for (its real path, as Claude Code names
+        folders after real paths)."""
+        for local, canonical in sorted(self.path_map, key=lambda p: len(p[1]), reverse=True):
+            rest = _under(key, canonical)
+            if rest is not None:
+                return real_path(_join(local, rest))
+        rest = _under(key, HOME_MARKER)
+        if rest is not None:
+            return real_path(_join(self.home, rest))
+        return real_path(key)
+
+    def folder_of(self, key: str) -> str:
+        """The folder under projects/ Claude Code would use here for `key`."""
+        return encode_project(self.path_of(key))
+
+
+def _expand(prefix: str, home: str) -> str:
+    if prefix == HOME_MARKER or prefix.startswith(HOME_MARKER + "/"):
+        return home + prefix[1:]
+    return prefix
+
+
+def _canonical(prefix: str) -> str:
+    prefix = prefix.rstrip("/") or "/"
+    if prefix == HOME_MARKER or prefix.startswith(HOME_MARKER + "/"):
+        return prefix
+    return _normal(prefix)
+
+
+def real_path(path: str) -> str:
+    """A path's real path on this machine (a Windows path is left as it is)."""
+    return path if _is_windows(path) else os.path.realpath(path)
+
+
+def remote_folder(key: str) -> str:
+    """The folder under projects/ on the remote for a key."""
+    rest = _under(key, HOME_MARKER)
+    if rest is not None:
+        return HOME_MARKER + ("" if not rest else encode_project("/" + rest))
+    if _is_windows(key):
+        return encode_project(key.replace("/", "\\"))
+    return encode_project(key)
+
+
+def is_key(text: object) -> bool:
+    """Whether `text` has a key's shape: `~`, `~/...`, `/...` or `X:/...`, in UTF-8."""
+    if not isinstance(text, str) or not 0 < len(text) <= 4096 or "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return (
+        text == HOME_MARKER
+        or text.startswith(("~/", "/"))
+        or re.match(r"^[A-Z]:/", text) is not None
+    )
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project as a device publishes it: its key and the path it was recorded at."""
+
+    key: str
+    path: str
+
+
+def recorded_path(transcript: Path) -> str | None:
+    """The first `cwd` recorded in the first lines of a transcript."""
+    try:
+        with transcript.open("rb") as file:
+            for line in itertools.islice(file, FIRST_LINES):
+                try:
+                    cwd = json.loads(line).get("cwd")
+                except (ValueError, AttributeError, UnicodeDecodeError):
+                    continue
+                if isinstance(cwd, str) and cwd:
+                    return cwd
+    except OSError:
+        return None
+    return None
+
+
+def history_projects(history: Path) -> dict[str, str]:
+    """Folder name -> path, from the `project` of each history.jsonl line."""
+    found: dict[str, str] = {}
+    try:
+        with history.open("rb") as file:
+            for line in file:
+                try:
+                    project = json.loads(line).get("project")
+                except (ValueError, AttributeError, UnicodeDecodeError):
+                    continue
+                if isinstance(project, str) and project:
+                    found.setdefault(encode_project(project), project)
+    except OSError:
+        pass
+    return found
+
+
+def folder_paths(folder: Path) -> Iterable[str]:
+    """The paths recorded by the transcripts in one project folder, in name order."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".jsonl"))
+    except OSError:
+        return
+    for name in names:
+        path = recorded_path(folder / name)
+        if path is not None:
+            yield path

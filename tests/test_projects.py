@@ -1,0 +1,225 @@
+"""Projects: Claude Code's folder names, keys from recorded paths, path_map, the table."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from claude_sync.config import load_config
+from claude_sync.errors import ConfigError, RemoteFormatError
+from claude_sync.manifest import Manifest, decode_manifest, encode_manifest
+from claude_sync.pathmap import PathMap
+from claude_sync.projects import Layout, Project, encode_project, remote_folder
+
+FOLDER_NAMES = Path(__file__).parent / "data" / "claude_code_folder_names.json"
+
+
+@pytest.mark.parametrize(
+    "vector", json.loads(FOLDER_NAMES.read_text()), ids=lambda v: str(len(v["path"]))
+)
+def test_folder_names_are_claude_codes(vector: dict[str, str]) -> None:
+    """Names the real CLI (2.1.328) gave these paths: long ones cut at 200 and hashed,
+    non-ASCII counted in UTF-16 units, as JavaScript does."""
+    assert encode_project(vector["path"]) == vector["encoded"]
+
+
+@pytest.mark.parametrize(
+    ("path", "folder"),
+    [
+        ("/home/ann/code/app", "-home-ann-code-app"),
+        ("/home/ann.old/x_y", "-home-ann-old-x-y"),
+        ("C:\\Users\\a\\app", "C--Users-a-app"),
+        ("C:\\Users\\a\\my.app", "C--Users-a-my-app"),
+    ],
+)
+def test_folder_names_of_ordinary_and_windows_paths(path: str, folder: str) -> None:
+    assert encode_project(path) == folder
+
+
+@pytest.fixture
+def ann(tmp_path: Path) -> Path:
+    home = tmp_path / "home" / "ann"
+    home.mkdir(parents=True)
+    return home
+
+
+def test_keys_from_recorded_paths(ann: Path) -> None:
+    layout = Layout.of(ann, {})
+    home = os.path.realpath(ann)
+    assert layout.key_of(f"{home}/work/app") == "~/work/app"
+    assert layout.key_of(home) == "~"
+    # Next to the home folder, not inside it: the encoded names share a prefix, paths do not.
+    assert layout.key_of(f"{home}-work/app") == f"{home}-work/app"
+    assert layout.key_of(f"{home}.old/app") == f"{home}.old/app"
+    assert layout.key_of("/srv/app") == "/srv/app"
+    assert layout.key_of("C:\\Users\\a\\app") == "C:/Users/a/app"
+
+
+def test_a_home_behind_a_link_is_still_the_home(tmp_path: Path, ann: Path) -> None:
+    """Claude Code records real paths; HOME may be a link to the real home."""
+    link = tmp_path / "ann-link"
+    link.symlink_to(ann)
+    layout = Layout.of(link, {})
+    assert layout.key_of(f"{os.path.realpath(ann)}/app") == "~/app"
+
+
+def test_path_map_both_ways(tmp_path: Path, ann: Path) -> None:
+    srv = tmp_path / "srv"
+    (srv / "app").mkdir(parents=True)
+    on_a = Layout.of(ann, {str(srv): "~/work"})
+    assert on_a.key_of(f"{srv}/app") == "~/work/app"
+    assert on_a.key_of(str(srv)) == "~/work"
+    assert on_a.path_of("~/work/app") == f"{srv}/app"
+    assert on_a.folder_of("~/work/app") == encode_project(f"{srv}/app")
+    # A device without the map: the same key is under its own home.
+    bob = tmp_path / "home" / "bob"
+    bob.mkdir(parents=True)
+    on_b = Layout.of(bob, {})
+    assert on_b.folder_of("~/work/app") == encode_project(f"{os.path.realpath(bob)}/work/app")
+    # A map between two places under the home works too; the longest local prefix wins.
+    on_c = Layout.of(ann, {"~/src": "~/work", "~/src/legacy": "/legacy"})
+    home = os.path.realpath(ann)
+    assert on_c.key_of(f"{home}/src/app") == "~/work/app"
+    assert on_c.key_of(f"{home}/src/legacy/x") == "/legacy/x"
+    assert on_c.path_of("~/work/app") == f"{home}/src/app"
+
+
+def test_a_checkout_behind_a_link_is_named_after_its_real_path(tmp_path: Path, ann: Path) -> None:
+    """Claude Code names the folder after the real path: so does the materialisation."""
+    real = tmp_path / "data" / "app"
+    real.mkdir(parents=True)
+    (ann / "work").mkdir()
+    (ann / "work" / "app").symlink_to(real)
+    assert Layout.of(ann, {}).folder_of("~/work/app") == encode_project(str(real))
+
+
+@settings(max_examples=100)
+@given(
+    st.sampled_from(["~", "~/work/app", "/srv/app", "C:/work/app", "~/" + "x" * 300]),
+)
+def test_remote_folders_are_one_safe_name(key: str) -> None:
+    folder = remote_folder(key)
+    assert "/" not in folder and folder not in (".", "..") and len(folder) <= 210
+
+
+def transcript(folder: Path, name: str, cwd: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [{"type": "summary"}, {"type": "user", "cwd": cwd, "uuid": "u1"}]
+    (folder / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_a_folder_takes_its_key_from_the_path_recorded_in_it(tmp_path: Path, ann: Path) -> None:
+    claude = ann / ".claude"
+    home = os.path.realpath(ann)
+    sibling = f"{home}-work/app"  # /home/ann-work/app: next to the home folder
+    transcript(claude / "projects" / encode_project(sibling), "s.jsonl", sibling)
+    inside = f"{home}/code/app"
+    transcript(claude / "projects" / encode_project(inside), "t.jsonl", inside)
+    paths = PathMap(Layout.of(ann, {}), claude)
+    local_sibling = f"projects/{encode_project(sibling)}/s.jsonl"
+    assert paths.to_remote(local_sibling) == f"projects/{encode_project(sibling)}/s.jsonl"
+    assert paths.to_remote(f"projects/{encode_project(inside)}/t.jsonl") == (
+        "projects/~-code-app/t.jsonl"
+    )
+    assert paths.published(["projects/~-code-app/t.jsonl"]) == {
+        "~-code-app": Project("~/code/app", inside)
+    }
+    # On Bob's machine the sibling keeps its absolute name; the other is under his home.
+    bob = tmp_path / "home" / "bob"
+    bob.mkdir()
+    on_b = PathMap(Layout.of(bob, {}), bob / ".claude")
+    on_b.learn(paths.published([local_sibling, "projects/~-code-app/t.jsonl"]).items())
+    assert on_b.to_local(paths.to_remote(local_sibling)) == local_sibling
+    bobs = encode_project(f"{os.path.realpath(bob)}/code/app")
+    assert on_b.to_local("projects/~-code-app/t.jsonl") == f"projects/{bobs}/t.jsonl"
+
+
+def test_a_transcript_from_another_device_does_not_name_the_folder(
+    tmp_path: Path, ann: Path
+) -> None:
+    """Bob's copy of Ann's transcript records Ann's path; his folder is his own path's."""
+    bob = tmp_path / "home" / "bob"
+    bob.mkdir()
+    home = os.path.realpath(bob)
+    folder = bob / ".claude" / "projects" / encode_project(f"{home}/work/app")
+    transcript(folder, "a.jsonl", f"{os.path.realpath(ann)}/work/app")
+    transcript(folder, "b.jsonl", f"{home}/work/app")
+    paths = PathMap(Layout.of(bob, {}), bob / ".claude")
+    assert paths.to_remote(f"projects/{folder.name}/a.jsonl") == "projects/~-work-app/a.jsonl"
+
+
+def test_a_folder_with_no_transcript_keeps_the_key_it_was_given(tmp_path: Path, ann: Path) -> None:
+    srv = tmp_path / "srv"
+    layout = Layout.of(ann, {str(srv): "~/work"})
+    known = {"~-work-app": Project("~/work/app", "/home/bob/work/app")}
+    paths = PathMap(layout, ann / ".claude", known)
+    local = f"projects/{encode_project(f'{srv}/app')}/memory/MEMORY.md"
+    assert paths.to_local("projects/~-work-app/memory/MEMORY.md") == local
+    fresh = PathMap(layout, ann / ".claude", known)  # the next run: the state's table
+    assert fresh.to_remote(local) == "projects/~-work-app/memory/MEMORY.md"
+
+
+def test_history_names_a_folder_that_has_no_transcript(tmp_path: Path, ann: Path) -> None:
+    claude = ann / ".claude"
+    sibling = f"{os.path.realpath(ann)}-work/app"
+    (claude / "projects" / encode_project(sibling) / "memory").mkdir(parents=True)
+    (claude / "history.jsonl").write_text(json.dumps({"display": "x", "project": sibling}) + "\n")
+    paths = PathMap(Layout.of(ann, {}), claude)
+    local = f"projects/{encode_project(sibling)}/memory/MEMORY.md"
+    assert paths.to_remote(local) == local  # absolute, not "~-work-app"
+
+
+def test_two_remote_folders_never_share_a_local_one(ann: Path) -> None:
+    paths = PathMap(Layout.of(ann, {}))
+    known = {
+        "~-app": Project("~/app", "/home/x/app"),
+        "-elsewhere": Project("~/app", "/elsewhere"),  # a forged or colliding entry
+    }
+    paths.learn(known.items())
+    first = paths.to_local("projects/~-app/s.jsonl")
+    second = paths.to_local("projects/-elsewhere/s.jsonl")
+    assert first != second
+    assert paths.to_remote(first) == "projects/~-app/s.jsonl"
+    assert paths.to_remote(second) == "projects/-elsewhere/s.jsonl"
+
+
+def test_the_manifest_carries_the_table_and_older_ones_still_read() -> None:
+    manifest = Manifest("dev1", "laptop", "now", {}, "s", {"~-app": Project("~/app", "/h/app")})
+    assert decode_manifest(encode_manifest(manifest), "dev1").projects == manifest.projects
+    older = json.loads(encode_manifest(manifest))
+    del older["projects"]
+    assert decode_manifest(json.dumps(older).encode(), "dev1").projects == {}
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"../x": {"key": "~/x", "path": "/x"}},
+        {"a/b": {"key": "~/x", "path": "/x"}},
+        {"~-x": {"key": "relative/x", "path": "/x"}},
+        {"~-x": {"key": "~/x"}},
+        {"~-x": "~/x"},
+        [],
+    ],
+)
+def test_a_forged_project_table_is_refused(table: object) -> None:
+    document = json.loads(encode_manifest(Manifest("dev1", "laptop", "now", {}, "s")))
+    document["projects"] = table
+    with pytest.raises(RemoteFormatError):
+        decode_manifest(json.dumps(document).encode(), "dev1")
+
+
+@pytest.mark.parametrize(
+    "path_map",
+    ["path_map: [/srv]\n", "path_map: {srv: ~/work}\n", "path_map: {/srv: work}\n"],
+)
+def test_a_malformed_path_map_is_one_clear_error(tmp_path: Path, path_map: str) -> None:
+    config = "version: 1\ndevice: {id: d1, name: laptop}\nremote: {root: 'x:y'}\n" + path_map
+    (tmp_path / "config.yaml").write_text(config)
+    with pytest.raises(ConfigError, match="path_map"):
+        load_config(tmp_path)

@@ -1,0 +1,106 @@
+"""Projects between devices whose homes and layouts differ, through a real remote."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import Device, joined, put
+from servers import Server
+
+from claude_sync.projects import encode_project
+
+
+def line(cwd: str, uuid: str, text: str = "") -> str:
+    row = {"type": "user", "cwd": cwd, "uuid": uuid, "message": {"content": text or uuid}}
+    return json.dumps(row) + "\n"
+
+
+def folder_of(path: Path | str) -> str:
+    return encode_project(os.path.realpath(path))
+
+
+def with_path_map(device: Device, path_map: dict[str, str]) -> None:
+    config = device.sync_home / "config.yaml"
+    mapping = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in path_map.items())
+    config.write_text(config.read_text() + f"path_map: {{{mapping}}}\n")
+
+
+@pytest.fixture
+def layouts(tmp_path: Path, make_device) -> dict[str, Path]:
+    """Ann's machine: a project next to her home folder, one under /srv. Bob's: ~/work."""
+    places = {
+        "sibling": tmp_path / "device-a-work" / "app",  # next to A's home, not in it
+        "srv": tmp_path / "srv" / "app",
+        "bobs": tmp_path / "device-b" / "work" / "app",
+    }
+    for place in (places["sibling"], places["srv"]):
+        place.mkdir(parents=True)
+    return places  # Bob's is made once his device exists
+
+
+def test_projects_keep_their_identity_across_homes_and_layouts(
+    local_server: Server, make_device, layouts: dict[str, Path], tmp_path: Path
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    layouts["bobs"].mkdir(parents=True)
+    with_path_map(a, {str(tmp_path / "srv"): "~/work"})
+    sibling, srv, bobs = (os.path.realpath(layouts[k]) for k in ("sibling", "srv", "bobs"))
+    put(a, f"projects/{folder_of(sibling)}/s1.jsonl", line(sibling, "a1"), 1)
+    put(a, f"projects/{folder_of(srv)}/s2.jsonl", line(srv, "a2"), 2)
+    a.ok("push")
+    b.ok("pull")
+    # Next to A's home is not under it: B keeps the absolute name, as Claude Code would.
+    assert b.read(f"projects/{folder_of(sibling)}/s1.jsonl") == line(sibling, "a1").encode()
+    # /srv/app is ~/work/app by A's path_map: on B it is under B's ~/work/app.
+    assert b.read(f"projects/{folder_of(bobs)}/s2.jsonl") == line(srv, "a2").encode()
+    assert sorted(p.name for p in (b.claude / "projects").iterdir()) == sorted(
+        [folder_of(sibling), folder_of(bobs)]
+    )
+    # B continues the session in its own ~/work/app, and starts one of its own there.
+    put(
+        b,
+        f"projects/{folder_of(bobs)}/s2.jsonl",
+        line(srv, "a2") + line(bobs, "b2", "from b"),
+        10,
+    )
+    put(b, f"projects/{folder_of(bobs)}/s3.jsonl", line(bobs, "b3"), 11)
+    b.ok("push")
+    a.ok("pull")
+    assert (
+        a.read(f"projects/{folder_of(srv)}/s2.jsonl")
+        == (line(srv, "a2") + line(bobs, "b2", "from b")).encode()
+    )
+    assert a.read(f"projects/{folder_of(srv)}/s3.jsonl") == line(bobs, "b3").encode()
+    assert "Nothing to push" in a.ok("push")
+    listed = json.loads(b.ok("projects", "--json"))
+    by_key = {row["key"]: row for row in listed}
+    assert by_key["~/work/app"]["folder"] == folder_of(bobs)
+    assert by_key["~/work/app"]["sessions"] == 2
+    assert by_key["~/work/app"]["devices"] == ["a", "b"]
+    assert by_key[sibling]["folder"] == folder_of(sibling)
+    text = b.ok("projects")
+    assert "~/work/app" in text and f"projects/{folder_of(bobs)}" in text
+
+
+def test_a_project_folder_with_no_transcript_stays_in_its_project(
+    local_server: Server, make_device, layouts: dict[str, Path], tmp_path: Path
+) -> None:
+    """Memory under a mapped project: B has only the memory, no transcript recording its
+    path; its edit goes back to the same project, not to a new one."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    layouts["bobs"].mkdir(parents=True)
+    with_path_map(a, {str(tmp_path / "srv"): "~/work"})
+    srv, bobs = (os.path.realpath(layouts[k]) for k in ("srv", "bobs"))
+    put(a, f"projects/{folder_of(srv)}/s.jsonl", line(srv, "a1"), 1)
+    put(a, f"projects/{folder_of(srv)}/memory/MEMORY.md", "one\n", 2)
+    a.ok("push")
+    b.ok("pull")
+    (b.claude / "projects" / folder_of(bobs) / "s.jsonl").unlink()  # swept by Claude Code
+    put(b, f"projects/{folder_of(bobs)}/memory/MEMORY.md", "one\ntwo\n", 10)
+    b.ok("sync")
+    a.ok("pull")
+    assert a.read(f"projects/{folder_of(srv)}/memory/MEMORY.md") == b"one\ntwo\n"
+    assert sorted(p.name for p in (a.claude / "projects").iterdir()) == [folder_of(srv)]
