@@ -89,6 +89,40 @@ def keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) ->
     return destination
 
 
+def move_folder_into(source: Path, target: Path, trash: Path, relative: str) -> int:
+    """Move every file of `source` to the same place under `target`, then remove `source`.
+    A file `target` already has stays; the one from `source` is dropped when identical and
+    kept in trash/<time>/<relative>/... otherwise. Returns how many files moved."""
+    moved = 0
+    for folder, _, names in os.walk(source):
+        for name in names:
+            file = Path(folder) / name
+            inside = file.relative_to(source)
+            destination = target / inside
+            if not destination.exists():
+                private_folder(destination.parent)
+                os.rename(file, destination)
+                moved += 1
+            elif destination.is_file() and _same_bytes(file, destination):
+                file.unlink()
+            else:
+                keep_in_trash(trash, f"{relative}/{inside.as_posix()}", file, move=True)
+    shutil.rmtree(source, ignore_errors=True)  # only folders are left
+    return moved
+
+
+def _same_bytes(one: Path, other: Path) -> bool:
+    if one.stat().st_size != other.stat().st_size:
+        return False
+    with one.open("rb") as first, other.open("rb") as second:
+        while True:
+            block, other_block = first.read(1 << 20), second.read(1 << 20)
+            if block != other_block:
+                return False
+            if not block:
+                return True
+
+
 def make_way(claude: Path, local: str, trash: Path) -> list[str]:
     """Clear what stands where the file `local` must go, when a file became a folder or a
     folder a file on another device: an empty folder in its place is removed; a file where

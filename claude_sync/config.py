@@ -13,6 +13,7 @@ config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
     sync: {include: [...], exclude: [...]}     # on top of the defaults and the deny list
     hooks: {pull_timeout: 5}                   # seconds a hook-run pull may take in all
     path_map: {/srv: ~/work}                   # local prefix -> canonical prefix of projects
+    projects: {key: path, git: [~/src/app]}    # key: git keys every repository by its origin
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
     "sync": ("include", "exclude"),
     "hooks": ("pull_timeout",),
     "path_map": None,
+    "projects": ("key", "git"),
 }
 
 
@@ -57,6 +59,8 @@ class Config:
     exclude: list[str] = field(default_factory=list)
     hook_pull_timeout: int = 5
     path_map: dict[str, str] = field(default_factory=dict)
+    project_key: str = "path"  # or git: a project in a repository is keyed by its origin
+    git_projects: list[str] = field(default_factory=list)  # keyed by git whatever project_key
 
     def to_yaml(self) -> str:
         document = {
@@ -72,6 +76,7 @@ class Config:
             "sync": {"include": self.include, "exclude": self.exclude},
             "hooks": {"pull_timeout": self.hook_pull_timeout},
             "path_map": self.path_map,
+            "projects": {"key": self.project_key, "git": self.git_projects},
         }
         return yaml.safe_dump(document, sort_keys=False)
 
@@ -167,6 +172,16 @@ def load_config(home: Path) -> Config:
     rclone = _section(document, "rclone", path)
     sync = _section(document, "sync", path)
     hooks = _section(document, "hooks", path)
+    projects = _section(document, "projects", path)
+    project_key = _typed(projects, "key", str, "projects", path) or "path"
+    if project_key not in ("path", "git"):
+        raise ConfigError(f"{path}: `projects.key` must be path or git")
+    git_projects = _typed(projects, "git", list, "projects", path) or []
+    for prefix in git_projects:
+        if not _is_prefix(prefix):
+            raise ConfigError(
+                f"{path}: `projects.git` entry {prefix!r} must be a path starting with / or ~"
+            )
     key_mode = _typed(key, "mode", str, "key", path) or "passphrase"
     if key_mode not in ("passphrase", "random"):
         raise ConfigError(f"{path}: `key.mode` must be passphrase or random")
@@ -189,6 +204,8 @@ def load_config(home: Path) -> Config:
         exclude=_typed(sync, "exclude", list, "sync", path) or [],
         hook_pull_timeout=pull_timeout,
         path_map=_path_map(document.get("path_map"), path),
+        project_key=project_key,
+        git_projects=git_projects,
     )
 
 

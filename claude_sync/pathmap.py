@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import RemoteFormatError
 from .projects import (
+    GIT_MARKER,
     HOME_MARKER,
     Layout,
     Project,
@@ -312,6 +313,19 @@ class PathMap:
         if folder == self.home_folder or folder.startswith(self.home_folder + "-"):
             return HOME_MARKER + folder[len(self.home_folder) :]
         return folder
+
+    def placeholders(self) -> list[tuple[str, str]]:
+        """(folder, its project's own folder) for each folder that held a git-keyed project
+        while no checkout of it was known here, now that Claude Code has run in one."""
+        if self._claude is None:
+            return []
+        return [
+            (remote, self._local_of[remote])
+            for remote in sorted(self._derived)
+            if self.projects[remote].key.startswith(GIT_MARKER)
+            and remote != self._local_of[remote]
+            and (self._claude / "projects" / remote).is_dir()
+        ]
 
     def published(self, paths: Iterable[str]) -> dict[str, Project]:
         """The projects of the remote folders `paths` lie in: the table a manifest carries."""

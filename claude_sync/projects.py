@@ -8,10 +8,18 @@ machine, so the remote names a project folder after its *key* instead:
     ~/work/app                   ~-work-app             under this device's home folder
     /srv/app                     -srv-app               anywhere else (absolute)
     C:/work/app                  C--work-app            a Windows path outside the home
+    git:github.com/ann/app/sub   git-github-com-ann-app-sub   with `projects.key: git`
 
 `path_map` (config.yaml, local prefix -> canonical prefix, e.g. `/srv: ~/work`) is applied
 first, both ways: a path under a local prefix takes the canonical prefix in its key, and a
 key under a canonical prefix is materialised under the local one.
+
+With `projects.key: git` (or for the folders `projects.git` lists) a project inside a git
+checkout with an `origin` is keyed by that URL, normalised (host and path, no user, no
+`.git`), plus the path inside the repository: one project wherever it is checked out. A
+device with no checkout of it known keeps it in a folder named after the remote folder
+(`git-...`), where `claude --resume ID` still finds its sessions; once Claude Code has run
+in a checkout of it here, that folder's files move into the checkout's folder.
 
 A local folder's key comes from the path Claude Code recorded (`cwd`) on a transcript line
 in it, taking the first one that names this very folder (a transcript that came from
@@ -23,16 +31,19 @@ under the folder Claude Code would use for that key's path here.
 
 from __future__ import annotations
 
+import configparser
 import itertools
 import json
 import os
 import posixpath
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 HOME_MARKER = "~"
+GIT_MARKER = "git:"
 MAX_FOLDER = 200  # Claude Code cuts a longer encoded name and appends a hash of the path
 FIRST_LINES = 64  # transcript lines read looking for a recorded `cwd`
 ENCODED = re.compile(r"^[A-Za-z0-9-]+$")
@@ -111,16 +122,27 @@ class Layout:
     home: str  # its real path
     path_map: tuple[tuple[str, str], ...] = ()  # (local prefix, canonical prefix), longest first
     spelled: str = ""  # the home folder as given, when a link leads to it
+    git_everywhere: bool = False  # `projects.key: git`
+    git_prefixes: tuple[str, ...] = ()  # `projects.git`: keyed by git below these
 
     @classmethod
-    def of(cls, home: Path, path_map: Mapping[str, str]) -> Layout:
+    def of(
+        cls,
+        home: Path,
+        path_map: Mapping[str, str],
+        git_everywhere: bool = False,
+        git_prefixes: Iterable[str] = (),
+    ) -> Layout:
         home_text = os.path.realpath(home)
         pairs = [
             (_normal(_expand(local, home_text)), _canonical(canonical))
             for local, canonical in path_map.items()
         ]
         pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
-        return cls(home_text, tuple(pairs), _normal(os.path.abspath(home)))
+        prefixes = tuple(real_path(_normal(_expand(p, home_text))) for p in git_prefixes)
+        return cls(
+            home_text, tuple(pairs), _normal(os.path.abspath(home)), git_everywhere, prefixes
+        )
 
     def homes(self) -> list[str]:
         """The home folder as a recorded path may spell it (after and before links)."""
@@ -129,6 +151,10 @@ class Layout:
     def key_of(self, recorded: str) -> str:
         """The canonical key of a path Claude Code recorded on this device."""
         path = _normal(recorded)
+        if self.git_everywhere or any(_under(path, p) is not None for p in self.git_prefixes):
+            key = git_key(path)
+            if key is not None:
+                return key
         for local, canonical in self.path_map:
             rest = _under(path, local)
             if rest is not None:
@@ -139,9 +165,12 @@ class Layout:
                 return _join(HOME_MARKER, rest)
         return path
 
-    def path_of(self, key: str) -> str:
+    def path_of(self, key: str) -> str | None:
         """The path on this device a key stands for (its real path, as Claude Code names
-        folders after real paths)."""
+        folders after real paths); None for a git key, whose checkout only a folder of
+        Claude Code's here can tell."""
+        if key.startswith(GIT_MARKER):
+            return None
         for local, canonical in sorted(self.path_map, key=lambda p: len(p[1]), reverse=True):
             rest = _under(key, canonical)
             if rest is not None:
@@ -152,8 +181,10 @@ class Layout:
         return real_path(key)
 
     def folder_of(self, key: str) -> str:
-        """The folder under projects/ Claude Code would use here for `key`."""
-        return encode_project(self.path_of(key))
+        """The folder under projects/ Claude Code would use here for `key` (for a git key
+        with no checkout known, one named after the remote folder)."""
+        path = self.path_of(key)
+        return remote_folder(key) if path is None else encode_project(path)
 
 
 def _expand(prefix: str, home: str) -> str:
@@ -176,6 +207,8 @@ def real_path(path: str) -> str:
 
 def remote_folder(key: str) -> str:
     """The folder under projects/ on the remote for a key."""
+    if key.startswith(GIT_MARKER):
+        return "git-" + encode_project(key[len(GIT_MARKER) :])
     rest = _under(key, HOME_MARKER)
     if rest is not None:
         return HOME_MARKER + ("" if not rest else encode_project("/" + rest))
@@ -185,7 +218,7 @@ def remote_folder(key: str) -> str:
 
 
 def is_key(text: object) -> bool:
-    """Whether `text` has a key's shape: `~`, `~/...`, `/...` or `X:/...`, in UTF-8."""
+    """Whether `text` has a key's shape: `~`, `~/...`, `/...`, `X:/...` or `git:...`."""
     if not isinstance(text, str) or not 0 < len(text) <= 4096 or "\x00" in text:
         return False
     try:
@@ -196,6 +229,7 @@ def is_key(text: object) -> bool:
         text == HOME_MARKER
         or text.startswith(("~/", "/"))
         or re.match(r"^[A-Z]:/", text) is not None
+        or (text.startswith(GIT_MARKER) and len(text) > len(GIT_MARKER))
     )
 
 
@@ -250,3 +284,75 @@ def folder_paths(folder: Path) -> Iterable[str]:
         path = recorded_path(folder / name)
         if path is not None:
             yield path
+
+
+def git_key(path: str) -> str | None:
+    """`git:<origin, normalised>[/<path inside the repository>]` for a path in a git
+    checkout with an origin (read from its files: no git process per project)."""
+    current = real_path(path)
+    while True:
+        config = _git_config(current)
+        if config is not None:
+            url = _origin(config)
+            if url is None:
+                return None
+            inside = os.path.relpath(real_path(path), current).replace(os.sep, "/")
+            return GIT_MARKER + url + ("" if inside == "." else "/" + inside)
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def _git_config(folder: str) -> str | None:
+    """The config file of the repository whose work tree is `folder`, if it is one."""
+    dot_git = os.path.join(folder, ".git")
+    if os.path.isdir(dot_git):
+        return os.path.join(dot_git, "config")
+    if not os.path.isfile(dot_git):
+        return None
+    try:  # a worktree or submodule: "gitdir: <path>"
+        with open(dot_git, encoding="utf-8") as file:
+            line = file.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    git_dir = os.path.join(folder, line[len("gitdir:") :].strip())
+    try:
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as file:
+            git_dir = os.path.join(git_dir, file.readline().strip())
+    except (OSError, UnicodeDecodeError):
+        pass
+    return os.path.join(git_dir, "config")
+
+
+def _origin(config: str) -> str | None:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(config, encoding="utf-8")
+        url = parser.get('remote "origin"', "url", fallback=None)
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None
+    return normal_url(url) if url else None
+
+
+def normal_url(url: str) -> str | None:
+    """An origin URL as `host/path` (or the path of a local one): no scheme, user,
+    password or port, no trailing `.git` or `/`, the host in lower case, so that one
+    repository cloned over https and over ssh is one project."""
+    url = url.strip()
+    scp = re.match(r"^(?:[^@/]+@)?([^/:]+):(?!//)(.*)$", url)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
+        parts = urllib.parse.urlsplit(url)
+        host, path = (parts.hostname or "") if parts.scheme != "file" else "", parts.path
+    elif scp and not _is_windows(url):
+        host, path = scp.group(1), scp.group(2)
+    else:
+        host, path = "", url
+    path = path.strip("/")
+    if path.endswith(".git"):
+        path = path[: -len(".git")].rstrip("/")
+    if not path:
+        return None
+    return f"{host.lower()}/{path}" if host else "/" + path

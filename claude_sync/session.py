@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import crypto
+from .claude_folder import move_folder_into
 from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest
@@ -96,6 +97,21 @@ class Session:
         self.listen: Listener = lambda event: listen(
             dataclasses.replace(event, path=self.paths.to_local(event.path))
         )
+        for placeholder, own in self.paths.placeholders():
+            moved = move_folder_into(
+                workspace.claude / "projects" / placeholder,
+                workspace.claude / "projects" / own,
+                workspace.trash,
+                f"projects/{placeholder}",
+            )
+            self.listen(
+                Event(
+                    "detail",
+                    detail=f"moved {moved} {'file' if moved == 1 else 'files'} of "
+                    f"projects/{placeholder} into projects/{own}, where Claude Code keeps "
+                    "that repository's sessions here",
+                )
+            )
         if warning:
             self.listen(Event("warning", detail=warning))
         scanned = scan(workspace.claude, self.rules, self.paths, self.state)
@@ -225,7 +241,10 @@ class Session:
 def path_map(ws: Workspace, state: State) -> PathMap:
     """This device's paths: its home folder, its `path_map`, its project folders, and the
     project table last synced."""
-    layout = Layout.of(Path.home(), ws.config.path_map)
+    config = ws.config
+    layout = Layout.of(
+        Path.home(), config.path_map, config.project_key == "git", config.git_projects
+    )
     return PathMap(layout, ws.claude, state.projects)
 
 

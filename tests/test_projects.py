@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from claude_sync.config import load_config
 from claude_sync.errors import ConfigError, RemoteFormatError
 from claude_sync.manifest import Manifest, decode_manifest, encode_manifest
 from claude_sync.pathmap import PathMap
-from claude_sync.projects import Layout, Project, encode_project, remote_folder
+from claude_sync.projects import Layout, Project, encode_project, normal_url, remote_folder
 
 FOLDER_NAMES = Path(__file__).parent / "data" / "claude_code_folder_names.json"
 
@@ -223,3 +224,57 @@ def test_a_malformed_path_map_is_one_clear_error(tmp_path: Path, path_map: str) 
     (tmp_path / "config.yaml").write_text(config)
     with pytest.raises(ConfigError, match="path_map"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "normal"),
+    [
+        ("git@github.com:ann/app.git", "github.com/ann/app"),
+        ("https://github.com/ann/app.git", "github.com/ann/app"),
+        ("https://ann:token@GitHub.com:443/ann/app/", "github.com/ann/app"),
+        ("ssh://git@github.com:22/ann/app", "github.com/ann/app"),
+        ("github.com:ann/app", "github.com/ann/app"),
+        ("/srv/git/app.git", "/srv/git/app"),
+        ("file:///srv/git/app.git", "/srv/git/app"),
+        ("https://github.com/", None),
+    ],
+)
+def test_origin_urls_are_normalised(url: str, normal: str | None) -> None:
+    """One repository over https and ssh is one project; no credential enters a key."""
+    assert normal_url(url) == normal
+
+
+def git(*args: str, cwd: Path) -> None:
+    identity = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", *identity, *args], cwd=cwd, check=True, capture_output=True)
+
+
+def checkout(place: Path, origin: str) -> Path:
+    place.mkdir(parents=True)
+    git("init", "-q", cwd=place)
+    git("remote", "add", "origin", origin, cwd=place)
+    return place
+
+
+def test_git_keys_follow_the_repository(tmp_path: Path, ann: Path) -> None:
+    here = checkout(ann / "src" / "app", "git@github.com:ann/app.git")
+    (here / "web").mkdir()
+    there = checkout(tmp_path / "srv" / "app", "https://github.com/ann/app")
+    everywhere = Layout.of(ann, {}, git_everywhere=True)
+    assert everywhere.key_of(str(here)) == "git:github.com/ann/app"
+    assert everywhere.key_of(str(here / "web")) == "git:github.com/ann/app/web"
+    assert everywhere.key_of(str(there)) == "git:github.com/ann/app"
+    assert remote_folder("git:github.com/ann/app/web") == "git-github-com-ann-app-web"
+    # Only the folders `projects.git` lists, when `projects.key` is path.
+    listed = Layout.of(ann, {}, git_prefixes=["~/src"])
+    assert listed.key_of(str(here)) == "git:github.com/ann/app"
+    assert listed.key_of(str(there)) == os.path.realpath(there)
+    # No origin, or no repository: the path's key.
+    bare = ann / "notes"
+    bare.mkdir()
+    git("init", "-q", cwd=bare)
+    assert everywhere.key_of(str(bare)) == "~/notes"
+    # A worktree (.git is a file) belongs to its repository.
+    git("commit", "-q", "--allow-empty", "-m", "x", cwd=here)
+    git("worktree", "add", "-q", str(tmp_path / "wt"), cwd=here)
+    assert everywhere.key_of(str(tmp_path / "wt")) == "git:github.com/ann/app"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,41 @@ def test_a_project_folder_with_no_transcript_stays_in_its_project(
     a.ok("pull")
     assert a.read(f"projects/{folder_of(srv)}/memory/MEMORY.md") == b"one\ntwo\n"
     assert sorted(p.name for p in (a.claude / "projects").iterdir()) == [folder_of(srv)]
+
+
+def checkout(place: Path, origin: str) -> Path:
+    place.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=place, check=True)
+    subprocess.run(["git", "remote", "add", "origin", origin], cwd=place, check=True)
+    return place
+
+
+def with_git_keys(device: Device) -> None:
+    config = device.sync_home / "config.yaml"
+    config.write_text(config.read_text() + "projects: {key: git}\n")
+
+
+def test_one_repository_checked_out_in_different_places_is_one_project(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for device in (a, b):
+        with_git_keys(device)
+    on_a = os.path.realpath(checkout(a.home / "src" / "app", "git@github.com:ann/app.git"))
+    on_b = os.path.realpath(checkout(tmp_path / "srv" / "code", "https://github.com/ann/app"))
+    put(a, f"projects/{folder_of(on_a)}/s1.jsonl", line(on_a, "a1"), 1)
+    a.ok("push")
+    b.ok("pull")
+    # B has not run Claude Code in its checkout yet: a folder named for the repository.
+    assert b.read("projects/git-github-com-ann-app/s1.jsonl") == line(on_a, "a1").encode()
+    # Once it has, that folder's sessions move into the checkout's own folder.
+    put(b, f"projects/{folder_of(on_b)}/s2.jsonl", line(on_b, "b2"), 10)
+    b.ok("sync")
+    assert not (b.claude / "projects" / "git-github-com-ann-app").exists()
+    assert b.read(f"projects/{folder_of(on_b)}/s1.jsonl") == line(on_a, "a1").encode()
+    assert "Nothing to push" in b.ok("push")
+    a.ok("pull")
+    assert a.read(f"projects/{folder_of(on_a)}/s2.jsonl") == line(on_b, "b2").encode()
+    assert sorted(p.name for p in (a.claude / "projects").iterdir()) == [folder_of(on_a)]
+    keys = [row["key"] for row in json.loads(a.ok("projects", "--json"))]
+    assert keys == ["git:github.com/ann/app"]
