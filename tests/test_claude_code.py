@@ -34,7 +34,7 @@ from conftest import PASSPHRASE, Device, joined
 from fake_anthropic import FakeAnthropic
 from servers import Server, silenced
 
-from claude_sync.pathmap import encode_project
+from claude_sync.projects import encode_project
 
 CLI = str(Path(sys.executable).parent / "claude-sync")
 BACKGROUND_WAIT = 30.0  # seconds a SessionEnd push may take in the background

@@ -1,0 +1,105 @@
+"""The real Claude Code CLI on two devices whose project layouts differ.
+
+A works in /srv/app and maps `/srv` to `~/work` (path_map); B works in ~/work/app. Each
+resumes the other's session in its own folder; both then continue one session before
+syncing, and each ends with one transcript holding both branches, no conflict copy.
+Needs the CLI, as tests/test_claude_code.py does (skipped without it, saying why).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from claude_code import SKIP_REASON, ClaudeCode, find_claude, message_texts, read_jsonl
+from conftest import Device, copies, joined
+from fake_anthropic import FakeAnthropic
+from servers import Server
+from test_claude_code import succeeded, sync_environment
+
+from claude_sync.projects import encode_project
+
+
+@pytest.fixture
+def claude_binary() -> str:
+    binary = find_claude()
+    if binary is None:
+        print(f"SKIPPED: {SKIP_REASON}")
+        pytest.skip(SKIP_REASON)
+    return binary
+
+
+def transcripts(device: Device, place: Path) -> list[Path]:
+    folder = device.claude / "projects" / encode_project(os.path.realpath(place))
+    return sorted(folder.glob("*.jsonl"))
+
+
+def prompts(path: Path) -> list[str]:
+    return [
+        line["message"]["content"]
+        for line in read_jsonl(path)
+        if line.get("type") == "user" and isinstance(line["message"]["content"], str)
+    ]
+
+
+def test_sessions_move_between_layouts_and_branches_merge(
+    claude_binary: str, local_server: Server, make_device, tmp_path: Path
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    srv = tmp_path / "srv"
+    on_a, on_b = srv / "app", b.home / "work" / "app"
+    for place in (on_a, on_b):
+        place.mkdir(parents=True)
+    config = a.sync_home / "config.yaml"
+    config.write_text(config.read_text() + f"path_map: {{{json.dumps(str(srv))}: ~/work}}\n")
+
+    with FakeAnthropic(reply="answer", isolate=True) as api:
+        claude_a = ClaudeCode(claude_binary, a.home, api, sync_environment(a))
+        claude_b = ClaudeCode(claude_binary, b.home, api, sync_environment(b))
+        succeeded(claude_a.run("-p", "hello from srv", cwd=on_a), "A: claude -p")
+        a.ok("push")
+        b.ok("pull")
+        [session] = transcripts(b, on_b)  # in B's own ~/work/app folder
+        seen = len(api.messages())
+        succeeded(claude_b.run("--continue", "-p", "again on b", cwd=on_b), "B: --continue")
+        texts = message_texts(api.messages()[seen])
+        assert any("hello from srv" in text for text in texts), texts
+        assert transcripts(b, on_b) == [session]
+        b.ok("push")
+        a.ok("pull")
+        [on_a_session] = transcripts(a, on_a)
+        assert on_a_session.name == session.name
+        assert prompts(on_a_session) == ["hello from srv", "again on b"]
+
+        # Both continue the same session before either syncs.
+        succeeded(claude_a.run("--continue", "-p", "branch a", cwd=on_a), "A: --continue")
+        succeeded(claude_b.run("--continue", "-p", "branch b", cwd=on_b), "B: --continue")
+        a.ok("push")
+        assert "Conflict" not in b.ok("sync")
+        a.ok("pull")
+        for device, place in ((a, on_a), (b, on_b)):
+            [merged] = transcripts(device, place)
+            assert sorted(prompts(merged)) == [
+                "again on b",
+                "branch a",
+                "branch b",
+                "hello from srv",
+            ]
+            assert copies(device.claude) == []
+        assert on_a_session.read_bytes() == session.read_bytes()
+        # Both branches hang off the shared turns: each leaf's chain reaches the root.
+        lines = {line["uuid"]: line for line in read_jsonl(session) if "uuid" in line}
+        for prompt in ("branch a", "branch b"):
+            [leaf] = [
+                u for u, line in lines.items() if line.get("message", {}).get("content") == prompt
+            ]
+            while lines[leaf].get("parentUuid"):
+                leaf = lines[leaf]["parentUuid"]
+            assert lines[leaf]["message"]["content"] == "hello from srv"
+        # Claude Code resumes the merged session on either device.
+        seen = len(api.messages())
+        succeeded(claude_a.run("--continue", "-p", "after the merge", cwd=on_a), "A: after")
+        texts = message_texts(api.messages()[seen])
+        assert any("hello from srv" in text for text in texts), texts
