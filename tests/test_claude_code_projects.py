@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,53 @@ def test_sessions_move_between_layouts_and_branches_merge(
         succeeded(claude_a.run("--continue", "-p", "after the merge", cwd=on_a), "A: after")
         texts = message_texts(api.messages()[seen])
         assert any("hello from srv" in text for text in texts), texts
+
+
+def test_long_and_unusual_paths_get_claude_codes_own_folder_names(
+    claude_binary: str, tmp_path: Path
+) -> None:
+    """Over 200 UTF-16 units Claude Code cuts the name and appends a hash of the path."""
+    home = tmp_path / "cli-home"
+    home.mkdir()
+    places = [
+        tmp_path / ("long.segment name/" * 14),
+        tmp_path / "café déjà" / ("x" * 190),
+        tmp_path / "short é😀 dir",
+    ]
+    with FakeAnthropic(isolate=True) as api:
+        claude = ClaudeCode(claude_binary, home, api)
+        for place in places:
+            place.mkdir(parents=True)
+            succeeded(claude.run("-p", "hi", cwd=place), f"claude -p in {place}")
+    made = sorted(folder.name for folder in (home / ".claude" / "projects").iterdir())
+    assert made == sorted(encode_project(os.path.realpath(place)) for place in places)
+    assert any(len(name) > 200 for name in made)
+
+
+def test_resume_finds_a_session_in_a_folder_named_for_its_repository(
+    claude_binary: str, local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """A git-keyed project with no checkout known here arrives as projects/git-...:
+    `claude --resume ID` finds its sessions there, from any directory."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    checkout = a.home / "src" / "app"
+    checkout.mkdir(parents=True)
+    for command in (["init", "-q"], ["remote", "add", "origin", "git@github.com:ann/app"]):
+        subprocess.run(["git", *command], cwd=checkout, check=True)
+    for device in (a, b):
+        config = device.sync_home / "config.yaml"
+        config.write_text(config.read_text() + "projects: {key: git}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with FakeAnthropic(isolate=True) as api:
+        claude_a = ClaudeCode(claude_binary, a.home, api, sync_environment(a))
+        succeeded(claude_a.run("-p", "hello from a", cwd=checkout), "A: claude -p")
+        a.ok("push")
+        b.ok("pull")
+        [session] = (b.claude / "projects" / "git-github-com-ann-app").glob("*.jsonl")
+        claude_b = ClaudeCode(claude_binary, b.home, api, sync_environment(b))
+        seen = len(api.messages())
+        resumed = claude_b.run("--resume", session.stem, "-p", "again", cwd=elsewhere)
+        succeeded(resumed, "B: claude --resume ID")
+        texts = message_texts(api.messages()[seen])
+        assert any("hello from a" in text for text in texts), texts
