@@ -229,8 +229,11 @@ class PathMap:
             folders = sorted(entry.name for entry in os.scandir(projects) if entry.is_dir())
         except OSError:
             return
+        # A folder whose path the table last synced records needs no transcript read.
+        remembered = {encode_project(p.path): p.path for p in self.projects.values()}
         for folder in folders:
-            for recorded in folder_paths(projects / folder):
+            known = remembered.get(folder)
+            for recorded in [known] if known else folder_paths(projects / folder):
                 if folder in (encode_project(recorded), encode_project(real_path(recorded))):
                     key = self.layout.key_of(recorded)
                     remote = remote_folder(key)

@@ -46,6 +46,7 @@ HOME_MARKER = "~"
 GIT_MARKER = "git:"
 MAX_FOLDER = 200  # Claude Code cuts a longer encoded name and appends a hash of the path
 FIRST_LINES = 64  # transcript lines read looking for a recorded `cwd`
+FIRST_BYTES = 1 << 20
 ENCODED = re.compile(r"^[A-Za-z0-9-]+$")
 
 
@@ -242,10 +243,14 @@ class Project:
 
 
 def recorded_path(transcript: Path) -> str | None:
-    """The first `cwd` recorded in the first lines of a transcript."""
+    """The first `cwd` recorded in the first lines (and first MiB) of a transcript."""
+    read = 0
     try:
         with transcript.open("rb") as file:
             for line in itertools.islice(file, FIRST_LINES):
+                read += len(line)
+                if read > FIRST_BYTES:
+                    return None
                 try:
                     cwd = json.loads(line).get("cwd")
                 except (ValueError, AttributeError, UnicodeDecodeError):
