@@ -276,7 +276,7 @@ def _read_header(reading: BinaryIO, source: Path) -> Header:
         document = json.loads(line) if line.endswith(b"\n") else None
     except (ValueError, UnicodeDecodeError):
         document = None
-    if not isinstance(document, dict):
+    if not isinstance(document, dict) or "format" not in document:
         raise _refused(source, "not a claude-sync session export (no header)")
     if document.get("format") != FORMAT:
         raise _refused(
@@ -397,10 +397,10 @@ def _install(
     transcript, sidecar = folder / f"{session_id}.jsonl", folder / session_id
     try:
         _write_members(archive, members, beside)
+        if transcript.exists() or transcript.is_symlink():  # a link to it first: nothing moves
+            trashed.append(keep_in_trash(ws.trash, relative + ".jsonl", transcript))
         if sidecar.exists() or sidecar.is_symlink():
             trashed.append(keep_in_trash(ws.trash, relative, sidecar, move=True))
-        if transcript.exists() or transcript.is_symlink():
-            trashed.append(keep_in_trash(ws.trash, relative + ".jsonl", transcript))
         os.replace(beside / transcript.name, transcript)
         if (beside / session_id).exists():
             os.replace(beside / session_id, sidecar)
