@@ -76,11 +76,11 @@ def _trash_destination(trash: Path, relative: str) -> Path:
 
 
 def keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) -> Path:
-    """Keep `file` as trash/<time>/<relative> (a hard link, or moved), never over another;
-    returns where it was kept."""
+    """Keep `file` as trash/<time>/<relative> (a hard link, or moved: a folder too), never
+    over another; returns where it was kept."""
     destination = _trash_destination(trash, relative)
     if move:
-        os.replace(file, destination)
+        shutil.move(file, destination)  # a rename, or a copy where trash/ is on another disk
         return destination
     try:
         os.link(file, destination)

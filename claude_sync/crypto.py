@@ -22,9 +22,10 @@ try:
 except ImportError:
     from backports import zstd
 
-from .errors import RemoteFormatError
+from .errors import NotForThisKey, RemoteFormatError
 
 CHUNK = 1 << 20
+NO_MATCHING_KEY = "No matching keys found"  # pyrage's only way of saying "another key"
 
 
 def object_name(name_key: bytes, sha256_hex: str) -> str:
@@ -160,6 +161,8 @@ def decrypt_stream(source: Path, target: BinaryIO, identity: x25519.Identity) ->
             raise writer.write_error from None
         if isinstance(error, FileNotFoundError):
             raise
+        if isinstance(error, pyrage.DecryptError) and str(error) == NO_MATCHING_KEY:
+            raise NotForThisKey(f"cannot decrypt: {error}") from None
         raise RemoteFormatError(f"cannot decrypt: {error}") from None
     if not writer.complete:
         raise RemoteFormatError("cannot decrypt: the object is truncated or has trailing data")

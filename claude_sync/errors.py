@@ -25,6 +25,10 @@ class RemoteFormatError(ClaudeSyncError):
     """The remote holds something this version refuses to use: tampered, corrupt or unknown."""
 
 
+class NotForThisKey(RemoteFormatError):
+    """age found no stanza this identity opens: the data was encrypted to another key."""
+
+
 class RemoteFolderMissing(ClaudeSyncError):
     """The remote is a folder on this machine (a disk, a Dropbox or NAS folder) and it is
     gone: an unmounted disk or a moved folder, not a remote that was never set up."""
