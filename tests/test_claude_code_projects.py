@@ -154,3 +154,27 @@ def test_resume_finds_a_session_in_a_folder_named_for_its_repository(
         succeeded(resumed, "B: claude --resume ID")
         texts = message_texts(api.messages()[seen])
         assert any("hello from a" in text for text in texts), texts
+
+
+def test_an_exported_session_resumes_after_import_elsewhere(
+    claude_binary: str, local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """Export on A, import on B into another directory: Claude Code resumes it there."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    on_a, on_b = a.home / "code" / "app", tmp_path / "elsewhere" / "app"
+    for place in (on_a, on_b):
+        place.mkdir(parents=True)
+    with FakeAnthropic(isolate=True) as api:
+        claude_a = ClaudeCode(claude_binary, a.home, api, sync_environment(a))
+        succeeded(claude_a.run("-p", "hello before export", cwd=on_a), "A: claude -p")
+        [transcript] = transcripts(a, on_a)
+        exported = tmp_path / "session.age"
+        b_key = b.ok("key", "show").strip().split()[-1]
+        a.ok("export", transcript.stem, "-o", str(exported), "--to", b_key)
+        b.ok("import", str(exported), "--cwd", str(on_b))
+        assert [path.name for path in transcripts(b, on_b)] == [transcript.name]
+        claude_b = ClaudeCode(claude_binary, b.home, api, sync_environment(b))
+        seen = len(api.messages())
+        succeeded(claude_b.run("--continue", "-p", "after import", cwd=on_b), "B: --continue")
+        texts = message_texts(api.messages()[seen])
+        assert any("hello before export" in text for text in texts), texts
