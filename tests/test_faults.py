@@ -888,7 +888,7 @@ def remote_files(root: Path) -> dict[str, int]:
 
 def check_survivors(model: Model, context: str) -> int:
     """Every content not knowingly replaced by a user survives on every device: as the file,
-    or as a conflict copy beside it; a transcript's content as a prefix of one of those. A
+    or as a conflict copy beside it; every line of a transcript's content in the file. A
     copy that yielded with no known base (two devices made one path before either synced:
     the older is taken for stale) survives in its device's trash/. Every line ever added to
     history.jsonl is in every device's history.jsonl."""
@@ -913,8 +913,9 @@ def check_survivors(model: Model, context: str) -> int:
                 if (path, data) in model.superseded:
                     continue
                 checked += 1
-                if path in MODEL_TRANSCRIPTS:
-                    survives = any(c.startswith(data) for c in candidates)
+                if path in MODEL_TRANSCRIPTS:  # merged by lines when versions diverged
+                    lines = set(data.splitlines())
+                    survives = any(lines <= set(c.splitlines()) for c in candidates)
                 else:
                     survives = data in candidates or (path, data) in trashed
                 assert survives, (
