@@ -182,9 +182,9 @@ def is_append_only(path: str) -> bool:
 
 
 def is_transcript(path: str) -> bool:
-    """Session files Claude Code sweeps itself: their local disappearance is not a deletion.
-
-    A conflict copy is not one: deleting it settles the conflict on every device."""
+    """Session files Claude Code sweeps itself (a transcript, its session's folder): their
+    local disappearance is not a deletion. A conflict copy is not one: see
+    `is_swept_with_session`."""
     parts = path.split("/")
     return (
         parts[0] == "projects"
@@ -192,6 +192,14 @@ def is_transcript(path: str) -> bool:
         and parts[2] != "memory"
         and not CONFLICT_COPY.search(path)
     )
+
+
+def is_swept_with_session(path: str) -> bool:
+    """Whether Claude Code's cleanup removes `path` with a session: a session file, or a
+    conflict copy of one (it lies in the session's folder, or beside its transcript). Such
+    a file missing here is swept, not deleted, unless `claude-sync conflicts` settled it
+    (`Entry.settled`)."""
+    return is_transcript(original_of(path) if CONFLICT_COPY.search(path) else path)
 
 
 class PathMap:
