@@ -202,6 +202,19 @@ def is_swept_with_session(path: str) -> bool:
     return is_transcript(original_of(path) if CONFLICT_COPY.search(path) else path)
 
 
+def session_of(path: str) -> str | None:
+    """The id of the session a remote or local path belongs to: its transcript
+    `projects/<folder>/<id>.jsonl`, anything in its folder `projects/<folder>/<id>/`, or a
+    conflict copy of either; None for any other path."""
+    if not is_swept_with_session(path):
+        return None
+    parts = path.split("/")
+    if len(parts) > 3:
+        return parts[2]
+    name = original_of(parts[2]) if CONFLICT_COPY.search(parts[2]) else parts[2]
+    return name[: -len(".jsonl")] if name.endswith(".jsonl") else None
+
+
 class PathMap:
     """Local relative paths <-> remote paths, for one device. Only the project folder (the
     second part of a path under projects/) differs: see `projects` for why and how.
