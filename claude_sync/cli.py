@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from pyrage import x25519
 
-from . import cli_claude, cli_projects, runlog
+from . import cli_claude, cli_projects, cli_sessions, runlog
 from .actions import conflicts as conflicts_action
 from .actions import pull as pull_action
 from .actions import push as push_action
@@ -701,5 +701,7 @@ for command in (
     cli_claude.install,
     cli_claude.uninstall,
     cli_projects.projects,
+    cli_sessions.sessions,
+    cli_sessions.restore,
 ):
     main.add_command(command)
