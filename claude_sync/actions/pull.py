@@ -5,7 +5,8 @@ call, assemble and verify every file in staging/ (nothing in the Claude folder c
 all of them check out), then write each path (claude_folder.write_file): a file that only
 grew is extended by appending the missing bytes; any other is replaced by renaming a fsynced
 temporary over it, and the old file is checked again after, so that bytes Claude Code wrote
-meanwhile end in the file or in trash/.
+meanwhile end in the file or in trash/. A narrow pull (one project, one device's versions,
+the paths `restore` brings back: see `scope`) plans over those alone.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Scan; if nothing changed, stop (no network). Else fetch the manifests, encrypt what changed
 into staging/, send every object in one rclone call, then this device's manifest, then save
 state.json. Objects first, the manifest last: a manifest never names a missing object.
+A narrow push (one session: see `scope`) sends only what changed in it; everything else stays
+pending, and this device's manifest keeps its other entries as they were.
 """
 
 from __future__ import annotations
