@@ -89,7 +89,8 @@ def sessions(project: str | None, every: bool, as_json: bool) -> None:
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Every session changed on or after this day (YYYY-MM-DD).",
+    metavar="YYYY-MM-DD",
+    help="Every session changed on or after this day.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def restore(
