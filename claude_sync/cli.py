@@ -33,6 +33,7 @@ from .lock import locked
 from .pathmap import Rules
 from .rclone import Rclone, find_rclone
 from .remote import Remote
+from .scope import EVERYTHING, Scope, session_scope
 from .session import fetch_remote_view
 from .templates import default_for, environment_variable, load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
@@ -406,12 +407,15 @@ def _warn_failed_background(home: Path) -> None:
 CONFLICTS_PENDING = 3  # the exit code of a pull or sync that leaves conflicts to settle
 
 
-def _do_pull(printer: Printer, dry_run: bool) -> list[str]:
-    """Pull; the conflict copies left in the Claude folder after it."""
+def _do_pull(
+    printer: Printer, dry_run: bool, project: str | None = None, device: str | None = None
+) -> list[str]:
+    """Pull (only `project`, only `device`'s versions, when given); the conflict copies
+    left in the Claude folder after it."""
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
-        summary = pull_action.pull(ws, printer, dry_run=dry_run)
+        summary = pull_action.pull(ws, printer, dry_run=dry_run, project=project, device=device)
     printer.done(pull_line(summary, dry_run))
     return summary.pending
 
@@ -430,11 +434,11 @@ def _exit_if_pending(pending: list[str]) -> None:
     sys.exit(CONFLICTS_PENDING)
 
 
-def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
+def _do_push(printer: Printer, dry_run: bool, force: bool, scope: Scope = EVERYTHING) -> None:
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
-        summary = push_action.push(ws, printer, dry_run=dry_run, force=force)
+        summary = push_action.push(ws, printer, dry_run=dry_run, force=force, scope=scope)
     if not dry_run:
         runlog.record(ws.home, "push", "ok", push_line(summary, dry_run))
     printer.done(push_line(summary, dry_run))
@@ -446,17 +450,29 @@ def _do_push(printer: Printer, dry_run: bool, force: bool) -> None:
 @click.option(
     "--hook", is_flag=True, help="As a Claude Code hook: hand the push to a background run."
 )
-def push(dry_run: bool, verbose: bool, quiet: bool, force: bool, hook: bool) -> None:
-    """Encrypt and send what changed here.
+@click.option(
+    "--session",
+    "session_id",
+    metavar="ID",
+    help="Only this session: its transcript, its folder, and history.jsonl.",
+)
+def push(
+    dry_run: bool, verbose: bool, quiet: bool, force: bool, hook: bool, session_id: str | None
+) -> None:
+    """Encrypt and send what changed here (with --session, only that session).
 
     \b
     claude-sync push
     claude-sync push --dry-run
+    claude-sync push --session 0b1c2d3e-...   # the rest stays for the next push
     """
+    if hook and session_id is not None:
+        raise ConfigError("--hook pushes everything: leave out --session")
     if hook:
         push_hook(sync_home())
         return
-    _do_push(Printer(quiet, verbose), dry_run, force)
+    scope = EVERYTHING if session_id is None else session_scope(session_id)
+    _do_push(Printer(quiet, verbose), dry_run, force, scope)
 
 
 @main.command()
@@ -466,17 +482,37 @@ def push(dry_run: bool, verbose: bool, quiet: bool, force: bool, hook: bool) -> 
     is_flag=True,
     help="As a Claude Code SessionStart hook: silent, bounded, the opened session held back.",
 )
-def pull(dry_run: bool, verbose: bool, quiet: bool, hook: bool) -> None:
-    """Fetch and decrypt what changed on other devices.
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False),
+    help="Only this project (its path on this device).",
+)
+@click.option(
+    "--device", metavar="NAME", help="Only what this device published (name or id, as `devices`)."
+)
+def pull(
+    dry_run: bool,
+    verbose: bool,
+    quiet: bool,
+    hook: bool,
+    project: str | None,
+    device: str | None,
+) -> None:
+    """Fetch and decrypt what changed on other devices (with --project or --device, only
+    that project, or what that device published).
 
     \b
     claude-sync pull
+    claude-sync pull --project ~/code/app
+    claude-sync pull --device laptop
     """
+    if hook and (project is not None or device is not None):
+        raise ConfigError("--hook pulls everything: leave out --project and --device")
     if hook:
         with contextlib.redirect_stdout(io.StringIO()):
             pull_hook()
         return
-    _exit_if_pending(_do_pull(Printer(quiet, verbose), dry_run))
+    _exit_if_pending(_do_pull(Printer(quiet, verbose), dry_run, project, device))
 
 
 @main.command()
@@ -665,6 +701,8 @@ for command in (
     cli_claude.install,
     cli_claude.uninstall,
     cli_projects.projects,
+    cli_sessions.sessions,
+    cli_sessions.restore,
     cli_sessions.export,
     cli_sessions.import_,
 ):

@@ -183,9 +183,9 @@ def is_append_only(path: str) -> bool:
 
 
 def is_transcript(path: str) -> bool:
-    """Session files Claude Code sweeps itself: their local disappearance is not a deletion.
-
-    A conflict copy is not one: deleting it settles the conflict on every device."""
+    """Session files Claude Code sweeps itself (a transcript, its session's folder): their
+    local disappearance is not a deletion. A conflict copy is not one: see
+    `is_swept_with_session`."""
     parts = path.split("/")
     return (
         parts[0] == "projects"
@@ -193,6 +193,27 @@ def is_transcript(path: str) -> bool:
         and parts[2] != "memory"
         and not CONFLICT_COPY.search(path)
     )
+
+
+def is_swept_with_session(path: str) -> bool:
+    """Whether Claude Code's cleanup removes `path` with a session: a session file, or a
+    conflict copy of one (it lies in the session's folder, or beside its transcript). Such
+    a file missing here is swept, not deleted, unless `claude-sync conflicts` settled it
+    (`Entry.settled`)."""
+    return is_transcript(original_of(path) if CONFLICT_COPY.search(path) else path)
+
+
+def session_of(path: str) -> str | None:
+    """The id of the session a remote or local path belongs to: its transcript
+    `projects/<folder>/<id>.jsonl`, anything in its folder `projects/<folder>/<id>/`, or a
+    conflict copy of either; None for any other path."""
+    if not is_swept_with_session(path):
+        return None
+    parts = path.split("/")
+    if len(parts) > 3:
+        return parts[2]
+    name = original_of(parts[2]) if CONFLICT_COPY.search(parts[2]) else parts[2]
+    return name[: -len(".jsonl")] if name.endswith(".jsonl") else None
 
 
 class PathMap:

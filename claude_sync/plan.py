@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .pathmap import is_append_only, is_transcript
+from .pathmap import is_append_only, is_swept_with_session
 from .scan import LocalFile
 from .state import Entry
 from .versions import Version, VersionVector, maximal, merge_all
@@ -97,7 +97,8 @@ class Publish:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A transcript Claude Code removed locally: keep it on the remote, stop tracking it."""
+    """A session file (or a conflict copy of one) Claude Code removed locally: keep it on
+    the remote, stop tracking it."""
 
     path: str
 
@@ -121,7 +122,10 @@ def local_changed(path: str, local: LocalFile | None, entry: Entry | None) -> bo
     if base is None or base.deleted:
         return local is not None
     if local is None:
-        return not is_transcript(path) and not (entry is not None and entry.swept)
+        if entry is not None and entry.swept:
+            return False
+        # Claude Code's cleanup is no deletion; `claude-sync conflicts` settling a copy is.
+        return not is_swept_with_session(path) or (entry is not None and entry.settled)
     return (local.sha256, local.size) != (base.sha256, base.size)
 
 

@@ -3,7 +3,7 @@
     {"version": 1, "device_id": "...", "remote_root": "...",
      "last_push": "<iso>", "last_pull": "<iso>",
      "files": {"<remote path>": {"base": <manifest entry>, "size": 12, "mtime_ns": 17...,
-                                  "swept": false, "publish": false}},
+                                  "swept": false, "publish": false, "settled": false}},
      "projects": {"<remote folder>": {"key": "~/code/app", "path": "/home/ann/code/app"}}}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
@@ -13,8 +13,10 @@ same clock tick as the state may have changed again unseen). `swept` marks a
 transcript Claude Code removed locally: kept on the remote, not downloaded again.
 `publish` marks a base that a pull settled between different contents, or where a local
 edit matched the other side: the next push publishes it as a new version of this device,
-even with no file to send, so that every device ends with this one outcome. The file is
-replaced atomically; an unreadable one is set aside and rebuilt by comparing hashes.
+even with no file to send, so that every device ends with this one outcome. `settled`
+marks a conflict copy `claude-sync conflicts` removed: under a session, where a missing copy
+is otherwise taken for Claude Code's cleanup, the next push still sends its tombstone.
+The file is replaced atomically; an unreadable one is set aside and rebuilt by comparing hashes.
 `projects` is the project table (see `projects`) as last synced: a project folder with no
 path recorded in it keeps its key between runs.
 """
@@ -42,6 +44,7 @@ class Entry:
     mtime_ns: int | None = None
     swept: bool = False
     publish: bool = False
+    settled: bool = False
 
 
 @dataclass
@@ -72,6 +75,7 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
                 mtime_ns=raw.get("mtime_ns"),
                 swept=bool(raw.get("swept", False)),
                 publish=bool(raw.get("publish", False)),
+                settled=bool(raw.get("settled", False)),
             )
             for name, raw in document["files"].items()
         }
@@ -111,6 +115,7 @@ def save_state(path: Path, state: State) -> None:
                 "mtime_ns": entry.mtime_ns,
                 "swept": entry.swept,
                 "publish": entry.publish,
+                "settled": entry.settled,
             }
             for name, entry in sorted(state.files.items())
         },

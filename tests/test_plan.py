@@ -227,6 +227,34 @@ def test_push_deleted_transcript_is_swept_never_tombstoned(
         assert decide_push(path, None, Entry(base, swept=True), remote, device) is None
 
 
+@CHEAP
+@given(contents, vectors, devices, remote_lists)
+def test_push_missing_conflict_copy_of_a_session_file_is_swept_unless_settled(
+    content: bytes, base_vector: VersionVector, device: str, remote: list[Version]
+) -> None:
+    """Claude Code's cleanup takes a session's folder, conflict copies in it included: no
+    deletion elsewhere. `claude-sync conflicts` removing one settles it everywhere."""
+    base = version(content, base_vector, device)
+    for path in (
+        "projects/~-code-app/s/tool-results/r.txt.conflict-20250101-120000-b",
+        "projects/~-code-app/s.jsonl.conflict-20250101-120000-b",
+        "projects/~-code-app/s.conflict-20250101-120000-b.jsonl",  # the older naming
+    ):
+        assert isinstance(decide_push(path, None, Entry(base), remote, device), Sweep)
+        assert decide_push(path, None, Entry(base, swept=True), remote, device) is None
+        action = decide_push(path, None, Entry(base, settled=True), remote, device)
+        assert isinstance(action, Tombstone) and action.base == base
+    # Memory is not swept with sessions: a copy of it deleted by hand settles it too.
+    memory = "projects/~-code-app/memory/MEMORY.md.conflict-20250101-120000-b"
+    assert isinstance(decide_push(memory, None, Entry(base), remote, device), Tombstone)
+
+
+def test_pull_swept_conflict_copy_is_not_downloaded_again() -> None:
+    copy = "projects/~-code-app/s/tool-results/r.txt.conflict-20250101-120000-b"
+    base = version(b"x", vv(b=1), "b")
+    assert decide_pull(copy, None, Entry(base, swept=True), [base], "a") is None
+
+
 def test_push_nothing_known_nothing_local() -> None:
     assert decide_push(PATH, None, None, [], "a") is None
     assert decide_push(PATH, None, None, [version(b"x", vv(b=1), "b")], "a") is None

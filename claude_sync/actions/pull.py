@@ -5,7 +5,8 @@ call, assemble and verify every file in staging/ (nothing in the Claude folder c
 all of them check out), then write each path (claude_folder.write_file): a file that only
 grew is extended by appending the missing bytes; any other is replaced by renaming a fsynced
 temporary over it, and the old file is checked again after, so that bytes Claude Code wrote
-meanwhile end in the file or in trash/.
+meanwhile end in the file or in trash/. A narrow pull (one project, one device's versions,
+the paths `restore` brings back: see `scope`) plans over those alone.
 """
 
 from __future__ import annotations
@@ -38,17 +39,18 @@ from ..plan import (
     resolve,
 )
 from ..scan import prefix_sha256, under
+from ..scope import EVERYTHING, Scope, device_id, project_folder
 from ..session import Event, Listener, Session, Summary, Unwritable
 from ..state import Entry
 from ..versions import Version, VersionVector
 from ..workspace import Workspace
 
 
-def plan_pull(session: Session) -> list[PullAction]:
-    remote = session.remote().versions()
+def plan_pull(session: Session, scope: Scope = EVERYTHING) -> list[PullAction]:
+    remote = scope.versions(session.remote())
     actions: list[PullAction] = []
     for path in sorted(session.all_paths() | set(remote)):
-        if not session.rules.synced(path):
+        if not session.rules.synced(path) or not scope.includes(path):
             continue
         action = decide_pull(
             path,
@@ -131,13 +133,38 @@ def is_transcript_of(path: str, session_id: str) -> bool:
 
 
 def pull(
-    ws: Workspace, listen: Listener, dry_run: bool = False, held_session: str | None = None
+    ws: Workspace,
+    listen: Listener,
+    dry_run: bool = False,
+    held_session: str | None = None,
+    project: str | None = None,
+    device: str | None = None,
 ) -> Summary:
     """Pull everything; with `held_session`, all but that session's transcript, which a
-    running Claude Code has already loaded (the paths held back are in summary.held)."""
+    running Claude Code has already loaded (the paths held back are in summary.held).
+    With `project` (a path here) only that project; with `device` (a name or id) only the
+    versions that device published."""
     session = Session(ws, listen)
+    scope = Scope(
+        folder=project_folder(session, project) if project is not None else None,
+        device=device_id(session.remote(), device) if device is not None else None,
+    )
+    return pull_over(session, scope, dry_run, held_session)
+
+
+def pull_over(
+    session: Session,
+    scope: Scope,
+    dry_run: bool = False,
+    held_session: str | None = None,
+    fresh: bool = False,
+) -> Summary:
+    """Pull the paths `scope` takes in. With `fresh` what is written takes the current
+    time as its mtime, not its version's (a restored session, which Claude Code's cleanup
+    would otherwise take again at once)."""
+    ws = session.ws
     summary = Summary()
-    actions = plan_pull(session)
+    actions = plan_pull(session, scope)
     session.warn_unmatched_includes(session.remote())
     if held_session:
         held = [
@@ -181,7 +208,7 @@ def pull(
                 raise disk_full(error, ws.staging, "pull") from None
             raise
         try:
-            _apply_pull(session, assembler, actions, visible, summary)
+            _apply_pull(session, assembler, actions, visible, summary, fresh)
         except OSError as error:
             if error.errno in NO_SPACE:
                 raise disk_full(error, ws.claude, "pull") from None
@@ -198,6 +225,7 @@ def _apply_pull(
     actions: list[PullAction],
     visible: list[PullAction],
     summary: Summary,
+    fresh: bool,
 ) -> None:
     index = 0
     try:
@@ -216,7 +244,7 @@ def _apply_pull(
                 continue
             index += 1
             try:
-                _apply_one(session, assembler, action, index, len(visible), summary)
+                _apply_one(session, assembler, action, index, len(visible), summary, fresh)
             except OSError as error:
                 if error.errno in NO_SPACE:
                     raise
@@ -241,6 +269,7 @@ def _apply_one(
     index: int,
     total: int,
     summary: Summary,
+    fresh: bool,
 ) -> None:
     local = session.paths.to_local(action.path)
     stale = not (isinstance(action, Resolve) and action.pending_yields)  # else: a copy
@@ -269,11 +298,11 @@ def _apply_one(
             )
         )
     if isinstance(action, Download):
-        if _apply_download(session, assembler, action.path, action.version):
+        if _apply_download(session, assembler, action.path, action.version, fresh):
             summary.downloaded += 1
             session.listen(Event("download", action.path, action.version.size, index, total))
     else:
-        _apply_resolve(session, assembler, action, summary)
+        _apply_resolve(session, assembler, action, summary, fresh)
 
 
 def _skip_changed(session: Session, path: str) -> None:
@@ -310,14 +339,16 @@ def _apply_written(session: Session, path: str, written: Written, doing: str) ->
     return True
 
 
-def _apply_download(session: Session, assembler: Assembler, path: str, version: Version) -> bool:
+def _apply_download(
+    session: Session, assembler: Assembler, path: str, version: Version, fresh: bool
+) -> bool:
     """Extend the local file when it is a prefix of `version`, else replace it (the old one
     kept in trash/); record `version` unless the file is not exactly it."""
     written = write_file(
         assembler.path_of(version),
         session.target(path),
         session.local.get(path),
-        version.mtime_ns,
+        None if fresh else version.mtime_ns,
         session.ws.trash,
         session.paths.to_local(path),
     )
@@ -341,7 +372,7 @@ def _apply_trash(session: Session, path: str, version: Version) -> bool:
 
 
 def _apply_resolve(
-    session: Session, assembler: Assembler, action: Resolve, summary: Summary
+    session: Session, assembler: Assembler, action: Resolve, summary: Summary, fresh: bool
 ) -> None:
     """Apply `resolve`, counting what it wrote into `summary`."""
     target = session.target(action.path)
@@ -404,7 +435,8 @@ def _apply_resolve(
             winner.with_vector(base_vector), local.size, local.mtime_ns
         )
     else:
-        written = write_file(content(winner), target, local, winner.mtime_ns, trash, relative)
+        mtime_ns = None if fresh else winner.mtime_ns
+        written = write_file(content(winner), target, local, mtime_ns, trash, relative)
         if not _apply_written(session, action.path, written, "replaced"):
             return
         session.state.files[action.path] = Entry(

@@ -3,6 +3,8 @@
 Scan; if nothing changed, stop (no network). Else fetch the manifests, encrypt what changed
 into staging/, send every object in one rclone call, then this device's manifest, then save
 state.json. Objects first, the manifest last: a manifest never names a missing object.
+A narrow push (one session: see `scope`) sends only what changed in it; everything else stays
+pending, and this device's manifest keeps its other entries as they were.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..plan import (
 )
 from ..remote import object_path
 from ..scan import read_prefix
+from ..scope import EVERYTHING, Scope
 from ..session import Event, Listener, Session, Summary
 from ..state import Entry
 from ..versions import Segment, Version
@@ -113,10 +116,12 @@ def _encrypt_handle(
     return version, new_segment
 
 
-def plan_push(session: Session, remote: dict[str, list[Version]]) -> list[PushAction]:
+def plan_push(
+    session: Session, remote: dict[str, list[Version]], scope: Scope = EVERYTHING
+) -> list[PushAction]:
     """What a push would do; with no remote versions given, decided offline."""
     actions = []
-    for path in sorted(session.all_paths()):
+    for path in sorted(filter(scope.includes, session.all_paths())):
         entry, local = session.state.files.get(path), session.local.get(path)
         action = decide_push(path, local, entry, remote.get(path, []), session.device)
         if action is not None:
@@ -130,9 +135,12 @@ def _send(
     uploads: list[Upload],
     tombstones: list[Tombstone],
     staging: Path,
+    scope: Scope,
 ) -> dict[str, tuple[Version, Path | None]]:
     """Encrypt, send the objects, then the manifest; record the new bases. Returns what
-    was sent: path -> (version, the local file, None for a tombstone)."""
+    was sent: path -> (version, the local file, None for a tombstone). The manifest names
+    what the state holds for the paths in `scope`, and keeps its entries for the others
+    as they were: a narrow push publishes nothing outside it."""
     ws = session.ws
     total = len(uploads) + len(tombstones)
     known = session.remote().known_segments()
@@ -177,7 +185,11 @@ def _send(
         now_iso(),
         {
             **(previous.files if previous else {}),
-            **{path: entry.base for path, entry in session.state.files.items()},
+            **{
+                path: entry.base
+                for path, entry in session.state.files.items()
+                if scope.includes(path)
+            },
         },
         session.new_stamp(),
     )
@@ -203,9 +215,11 @@ def push(
     dry_run: bool = False,
     force: bool = False,
     foreground_bytes: int | None = None,
+    scope: Scope = EVERYTHING,
 ) -> Summary:
-    """Push what changed. With `foreground_bytes`, a push that would send more than that
-    does nothing and says so (summary.deferred): the caller hands it to the background."""
+    """Push what changed among the paths `scope` takes in (the others stay pending). With
+    `foreground_bytes`, a push that would send more than that does nothing and says so
+    (summary.deferred): the caller hands it to the background."""
     session = Session(ws, listen)
     session.warn_unmatched_includes()
     summary = Summary()
@@ -216,7 +230,7 @@ def push(
         )
     if session.forget_unsynced() and not dry_run:
         session.save()
-    offline = plan_push(session, {})
+    offline = plan_push(session, {}, scope)
     if not offline:
         return summary
     uploading = sum(_new_bytes(action) for action in offline if isinstance(action, Upload))
@@ -230,7 +244,7 @@ def push(
             session.save()
         return summary
     remote = session.remote().versions()
-    actions = plan_push(session, remote)
+    actions = plan_push(session, remote, scope)
     tombstones = [a for a in actions if isinstance(a, Tombstone)]
     # Conflict copies are removed by settling them: never what the guard is for.
     guarded = [a for a in tombstones if not CONFLICT_COPY.search(a.path)]
@@ -270,7 +284,7 @@ def push(
     check_free_space({ws.staging: encrypting + MANIFEST_ROOM}, "push")
     private_folder(staging)
     try:
-        updates = _send(session, actions, uploads, tombstones, staging)
+        updates = _send(session, actions, uploads, tombstones, staging, scope)
     except OSError as error:
         if error.errno in NO_SPACE:
             raise disk_full(error, ws.staging, "push") from None

@@ -1,0 +1,86 @@
+"""Narrow runs: which remote paths a push or pull considers, and whose versions.
+
+A narrow run plans over fewer paths and leaves every other one exactly as it was: its state,
+its local file, its entry in this device's manifest. It is the same planner over a filter,
+so a narrow run decides for each path it considers what a full run would decide there (or,
+with `device`, what a run that saw only that device's manifest would).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .pathmap import HISTORY, session_of
+from .projects import encode_project
+from .session import RemoteView, Session
+from .versions import Version
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a run considers; a field left None does not narrow it, and the fields given
+    narrow it together.
+
+    session_id: that session's transcript and folder (in any project), and history.jsonl,
+        whose lines resuming the session needs.
+    folder: one project, by its remote folder.
+    device: only the versions that device (by id) published.
+    paths: exactly these remote paths.
+    """
+
+    session_id: str | None = None
+    folder: str | None = None
+    device: str | None = None
+    paths: frozenset[str] | None = None
+
+    def includes(self, path: str) -> bool:
+        parts = path.split("/")
+        return (
+            (self.session_id is None or path == HISTORY or session_of(path) == self.session_id)
+            and (self.folder is None or parts[:2] == ["projects", self.folder])
+            and (self.paths is None or path in self.paths)
+        )
+
+    def versions(self, view: RemoteView) -> dict[str, list[Version]]:
+        """The remote versions the run weighs: every device's, or only `device`'s."""
+        if self.device is None:
+            return view.versions()
+        return {path: [version] for path, version in view.manifests[self.device].files.items()}
+
+
+EVERYTHING = Scope()
+
+
+def session_scope(session_id: str) -> Scope:
+    """A run over one session; its id names a file, so it holds no `/`."""
+    if not session_id or "/" in session_id or session_id in (".", ".."):
+        raise ConfigError(f"--session {session_id!r} is not a session id")
+    return Scope(session_id=session_id)
+
+
+def project_folder(session: Session, project: str) -> str:
+    """The remote folder of the project at `project` (a path on this device), found as
+    Claude Code names its folder here, then through the project tables synced."""
+    session.remote()  # the tables other devices published: a project only they have
+    return session.paths.remote_folder_of(encode_project(os.path.realpath(project)))
+
+
+def device_id(view: RemoteView, name: str) -> str:
+    """The id of the device `name` names, by name or id as `claude-sync devices` shows
+    them; ConfigError listing the known devices when it names none, or several."""
+    found = [
+        device
+        for device, manifest in view.manifests.items()
+        if name in (device, manifest.device_name)
+    ]
+    if len(found) == 1:
+        return found[0]
+    known = ", ".join(
+        f"{manifest.device_name} [{device}]"
+        for device, manifest in sorted(view.manifests.items(), key=lambda kv: kv[1].device_name)
+    )
+    if found:
+        raise ConfigError(f"several devices are named {name!r}: give its id ({known})")
+    raise ConfigError(f"no device {name!r} on the remote; known: {known or 'none yet'}")
