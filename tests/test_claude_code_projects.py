@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from claude_code import SKIP_REASON, ClaudeCode, find_claude, message_texts, read_jsonl
-from conftest import Device, copies, joined
+from conftest import RCLONE, Device, copies, joined
 from fake_anthropic import FakeAnthropic
-from servers import Server
+from servers import Server, start_server
 from test_claude_code import succeeded, sync_environment
 
 from claude_sync.projects import encode_project
@@ -45,10 +47,18 @@ def prompts(path: Path) -> list[str]:
     ]
 
 
+@pytest.fixture(params=["local", "s3"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A local folder and a loopback S3 server."""
+    started = start_server(request.param, tmp_path / f"server-{request.param}", RCLONE)
+    yield started
+    started.stop()
+
+
 def test_sessions_move_between_layouts_and_branches_merge(
-    claude_binary: str, local_server: Server, make_device, tmp_path: Path
+    claude_binary: str, remote: Server, make_device, tmp_path: Path
 ) -> None:
-    a, b = (joined(make_device(name), local_server) for name in "ab")
+    a, b = (joined(make_device(name), remote) for name in "ab")
     srv = tmp_path / "srv"
     on_a, on_b = srv / "app", b.home / "work" / "app"
     for place in (on_a, on_b):
@@ -178,3 +188,33 @@ def test_an_exported_session_resumes_after_import_elsewhere(
         succeeded(claude_b.run("--continue", "-p", "after import", cwd=on_b), "B: --continue")
         texts = message_texts(api.messages()[seen])
         assert any("hello before export" in text for text in texts), texts
+
+
+def test_a_swept_session_is_restored_and_resumes(
+    claude_binary: str, local_server: Server, make_device
+) -> None:
+    """Claude Code's cleanup removes a session here; the remote kept it; restore brings it
+    back with a fresh mtime, and Claude Code resumes it."""
+    a = joined(make_device("a"), local_server)
+    place = a.home / "code" / "app"
+    place.mkdir(parents=True)
+    with FakeAnthropic(isolate=True) as api:
+        claude = ClaudeCode(claude_binary, a.home, api, sync_environment(a))
+        succeeded(claude.run("-p", "an old session", cwd=place), "claude -p")
+        [transcript] = transcripts(a, place)
+        a.ok("push")
+        kept = transcript.read_bytes()
+        transcript.unlink()  # what cleanupPeriodDays does
+        a.ok("sync")
+        assert not transcript.exists()  # swept: not downloaded again
+        listed = json.loads(a.ok("sessions", "--json", "--project", str(place)))
+        assert [(row["id"], row["remote_only"]) for row in listed] == [(transcript.stem, True)]
+        before = time.time()
+        a.ok("restore", "--session", transcript.stem)
+        assert transcript.read_bytes() == kept
+        assert transcript.stat().st_mtime >= before - 1
+        seen = len(api.messages())
+        resumed = claude.run("--resume", transcript.stem, "-p", "back again", cwd=place)
+        succeeded(resumed, "claude --resume ID after restore")
+        texts = message_texts(api.messages()[seen])
+        assert any("an old session" in text for text in texts), texts
