@@ -114,3 +114,13 @@ def push_line(summary: Summary, dry_run: bool) -> str:
     if summary.published:
         return f"✓ Push complete: published {summary.published} settled conflicts"
     return "✓ Nothing to push"
+
+
+def table_lines(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as aligned columns, two spaces apart; the last column is not padded."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    widths[-1] = 0
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

@@ -8,6 +8,7 @@ import json
 import click
 
 from .actions import projects as projects_action
+from .cli_output import table_lines
 from .locations import sync_home
 from .lock import locked
 from .workspace import load_workspace
@@ -19,6 +20,14 @@ def when_text(mtime_ns: int) -> str:
         return "-"
     when = datetime.datetime.fromtimestamp(mtime_ns / 1e9).astimezone()
     return when.strftime("%Y-%m-%d %H:%M")
+
+
+def when_iso(mtime_ns: int) -> str | None:
+    """A time for a program: ISO 8601 in UTC, to the second."""
+    if not mtime_ns:
+        return None
+    when = datetime.datetime.fromtimestamp(mtime_ns // 10**9, datetime.timezone.utc)
+    return when.isoformat()
 
 
 @click.command()
@@ -45,7 +54,7 @@ def projects(as_json: bool) -> None:
                 "folder": row.folder,
                 "here": row.here,
                 "sessions": row.sessions,
-                "last_change": when_text(row.last_change_ns),
+                "last_change": when_iso(row.last_change_ns),
                 "devices": row.devices,
             }
             for row in rows
@@ -68,7 +77,5 @@ def projects(as_json: bool) -> None:
                 f"projects/{row.folder}" + ("" if row.here else " (not here yet)"),
             )
         )
-    widths = [max(len(line[column]) for line in table) for column in range(4)]
-    for line in table:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        click.echo("  ".join([*cells, line[4]]))
+    for line in table_lines(table):
+        click.echo(line)

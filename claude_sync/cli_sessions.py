@@ -12,8 +12,8 @@ import click
 
 from .actions import export as export_action
 from .actions import sessions as sessions_action
-from .cli_output import Printer, count
-from .cli_projects import when_text
+from .cli_output import Printer, count, table_lines
+from .cli_projects import when_iso, when_text
 from .errors import ConfigError
 from .files import size_text
 from .locations import sync_home
@@ -54,7 +54,7 @@ def sessions(project: str | None, every: bool, as_json: bool) -> None:
                 "project": row.project,
                 "prompt": row.prompt,
                 "size": row.size,
-                "last_change": when_text(row.last_change_ns),
+                "last_change": when_iso(row.last_change_ns),
                 "devices": row.devices,
                 "remote_only": row.remote_only,
             }
@@ -81,10 +81,8 @@ def sessions(project: str | None, every: bool, as_json: bool) -> None:
                 prompt or "-",
             )
         )
-    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
-    for line in table:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        click.echo("  ".join([*cells, line[-1]]).rstrip())
+    for line in table_lines(table):
+        click.echo(line)
 
 
 @click.command()

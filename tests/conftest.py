@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from claude_code import SKIP_REASON, find_claude
 from click.testing import CliRunner, Result
 from servers import KINDS, Server, start_server
 
@@ -79,6 +80,17 @@ class Device:
 
     def read(self, relative: str) -> bytes:
         return (self.claude / relative).read_bytes()
+
+
+@pytest.fixture
+def claude_binary() -> str:
+    """The real Claude Code CLI (tests/claude_code.py finds it); the test is skipped,
+    saying why, without it."""
+    binary = find_claude()
+    if binary is None:
+        print(f"SKIPPED: {SKIP_REASON}")
+        pytest.skip(SKIP_REASON)
+    return binary
 
 
 @pytest.fixture

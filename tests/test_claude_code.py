@@ -22,11 +22,9 @@ from typing import Any
 
 import pytest
 from claude_code import (
-    SKIP_REASON,
     TIMEOUT,
     ClaudeCode,
     claude_environment,
-    find_claude,
     message_texts,
     read_jsonl,
 )
@@ -39,15 +37,6 @@ from claude_sync.projects import encode_project
 CLI = str(Path(sys.executable).parent / "claude-sync")
 BACKGROUND_WAIT = 30.0  # seconds a SessionEnd push may take in the background
 CHAINED = ("user", "assistant", "attachment")  # transcript lines with uuid and parentUuid
-
-
-@pytest.fixture
-def claude_binary() -> str:
-    binary = find_claude()
-    if binary is None:
-        print(f"SKIPPED: {SKIP_REASON}")
-        pytest.skip(SKIP_REASON)
-    return binary
 
 
 def sync_environment(device: Device) -> dict[str, str]:

@@ -16,22 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from claude_code import SKIP_REASON, ClaudeCode, find_claude, message_texts, read_jsonl
+from claude_code import ClaudeCode, message_texts, read_jsonl
 from conftest import RCLONE, Device, copies, joined
 from fake_anthropic import FakeAnthropic
 from servers import Server, start_server
 from test_claude_code import succeeded, sync_environment
 
 from claude_sync.projects import encode_project
-
-
-@pytest.fixture
-def claude_binary() -> str:
-    binary = find_claude()
-    if binary is None:
-        print(f"SKIPPED: {SKIP_REASON}")
-        pytest.skip(SKIP_REASON)
-    return binary
 
 
 def transcripts(device: Device, place: Path) -> list[Path]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import T0, Device, copies, joined, put
 from servers import Server
 
-from claude_sync.cli_projects import when_text
+from claude_sync.cli_projects import when_iso
 from claude_sync.projects import encode_project
 
 
@@ -110,13 +110,13 @@ def test_sessions_lists_here_and_kept_on_the_remote_and_restore_brings_one_back(
         "project": "~/code/app",
         "prompt": "add tests",
         "size": len(transcript(app, "add tests")),
-        "last_change": when_text((T0 + 200) * 10**9),
+        "last_change": when_iso((T0 + 200) * 10**9),
         "devices": ["a"],
         "remote_only": False,
     }
     assert rows["s1"]["remote_only"] is True and rows["s1"]["prompt"] is None
     assert rows["s1"]["size"] == len(transcript(app, long_prompt)) + 1000
-    assert rows["s1"]["last_change"] == when_text((T0 + 101) * 10**9)
+    assert rows["s1"]["last_change"] == when_iso((T0 + 101) * 10**9)
     every = listed(a, "--all")
     assert list(every) == ["s3", "s2", "s1"]
     assert every["s3"]["prompt"] == "explain the cache"
