@@ -90,6 +90,18 @@ def test_path_map_both_ways(tmp_path: Path, ann: Path) -> None:
     assert on_c.path_of("~/work/app") == f"{home}/src/app"
 
 
+def test_a_checkout_behind_a_link_is_known_by_its_real_path(tmp_path: Path, ann: Path) -> None:
+    """Claude Code records the real path (`cwd`) of ~/work/app -> /data/app: its key is
+    that path, unless path_map says what /data stands for."""
+    real = tmp_path / "data" / "app"
+    real.mkdir(parents=True)
+    (ann / "work").mkdir()
+    (ann / "work" / "app").symlink_to(real)
+    recorded = os.path.realpath(ann / "work" / "app")
+    assert Layout.of(ann, {}).key_of(recorded) == str(real)
+    assert Layout.of(ann, {str(tmp_path / "data"): "~/work"}).key_of(recorded) == "~/work/app"
+
+
 def test_a_checkout_behind_a_link_is_named_after_its_real_path(tmp_path: Path, ann: Path) -> None:
     """Claude Code names the folder after the real path: so does the materialisation."""
     real = tmp_path / "data" / "app"
