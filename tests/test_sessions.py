@@ -97,6 +97,8 @@ def test_sessions_lists_here_and_kept_on_the_remote_and_restore_brings_one_back(
     content = [{"type": "text", "text": "explain the cache"}]
     first = {"type": "user", "cwd": str(lib), "message": {"content": content}}
     put(a, f"projects/{folder_of(lib)}/s3.jsonl", json.dumps(first) + "\n", 300)
+    put(a, "CLAUDE.md", "# notes\n", 300)  # files outside projects/ are no session
+    put(a, "history.jsonl", '{"display": "x"}\n', 300)
     a.ok("push")
     # Claude Code's cleanup sweeps s1 and its folder; the push keeps them on the remote.
     shutil.rmtree(a.claude / "projects" / folder_of(app) / "s1")

@@ -86,8 +86,11 @@ def session_rows(session: Session, folder: str | None) -> list[SessionRow]:
     rows: dict[tuple[str, str], SessionRow] = {}
 
     def row(path: str) -> SessionRow | None:
-        session_id, where = session_of(path), path.split("/")[1]
-        if session_id is None or (folder is not None and where != folder):
+        session_id = session_of(path)
+        if session_id is None:
+            return None
+        where = path.split("/")[1]
+        if folder is not None and where != folder:
             return None
         if (where, session_id) not in rows:
             project = session.paths.projects.get(where)
