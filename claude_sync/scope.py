@@ -62,9 +62,24 @@ def session_scope(session_id: str) -> Scope:
 
 def project_folder(session: Session, project: str) -> str:
     """The remote folder of the project at `project` (a path on this device), found as
-    Claude Code names its folder here, then through the project tables synced."""
-    session.remote()  # the tables other devices published: a project only they have
-    return session.paths.remote_folder_of(encode_project(os.path.realpath(project)))
+    Claude Code names its folder here, then through the project tables synced; ConfigError
+    when no file of it is here or on the remote (a typo narrows a run to nothing)."""
+    view = session.remote()  # the tables other devices published: a project only they have
+    folder = session.paths.remote_folder_of(encode_project(os.path.realpath(project)))
+    known = {*session.all_paths(), *view.versions()}
+    if not any(path.startswith(f"projects/{folder}/") for path in known):
+        raise ConfigError(
+            f"no project at {project} here or on the remote (`claude-sync projects` lists them)"
+        )
+    return folder
+
+
+def check_session_known(session: Session, session_id: str) -> None:
+    """ConfigError when no file of session `session_id` is here or in the state."""
+    if not any(session_of(path) == session_id for path in session.all_paths()):
+        raise ConfigError(
+            f"no session {session_id} here (`claude-sync sessions` lists this project's)"
+        )
 
 
 def device_id(view: RemoteView, name: str) -> str:

@@ -140,3 +140,19 @@ def manifest_files(server: Server, device: Device) -> dict[str, dict]:
 
 def a_id(device: Device) -> str:
     return re.search(r"^a: .*\[(\S+)\]$", device.ok("devices"), re.MULTILINE).group(1)
+
+
+def test_a_narrow_run_that_names_nothing_is_one_clear_error(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """A typo in --session or --project must not pass for "nothing to do"."""
+    a = joined(make_device("a"), local_server)
+    put(a, "projects/-x/s1.jsonl", '{"type": "user"}\n', 1)
+    a.ok("push")
+    result = a.run("push", "--session", "nosuch")
+    assert result.exit_code == 2, result.output
+    assert "no session nosuch here" in result.output
+    (tmp_path / "elsewhere").mkdir()
+    result = a.run("pull", "--project", str(tmp_path / "elsewhere"))
+    assert result.exit_code == 2, result.output
+    assert f"no project at {tmp_path / 'elsewhere'} here or on the remote" in result.output

@@ -33,7 +33,7 @@ from ..plan import (
 )
 from ..remote import object_path
 from ..scan import read_prefix
-from ..scope import EVERYTHING, Scope
+from ..scope import EVERYTHING, Scope, check_session_known
 from ..session import Event, Listener, Session, Summary
 from ..state import Entry
 from ..versions import Segment, Version
@@ -228,6 +228,8 @@ def push(
             f"the Claude folder {ws.claude} is missing, but files were synced from it: "
             "nothing pushed (is CLAUDE_CONFIG_DIR right?)"
         )
+    if scope.session_id is not None:
+        check_session_known(session, scope.session_id)
     if session.forget_unsynced() and not dry_run:
         session.save()
     offline = plan_push(session, {}, scope)
