@@ -216,14 +216,24 @@ def session_of(path: str) -> str | None:
     return name[: -len(".jsonl")] if name.endswith(".jsonl") else None
 
 
+def _unclaimed(name: str, owner: str, claims: Mapping[str, str]) -> str:
+    """`name`, or `name.2`, `name.3`... : the first that `claims` gives to nobody but
+    `owner`."""
+    candidate, number = name, 1
+    while claims.get(candidate, owner) != owner:
+        number += 1
+        candidate = f"{name}.{number}"
+    return candidate
+
+
 class PathMap:
     """Local relative paths <-> remote paths, for one device. Only the project folder (the
     second part of a path under projects/) differs: see `projects` for why and how.
 
     A mapping, once used, is fixed for the run, so what the scan named a file is what the
-    pull writes to. Two remote folders never share a local folder: the second one asked for
-    keeps its remote name here (a collision of Claude Code's lossy names, or a project
-    published under an older rule)."""
+    pull writes to. Two remote folders never share a local folder, nor two local folders
+    one remote folder: the second one asked for takes `<name>.2` (`.3`...), a name Claude
+    Code never makes (a collision of its lossy names, or two folders here given one key)."""
 
     def __init__(
         self,
@@ -244,29 +254,47 @@ class PathMap:
             self._derive(claude / "projects")
 
     def _derive(self, projects: Path) -> None:
-        """Each local project folder's key, from a path Claude Code recorded in it that
-        names this very folder (a transcript from another device records that device's)."""
+        """Each local project folder's remote folder. One synced before keeps the one it
+        was synced under: a `path_map` or `projects.key` changed since would otherwise split
+        its sessions between two remote folders on every device. Any other takes its key
+        from a path Claude Code recorded in it that names this very folder (a transcript
+        from another device records that device's path)."""
         try:
             folders = sorted(entry.name for entry in os.scandir(projects) if entry.is_dir())
         except OSError:
             return
-        # A folder whose path the table last synced records needs no transcript read.
-        remembered = {encode_project(p.path): p.path for p in self.projects.values()}
+        synced: dict[str, str] = {}
+        for remote, project in sorted(self.projects.items()):
+            for name in (encode_project(project.path), self.layout.folder_of(project.key)):
+                synced.setdefault(name, remote)
         for folder in folders:
-            known = remembered.get(folder)
-            for recorded in [known] if known else folder_paths(projects / folder):
+            remote = synced.get(folder)
+            if remote is not None and remote not in self._local_of:
+                self._claim(folder, remote, self.projects[remote])
+                continue
+            for recorded in folder_paths(projects / folder):
                 if folder in (encode_project(recorded), encode_project(real_path(recorded))):
                     key = self.layout.key_of(recorded)
-                    remote = remote_folder(key)
-                    claimed = self._local_of.get(remote)
-                    if claimed is not None and claimed == self.layout.folder_of(key):
-                        break  # another folder here is this key's own: this one falls back
-                    if claimed is not None:
-                        del self._remote_of[claimed]
-                    self._remote_of[folder], self._local_of[remote] = remote, folder
-                    self.projects[remote] = Project(key, recorded)
-                    self._derived.add(remote)
+                    if self._may_claim(folder, remote_folder(key), key):
+                        self._claim(folder, remote_folder(key), Project(key, recorded))
                     break
+
+    def _may_claim(self, folder: str, remote: str, key: str) -> bool:
+        """Whether `folder` takes `remote` from the folder holding it, if any: only from a
+        folder named after it that held a git-keyed project while no checkout of it was
+        known here (see `placeholders`)."""
+        holder = self._local_of.get(remote)
+        if holder is None:
+            return True
+        if holder == remote and key.startswith(GIT_MARKER):
+            del self._remote_of[holder]
+            return True
+        return False
+
+    def _claim(self, folder: str, remote: str, project: Project) -> None:
+        self._remote_of[folder], self._local_of[remote] = remote, folder
+        self.projects[remote] = project
+        self._derived.add(remote)
 
     def learn(self, published: Iterable[tuple[str, Project]]) -> None:
         """Take in the project tables other devices published (what this device read from
@@ -294,11 +322,8 @@ class PathMap:
     def remote_folder_of(self, folder: str) -> str:
         remote = self._remote_of.get(folder)
         if remote is None:
-            remote = self._guess_remote(folder)
-            if self._local_of.setdefault(remote, folder) != folder:
-                remote = folder  # its remote folder is another's here: keep its own name
-                self._local_of.setdefault(remote, folder)
-            self._remote_of[folder] = remote
+            remote = _unclaimed(self._guess_remote(folder), folder, self._local_of)
+            self._local_of[remote], self._remote_of[folder] = folder, remote
         return remote
 
     def local_folder_of(self, remote: str) -> str:
@@ -311,10 +336,8 @@ class PathMap:
                 folder = self.home_folder + remote[len(HOME_MARKER) :]
             else:
                 folder = remote
-            if self._remote_of.setdefault(folder, remote) != remote:
-                folder = remote  # that folder holds another remote folder's files
-                self._remote_of.setdefault(folder, remote)
-            self._local_of[remote] = folder
+            folder = _unclaimed(folder, remote, self._remote_of)
+            self._remote_of[folder], self._local_of[remote] = remote, folder
         return folder
 
     def _guess_remote(self, folder: str) -> str:

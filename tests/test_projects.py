@@ -290,3 +290,46 @@ def test_git_keys_follow_the_repository(tmp_path: Path, ann: Path) -> None:
     git("commit", "-q", "--allow-empty", "-m", "x", cwd=here)
     git("worktree", "add", "-q", str(tmp_path / "wt"), cwd=here)
     assert everywhere.key_of(str(tmp_path / "wt")) == "git:github.com/ann/app"
+
+
+def test_a_synced_folder_keeps_its_key_when_the_path_map_changes(tmp_path: Path, ann: Path) -> None:
+    """Re-keying a synced project would split its sessions between two remote folders."""
+    srv = tmp_path / "srv"
+    (srv / "app").mkdir(parents=True)
+    recorded = os.path.realpath(srv / "app")
+    claude = ann / ".claude"
+    transcript(claude / "projects" / encode_project(recorded), "s.jsonl", recorded)
+    before = PathMap(Layout.of(ann, {}), claude)
+    local = f"projects/{encode_project(recorded)}/s.jsonl"
+    synced = before.to_remote(local)
+    assert synced == f"projects/{encode_project(recorded)}/s.jsonl"
+    table = before.published([synced])
+    after = PathMap(Layout.of(ann, {str(srv): "~/work"}), claude, table)
+    assert after.to_remote(local) == synced
+    assert after.to_local(synced) == local
+    # A project first synced after the change takes the mapped key.
+    (srv / "lib").mkdir()
+    lib = os.path.realpath(srv / "lib")
+    transcript(claude / "projects" / encode_project(lib), "t.jsonl", lib)
+    later = PathMap(Layout.of(ann, {str(srv): "~/work"}), claude, table)
+    assert later.to_remote(f"projects/{encode_project(lib)}/t.jsonl") == (
+        "projects/~-work-lib/t.jsonl"
+    )
+
+
+def test_a_remote_folder_named_like_a_taken_local_one_gets_its_own(
+    tmp_path: Path, ann: Path
+) -> None:
+    """/home/ann-work/app and /home/ann/work/app share Claude Code's folder name: the one
+    this device's folder holds keeps it, the other comes in beside it, never into it."""
+    claude = ann / ".claude"
+    home = os.path.realpath(ann)
+    folder = encode_project(f"{home}/work/app")
+    transcript(claude / "projects" / folder, "mine.jsonl", f"{home}/work/app")
+    paths = PathMap(Layout.of(ann, {}), claude)
+    assert paths.to_remote(f"projects/{folder}/mine.jsonl") == "projects/~-work-app/mine.jsonl"
+    sibling = f"{home}-work/app"
+    paths.learn([(encode_project(sibling), Project(sibling, sibling))])
+    theirs = paths.to_local(f"projects/{encode_project(sibling)}/theirs.jsonl")
+    assert theirs == f"projects/{folder}.2/theirs.jsonl"
+    assert paths.to_remote(theirs) == f"projects/{encode_project(sibling)}/theirs.jsonl"

@@ -152,3 +152,28 @@ def test_one_repository_checked_out_in_different_places_is_one_project(
     assert sorted(p.name for p in (a.claude / "projects").iterdir()) == [folder_of(on_a)]
     keys = [row["key"] for row in json.loads(a.ok("projects", "--json"))]
     assert keys == ["git:github.com/ann/app"]
+
+
+def test_a_path_map_added_after_syncing_does_not_split_a_project(
+    local_server: Server, make_device, layouts: dict[str, Path], tmp_path: Path
+) -> None:
+    """A synced /srv/app keeps its key when A adds `path_map: {/srv: ~/work}` later: both
+    devices' turns meet in one transcript, with no loop of "changed during the pull"."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    srv = os.path.realpath(layouts["srv"])
+    session = f"projects/{folder_of(srv)}/s.jsonl"
+    put(a, session, line(srv, "a1"), 1)
+    a.ok("push")
+    b.ok("pull")
+    assert b.read(session) == line(srv, "a1").encode()
+    with_path_map(a, {str(tmp_path / "srv"): "~/work"})
+    put(a, session, line(srv, "a1") + line(srv, "a2"), 10)
+    put(b, session, line(srv, "a1") + line(srv, "b2"), 11)
+    a.ok("sync")
+    b.ok("sync")
+    output = a.ok("sync")
+    assert "changed during the pull" not in output
+    merged = sorted([line(srv, "a1"), line(srv, "a2"), line(srv, "b2")])
+    for device in (a, b):
+        assert sorted(device.read(session).decode().splitlines(keepends=True)) == merged
+        assert [p.name for p in (device.claude / "projects").iterdir()] == [folder_of(srv)]
