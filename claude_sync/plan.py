@@ -161,8 +161,16 @@ def _take(path: str, winner: Version, local: LocalFile | None) -> PullAction:
 
 
 def decide_pull(
-    path: str, local: LocalFile | None, entry: Entry | None, remote: list[Version], device: str
+    path: str,
+    local: LocalFile | None,
+    entry: Entry | None,
+    remote: list[Version],
+    device: str,
+    state_known: bool = False,
 ) -> PullAction | None:
+    """What a pull does for `path`. `state_known`: the state records earlier syncs, so a
+    local file it has no entry for was made here since (a file made on two devices meets
+    as a conflict); otherwise this device does not know its base (see `_without_base`)."""
     base = _base(entry)
     inferred = None if base is not None else _already_remote(local, remote)
     if inferred is not None:
@@ -170,7 +178,7 @@ def decide_pull(
     newer = [version for version in remote if base is None or not version.vector <= base.vector]
     if not newer:
         return Adopt(path, inferred) if inferred is not None else None
-    if base is None and local is not None and not is_append_only(path):
+    if base is None and local is not None and not is_append_only(path) and not state_known:
         return _without_base(path, local, remote, device)
     if not local_changed(path, local, entry):
         return _settle(path, local, base, remote)
@@ -188,12 +196,11 @@ def decide_pull(
 def _without_base(
     path: str, local: LocalFile, remote: list[Version], device: str
 ) -> PullAction | None:
-    """A local copy whose base this device does not know (state.json lost, a home restored
-    from a backup, a file made here under a name the remote knows) never outranks what the
-    remote holds: one no newer than the remote's newest version is taken for stale and
-    yields as an unchanged file would (kept in trash/); a newer one may be an edit, and is
-    kept as a conflict copy beside the remote's version. (Append-only files need neither:
-    their versions merge.)"""
+    """A local copy whose base this device does not know (state.json lost, a device
+    joining with files of its own) never outranks what the remote holds: one no newer than
+    the remote's newest version is taken for stale and yields as an unchanged file would
+    (kept in trash/); a newer one may be an edit, and is kept as a conflict copy beside the
+    remote's version. (Append-only files need neither: their versions merge.)"""
     newest = max(maximal(remote), key=remote_rank)
     if local.mtime_ns <= newest.mtime_ns:
         return _settle(path, local, None, remote)

@@ -93,6 +93,8 @@ class Session:
         self.rules = Rules.from_config(self.config.include, self.config.exclude)
         self.state_path = workspace.home / "state.json"
         self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
+        # Whether the state records earlier syncs: a file it has no entry for is then new.
+        self.state_known = not self.state.rebuilding
         self.paths = path_map(workspace, self.state)
         self.listen: Listener = lambda event: listen(
             dataclasses.replace(event, path=self.paths.to_local(event.path))

@@ -18,7 +18,10 @@ marks a conflict copy `claude-sync conflicts` removed: under a session, where a 
 is otherwise taken for Claude Code's cleanup, the next push still sends its tombstone.
 The file is replaced atomically; an unreadable one is set aside and rebuilt by comparing hashes.
 `projects` is the project table (see `projects`) as last synced: a project folder with no
-path recorded in it keeps its key between runs.
+path recorded in it keeps its key between runs. `rebuilding` marks a state made anew (no
+state.json: a device joining, or one that lost it) until a whole pull has settled every
+path: until then a local file with no entry has no known base and never outranks the
+remote; after it, such a file was made here, and meets the remote's as a conflict.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class State:
     last_pull: str | None = None
     saved_ns: int = 0  # the mtime of state.json as loaded: when these stats were recorded
     projects: dict[str, Project] = field(default_factory=dict)
+    rebuilding: bool = False  # made anew (no state.json, or an unusable one): see below
 
 
 def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -67,7 +71,7 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
         if document.get("version") != STATE_VERSION:
             raise ValueError("unknown version")
         if document.get("device_id") != device_id or document.get("remote_root") != remote_root:
-            return State(device_id, remote_root), None
+            return State(device_id, remote_root, rebuilding=True), None
         files = {
             name: Entry(
                 base=version_from_json(name, raw["base"]),
@@ -87,9 +91,10 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
             document.get("last_pull"),
             saved_ns,
             projects_from_json(document.get("projects", {})),
+            bool(document.get("rebuilding", False)),
         ), None
     except FileNotFoundError:
-        return State(device_id, remote_root), None
+        return State(device_id, remote_root, rebuilding=True), None
     except (ValueError, KeyError, TypeError, AttributeError, ClaudeSyncError, OSError):
         aside = path.with_name("state.json.corrupt")
         path.replace(aside)
@@ -98,7 +103,7 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
             "hashes: a copy older than the remote's version is kept in trash/, a newer one "
             "as a conflict copy"
         )
-        return State(device_id, remote_root), warning
+        return State(device_id, remote_root, rebuilding=True), warning
 
 
 def save_state(path: Path, state: State) -> None:
@@ -120,5 +125,6 @@ def save_state(path: Path, state: State) -> None:
             for name, entry in sorted(state.files.items())
         },
         "projects": projects_to_json(state.projects),
+        "rebuilding": state.rebuilding,
     }
     write_private(path, json.dumps(document, separators=(",", ":")))

@@ -391,6 +391,31 @@ def test_a_device_that_lost_its_state_never_outranks_what_it_has_not_seen(
         assert copies(device.claude) == []
 
 
+def test_a_file_made_on_two_syncing_devices_meets_as_a_conflict(
+    local_server: Server, make_device
+) -> None:
+    """Devices that have synced before each make CLAUDE.md: the one made here is new, not a
+    stale copy of unknown base, so it stays and the other side is kept beside it, whichever
+    is older; history.jsonl made on both merges without a warning."""
+    a = joined(make_device("a"), local_server)
+    b = joined(make_device("b"), local_server)
+    put(a, "agents/x.md", "agent x\n", 0)
+    a.ok("sync")
+    b.ok("sync")
+    put(b, "CLAUDE.md", "# made on b, first\n", 10)
+    put(b, "history.jsonl", '{"display": "b", "timestamp": 1}\n', 10)
+    put(a, "CLAUDE.md", "# made on a, later\n", 20)
+    put(a, "history.jsonl", '{"display": "a", "timestamp": 2}\n', 20)
+    a.ok("push")
+    result = b.run("sync")
+    assert result.exit_code == 3, result.output
+    assert "no record of what" not in result.output, result.output
+    assert b.read("CLAUDE.md") == b"# made on b, first\n"
+    [copy] = copies(b.claude)
+    assert b.read(copy) == b"# made on a, later\n"
+    assert len(b.read("history.jsonl").splitlines()) == 2
+
+
 def test_a_joining_device_keeps_its_newer_copy_as_a_conflict_copy(
     local_server: Server, make_device
 ) -> None:

@@ -28,6 +28,7 @@ from ..claude_folder import (
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..manifest import now_iso
 from ..merges import merge_lines
+from ..pathmap import is_append_only
 from ..plan import (
     Adopt,
     Download,
@@ -58,6 +59,7 @@ def plan_pull(session: Session, scope: Scope = EVERYTHING) -> list[PullAction]:
             session.state.files.get(path),
             remote.get(path, []),
             session.device,
+            session.state_known,
         )
         if action is not None:
             actions.append(action)
@@ -208,7 +210,7 @@ def pull_over(
                 raise disk_full(error, ws.staging, "pull") from None
             raise
         try:
-            _apply_pull(session, assembler, actions, visible, summary, fresh)
+            _apply_pull(session, assembler, actions, visible, summary, fresh, scope)
         except OSError as error:
             if error.errno in NO_SPACE:
                 raise disk_full(error, ws.claude, "pull") from None
@@ -226,6 +228,7 @@ def _apply_pull(
     visible: list[PullAction],
     summary: Summary,
     fresh: bool,
+    scope: Scope,
 ) -> None:
     index = 0
     try:
@@ -257,6 +260,8 @@ def _apply_pull(
                         f"({error.strerror}); left as it is",
                     )
                 )
+        if scope == EVERYTHING:  # every path settled once: the state knows its bases now
+            session.state.rebuilding = False
     finally:
         session.state.last_pull = now_iso()
         session.save()
@@ -273,6 +278,7 @@ def _apply_one(
 ) -> None:
     local = session.paths.to_local(action.path)
     stale = not (isinstance(action, Resolve) and action.pending_yields)  # else: a copy
+    stale = stale and not session.state_known and not is_append_only(action.path)
     if stale and action.path not in session.state.files and action.path in session.local:
         session.listen(
             Event(
