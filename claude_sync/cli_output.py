@@ -64,6 +64,9 @@ class Printer:
             return
         if self.quiet:
             return
+        if event.kind == "note":
+            click.echo(f"· {event.detail}", err=self.to_stderr)
+            return
         arrow = self.ARROWS.get(event.kind, "·")
         counter = f"[{event.index}/{event.total}] " if event.total else ""
         what = "deleted" if event.kind == "delete" else size_text(event.size)

@@ -34,7 +34,7 @@ class Unwritable(ClaudeSyncError):
 class Event:
     """Something worth telling the user; the CLI decides how (or whether) to show it."""
 
-    kind: str  # upload, download, delete, conflict, warning, detail
+    kind: str  # upload, download, delete, conflict, warning, detail, note (a line of its own)
     path: str = ""
     size: int = 0
     index: int = 0
@@ -108,7 +108,7 @@ class Session:
             )
             self.listen(
                 Event(
-                    "detail",
+                    "note",
                     detail=f"moved {moved} {'file' if moved == 1 else 'files'} of "
                     f"projects/{placeholder} into projects/{own}, where Claude Code keeps "
                     "that repository's sessions here",

@@ -143,7 +143,8 @@ def test_one_repository_checked_out_in_different_places_is_one_project(
     assert b.read("projects/git-github-com-ann-app/s1.jsonl") == line(on_a, "a1").encode()
     # Once it has, that folder's sessions move into the checkout's own folder.
     put(b, f"projects/{folder_of(on_b)}/s2.jsonl", line(on_b, "b2"), 10)
-    b.ok("sync")
+    moved = f"· moved 1 file of projects/git-github-com-ann-app into projects/{folder_of(on_b)}"
+    assert moved in b.ok("sync").splitlines()[0]
     assert not (b.claude / "projects" / "git-github-com-ann-app").exists()
     assert b.read(f"projects/{folder_of(on_b)}/s1.jsonl") == line(on_a, "a1").encode()
     assert "Nothing to push" in b.ok("push")
