@@ -220,10 +220,12 @@ def test_a_different_session_is_replaced_only_with_overwrite(a: Device, project:
     assert "a different session" in result.output and "--overwrite" in result.output
     assert session_files(here) == old
 
+    source = a.claude / "projects" / encode_project(os.path.realpath(a.home / "code" / "app"))
+    exported_files = session_files(source)
     output = a.ok("import", str(exported), "--cwd", str(project), "--overwrite")
     assert "kept in" in output
-    source = a.claude / "projects" / encode_project(os.path.realpath(a.home / "code" / "app"))
-    assert session_files(here) == session_files(source)
+    assert session_files(here) == exported_files
+    assert not (source / f"{SESSION}.jsonl").exists()  # one session id, one place
     relative = f"projects/{here.name}/"
     kept = {
         path.split(relative, 1)[1]: data
@@ -231,3 +233,24 @@ def test_a_different_session_is_replaced_only_with_overwrite(a: Device, project:
         if relative in path
     }
     assert kept == old
+
+
+def test_a_session_already_in_another_project_is_moved_only_with_overwrite(
+    a: Device, project: Path
+) -> None:
+    """Claude Code resumes an id from one folder only: an import never leaves two."""
+    exported = a.home / "s.age"
+    source = make_session(a, a.home / "code" / "app")
+    a.ok("export", SESSION, "-o", str(exported))
+    before = session_files(source)
+    result = a.run("import", str(exported), "--cwd", str(project))
+    assert result.exit_code == 1, result.output
+    assert f"already in projects/{source.name}" in result.output
+    assert session_files(source) == before
+    target = a.claude / "projects" / encode_project(os.path.realpath(project))
+    assert not target.exists()
+    a.ok("import", str(exported), "--cwd", str(project), "--overwrite")
+    assert session_files(target) == before
+    assert not (source / f"{SESSION}.jsonl").exists() and not (source / SESSION).exists()
+    kept = tree(a.sync_home / "trash")
+    assert any(path.endswith(f"{source.name}/{SESSION}.jsonl") for path in kept)

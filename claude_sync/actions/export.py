@@ -409,6 +409,29 @@ def _install(
     return trashed
 
 
+def _elsewhere(claude: Path, folder: Path, session_id: str) -> list[Path]:
+    """The other project folders that hold session `session_id`."""
+    try:
+        folders = sorted(Path(entry.path) for entry in os.scandir(claude / "projects"))
+    except OSError:
+        return []
+    return [
+        other
+        for other in folders
+        if other.is_dir() and other != folder and _local(other, session_id) is not None
+    ]
+
+
+def _remove(ws: Workspace, folder: Path, session_id: str) -> list[Path]:
+    """Move session `session_id` out of `folder` into trash/; where it was kept."""
+    relative = f"projects/{folder.name}/{session_id}"
+    kept = []
+    for path, name in ((folder / f"{session_id}.jsonl", ".jsonl"), (folder / session_id, "")):
+        if path.exists() or path.is_symlink():
+            kept.append(keep_in_trash(ws.trash, relative + name, path, move=True))
+    return kept
+
+
 def _decrypt(ws: Workspace, source: Path, into: BinaryIO) -> None:
     try:
         crypto.decrypt_stream(source, into, ws.identity)
@@ -451,8 +474,17 @@ def import_session(ws: Workspace, source: Path, cwd: str, overwrite: bool) -> Im
                             "here: --overwrite replaces it (the old one is kept in trash/); "
                             "nothing written"
                         )
+                    elsewhere = _elsewhere(ws.claude, folder, header.session)
+                    if elsewhere and not overwrite:
+                        raise ClaudeSyncError(
+                            f"session {header.session} is already in projects/"
+                            f"{elsewhere[0].name} here: --overwrite moves it to projects/"
+                            f"{folder.name} (the old one is kept in trash/); nothing written"
+                        )
                     trashed = _install(ws, archive, members, folder, header.session)
-                    outcome = "replaced" if here is not None else "imported"
+                    for other in elsewhere:  # one session id, one place: where it went now
+                        trashed += _remove(ws, other, header.session)
+                    outcome = "replaced" if here is not None or elsewhere else "imported"
                     return Imported(header, folder.name, outcome, trashed)
             except tarfile.TarError as error:
                 raise _refused(source, f"its archive is damaged ({error})") from None
