@@ -21,7 +21,7 @@ from .actions import push as push_action
 from .actions import status as status_action
 from .actions import verify as verify_action
 from .cli_claude import pull_hook, report_hooks
-from .cli_output import Printer, count, pull_line, push_line
+from .cli_output import Printer, count, exit_if_pending, pull_line, push_line
 from .config import default_device_name, load_config
 from .errors import ClaudeSyncError, ConfigError, Interrupted, RemoteFolderMissing
 from .files import size_text
@@ -404,9 +404,6 @@ def _warn_failed_background(home: Path) -> None:
         click.echo(f"! the background push at {failed.when} failed: {failed.detail}", err=True)
 
 
-CONFLICTS_PENDING = 3  # the exit code of a pull or sync that leaves conflicts to settle
-
-
 def _do_pull(
     printer: Printer, dry_run: bool, project: str | None = None, device: str | None = None
 ) -> list[str]:
@@ -418,20 +415,6 @@ def _do_pull(
         summary = pull_action.pull(ws, printer, dry_run=dry_run, project=project, device=device)
     printer.done(pull_line(summary, dry_run))
     return summary.pending
-
-
-def _exit_if_pending(pending: list[str]) -> None:
-    """Conflicts left to settle are not success: name them (even with -q) and exit 3."""
-    if not pending:
-        return
-    click.echo(
-        f"⚠ {count(len(pending), 'conflict')} to settle: "
-        + ", ".join(pending[:3])
-        + (", …" if len(pending) > 3 else "")
-        + "; run `claude-sync conflicts`",
-        err=True,
-    )
-    sys.exit(CONFLICTS_PENDING)
 
 
 def _do_push(printer: Printer, dry_run: bool, force: bool, scope: Scope = EVERYTHING) -> None:
@@ -512,7 +495,7 @@ def pull(
         with contextlib.redirect_stdout(io.StringIO()):
             pull_hook()
         return
-    _exit_if_pending(_do_pull(Printer(quiet, verbose), dry_run, project, device))
+    exit_if_pending(_do_pull(Printer(quiet, verbose), dry_run, project, device))
 
 
 @main.command()
@@ -527,7 +510,7 @@ def sync(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
     printer = Printer(quiet, verbose)
     pending = _do_pull(printer, dry_run)
     _do_push(printer, dry_run, force)
-    _exit_if_pending(pending)
+    exit_if_pending(pending)
 
 
 @main.command()

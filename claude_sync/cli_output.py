@@ -127,3 +127,20 @@ def table_lines(rows: list[tuple[str, ...]]) -> list[str]:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+
+
+CONFLICTS_PENDING = 3  # the exit code of a run that leaves conflicts to settle
+
+
+def exit_if_pending(pending: list[str]) -> None:
+    """Conflicts left to settle are not success: name them (even with -q) and exit 3."""
+    if not pending:
+        return
+    click.echo(
+        f"⚠ {count(len(pending), 'conflict')} to settle: "
+        + ", ".join(pending[:3])
+        + (", …" if len(pending) > 3 else "")
+        + "; run `claude-sync conflicts`",
+        err=True,
+    )
+    sys.exit(CONFLICTS_PENDING)

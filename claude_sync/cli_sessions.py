@@ -12,7 +12,7 @@ import click
 
 from .actions import export as export_action
 from .actions import sessions as sessions_action
-from .cli_output import Printer, count, table_lines
+from .cli_output import Printer, count, exit_if_pending, table_lines
 from .cli_projects import when_iso, when_text
 from .errors import ConfigError
 from .files import size_text
@@ -126,6 +126,7 @@ def restore(
     )
     for row in restored.sessions:
         printer.done(f"  claude --resume {row.id}  # {row.project}")
+    exit_if_pending(restored.summary.pending)
 
 
 @click.command()

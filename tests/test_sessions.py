@@ -167,3 +167,19 @@ def test_restore_by_date_and_by_project(local_server: Server, make_device) -> No
     )
     assert "Nothing to push" in a.ok("push")
     assert a.run("restore").exit_code == 2
+
+
+def test_a_restore_that_brings_back_a_conflict_copy_exits_3(
+    local_server: Server, make_device
+) -> None:
+    """A conflict copy restored with its session is a conflict left to settle."""
+    a = joined(make_device("a"), local_server)
+    put(a, "projects/-p/s.jsonl", '{"n": 1}\n', 1)
+    put(a, "projects/-p/s/tool-results/r.txt.conflict-20261130-100000-b", "from b\n", 2)
+    a.ok("push", exit_code=0)
+    shutil.rmtree(a.claude / "projects/-p")  # Claude Code's cleanup
+    a.ok("sync")
+    result = a.run("restore", "--session", "s")
+    assert result.exit_code == 3, result.output
+    assert "1 conflict to settle" in result.output
+    assert a.read("projects/-p/s/tool-results/r.txt.conflict-20261130-100000-b") == b"from b\n"
