@@ -231,9 +231,11 @@ class PathMap:
     second part of a path under projects/) differs: see `projects` for why and how.
 
     A mapping, once used, is fixed for the run, so what the scan named a file is what the
-    pull writes to. Two remote folders never share a local folder, nor two local folders
-    one remote folder: the second one asked for takes `<name>.2` (`.3`...), a name Claude
-    Code never makes (a collision of its lossy names, or two folders here given one key)."""
+    pull writes to. Two local folders here with one key (a repository and its worktree)
+    share its remote folder: each session stays in the folder that has it (`_place`), and
+    an entry both have (`memory/`) keeps the second folder's own remote folder. Two remote
+    folders never share a local folder: the second one asked for takes `<name>.2`, a name
+    Claude Code never makes (a collision of its lossy names)."""
 
     def __init__(
         self,
@@ -247,6 +249,10 @@ class PathMap:
         self._remote_of: dict[str, str] = {}  # local folder -> remote folder
         self._local_of: dict[str, str] = {}  # remote folder -> local folder
         self._derived: set[str] = set()  # remote folders whose project was read here
+        # More local folders for one key (a repository and its worktree): each session
+        # stays in the folder that has it; the key's own folder takes new ones.
+        self._also: dict[str, str] = {}  # another local folder -> the remote folder
+        self._placed: dict[tuple[str, str], str] = {}  # (remote folder, entry) -> folder
         self._materialised: dict[str, str] | None = None
         self._history: dict[str, str] | None = None
         self._claude = claude
@@ -269,32 +275,56 @@ class PathMap:
                 synced.setdefault(name, remote)
         for folder in folders:
             remote = synced.get(folder)
-            if remote is not None and remote not in self._local_of:
-                self._claim(folder, remote, self.projects[remote])
+            if remote is not None:
+                self._take(folder, remote, self.projects[remote])
                 continue
             for recorded in folder_paths(projects / folder):
                 if folder in (encode_project(recorded), encode_project(real_path(recorded))):
                     key = self.layout.key_of(recorded)
-                    if self._may_claim(folder, remote_folder(key), key):
-                        self._claim(folder, remote_folder(key), Project(key, recorded))
+                    self._take(folder, remote_folder(key), Project(key, recorded))
                     break
+        self._place(projects)
 
-    def _may_claim(self, folder: str, remote: str, key: str) -> bool:
-        """Whether `folder` takes `remote` from the folder holding it, if any: only from a
-        folder named after it that held a git-keyed project while no checkout of it was
-        known here (see `placeholders`)."""
+    def _take(self, folder: str, remote: str, project: Project) -> None:
+        """Map `folder` to `remote`. When another folder here has it already, the one
+        Claude Code uses here for the key's path is the key's own (it takes new sessions),
+        and the other keeps its sessions (see `_place`); a folder named after a git-keyed
+        remote folder while no checkout was known gives way to the checkout's (see
+        `placeholders`)."""
         holder = self._local_of.get(remote)
-        if holder is None:
-            return True
-        if holder == remote and key.startswith(GIT_MARKER):
-            del self._remote_of[holder]
-            return True
-        return False
-
-    def _claim(self, folder: str, remote: str, project: Project) -> None:
+        placeholder = project.key.startswith(GIT_MARKER) and remote in (folder, holder)
+        if holder is not None and holder != folder:
+            if placeholder and folder == remote:
+                return  # its files move into the holder's (see `placeholders`)
+            if placeholder:
+                del self._remote_of[holder]
+            elif self._own(folder, project.key) and not self._own(holder, project.key):
+                del self._remote_of[holder]
+                self._also[holder] = remote
+            else:
+                self._also[folder] = remote
+                return
         self._remote_of[folder], self._local_of[remote] = remote, folder
         self.projects[remote] = project
         self._derived.add(remote)
+
+    def _own(self, folder: str, key: str) -> bool:
+        """Whether `folder` is the one Claude Code uses here for `key`'s path."""
+        return folder == self.layout.folder_of(key)
+
+    def _place(self, projects: Path) -> None:
+        """Give each session (each entry of a project folder) of a remote folder that more
+        local folders share to the one folder that has it: the key's own folder first."""
+        shared = set(self._also.values())
+        own = [self._local_of[remote] for remote in sorted(shared) if remote in self._local_of]
+        for folder in [*own, *sorted(self._also)]:
+            remote = self._remote_of.get(folder) or self._also[folder]
+            try:
+                names = sorted(entry.name for entry in os.scandir(projects / folder))
+            except OSError:
+                continue
+            for name in names:
+                self._placed.setdefault((remote, name), folder)
 
     def learn(self, published: Iterable[tuple[str, Project]]) -> None:
         """Take in the project tables other devices published (what this device read from
@@ -309,20 +339,34 @@ class PathMap:
 
     def to_remote(self, local: str) -> str:
         parts = local.split("/")
-        if parts[0] == "projects" and len(parts) > 1:
+        if parts[0] == "projects" and len(parts) > 2 and parts[1] in self._also:
+            parts[1] = self._entry_remote(parts[1], parts[2])
+        elif parts[0] == "projects" and len(parts) > 1:
             parts[1] = self.remote_folder_of(parts[1])
         return "/".join(parts)
 
     def to_local(self, remote: str) -> str:
         parts = remote.split("/")
-        if parts[0] == "projects" and len(parts) > 1:
+        if parts[0] == "projects" and len(parts) > 2 and (parts[1], parts[2]) in self._placed:
+            parts[1] = self._placed[parts[1], parts[2]]
+        elif parts[0] == "projects" and len(parts) > 1:
             parts[1] = self.local_folder_of(parts[1])
         return "/".join(parts)
+
+    def _entry_remote(self, folder: str, name: str) -> str:
+        """The remote folder of entry `name` of a folder that shares its key with another:
+        the key's, unless that folder has an entry of this name too (both have `memory/`);
+        then this folder's own."""
+        remote = self._also[folder]
+        if self._placed.setdefault((remote, name), folder) == folder:
+            return remote
+        return self.remote_folder_of(folder)
 
     def remote_folder_of(self, folder: str) -> str:
         remote = self._remote_of.get(folder)
         if remote is None:
-            remote = _unclaimed(self._guess_remote(folder), folder, self._local_of)
+            guess = folder if folder in self._also else self._guess_remote(folder)
+            remote = _unclaimed(guess, folder, self._local_of)
             self._local_of[remote], self._remote_of[folder] = folder, remote
         return remote
 

@@ -333,3 +333,28 @@ def test_a_remote_folder_named_like_a_taken_local_one_gets_its_own(
     theirs = paths.to_local(f"projects/{encode_project(sibling)}/theirs.jsonl")
     assert theirs == f"projects/{folder}.2/theirs.jsonl"
     assert paths.to_remote(theirs) == f"projects/{encode_project(sibling)}/theirs.jsonl"
+
+
+def test_two_folders_of_one_key_each_keep_their_sessions(tmp_path: Path, ann: Path) -> None:
+    """A repository and its worktree are one project: one remote folder, each session in
+    the local folder that has it, a new one in the first; both have memory/, so the
+    second's keeps a remote folder of its own."""
+    here = checkout(ann / "src" / "app", "git@github.com:ann/app.git")
+    git("commit", "-q", "--allow-empty", "-m", "x", cwd=here)
+    git("worktree", "add", "-q", str(ann / "wt"), cwd=here)
+    claude = ann / ".claude"
+    main, tree = (encode_project(os.path.realpath(p)) for p in (here, ann / "wt"))
+    transcript(claude / "projects" / main, "s1.jsonl", os.path.realpath(here))
+    transcript(claude / "projects" / tree, "s2.jsonl", os.path.realpath(ann / "wt"))
+    for folder in (main, tree):
+        (claude / "projects" / folder / "memory").mkdir()
+    paths = PathMap(Layout.of(ann, {}, git_everywhere=True), claude)
+    shared = "projects/git-github-com-ann-app"
+    assert paths.to_remote(f"projects/{main}/s1.jsonl") == f"{shared}/s1.jsonl"
+    assert paths.to_remote(f"projects/{tree}/s2.jsonl") == f"{shared}/s2.jsonl"
+    assert paths.to_local(f"{shared}/s2.jsonl") == f"projects/{tree}/s2.jsonl"
+    assert paths.to_local(f"{shared}/s3.jsonl") == f"projects/{main}/s3.jsonl"
+    memories = {paths.to_remote(f"projects/{f}/memory/MEMORY.md") for f in (main, tree)}
+    assert f"{shared}/memory/MEMORY.md" in memories and len(memories) == 2
+    for memory in memories:
+        assert paths.to_remote(paths.to_local(memory)) == memory

@@ -178,3 +178,42 @@ def test_a_path_map_added_after_syncing_does_not_split_a_project(
     for device in (a, b):
         assert sorted(device.read(session).decode().splitlines(keepends=True)) == merged
         assert [p.name for p in (device.claude / "projects").iterdir()] == [folder_of(srv)]
+
+
+def test_a_repository_and_its_worktree_share_their_sessions_with_one_checkout(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """A works in a checkout and in its worktree, B in one checkout: B has both sessions in
+    its folder; what B adds to the worktree's session comes back into A's worktree folder."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for device in (a, b):
+        with_git_keys(device)
+    main = checkout(a.home / "src" / "app", "git@github.com:ann/app.git")
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", *identity, "commit", "-q", "--allow-empty", "-m", "x"], cwd=main)
+    worktree = a.home / "wt"
+    subprocess.run(["git", "worktree", "add", "-q", str(worktree)], cwd=main, check=True)
+    on_b = os.path.realpath(checkout(b.home / "app", "https://github.com/ann/app"))
+    main, worktree = os.path.realpath(main), os.path.realpath(worktree)
+    put(a, f"projects/{folder_of(main)}/s1.jsonl", line(main, "a1"), 1)
+    put(a, f"projects/{folder_of(worktree)}/s2.jsonl", line(worktree, "a2"), 2)
+    put(b, f"projects/{folder_of(on_b)}/s3.jsonl", line(on_b, "b3"), 3)
+    a.ok("push")
+    b.ok("sync")
+    assert sorted(p.name for p in (b.claude / "projects" / folder_of(on_b)).iterdir()) == [
+        "s1.jsonl",
+        "s2.jsonl",
+        "s3.jsonl",
+    ]
+    put(b, f"projects/{folder_of(on_b)}/s2.jsonl", line(worktree, "a2") + line(on_b, "b2"), 10)
+    b.ok("push")
+    a.ok("pull")
+    assert (
+        a.read(f"projects/{folder_of(worktree)}/s2.jsonl")
+        == (line(worktree, "a2") + line(on_b, "b2")).encode()
+    )
+    assert sorted(p.name for p in (a.claude / "projects" / folder_of(main)).iterdir()) == [
+        "s1.jsonl",
+        "s3.jsonl",
+    ]
+    assert "Nothing to push" in a.ok("push")
