@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
 
@@ -144,3 +145,19 @@ def exit_if_pending(pending: list[str]) -> None:
         err=True,
     )
     sys.exit(CONFLICTS_PENDING)
+
+
+def when_text(mtime_ns: int) -> str:
+    """A time for a person: local, to the minute."""
+    if not mtime_ns:
+        return "-"
+    when = datetime.datetime.fromtimestamp(mtime_ns / 1e9).astimezone()
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def when_iso(mtime_ns: int) -> str | None:
+    """A time for a program: ISO 8601 in UTC, to the second."""
+    if not mtime_ns:
+        return None
+    when = datetime.datetime.fromtimestamp(mtime_ns // 10**9, datetime.timezone.utc)
+    return when.isoformat()

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 
 import click
 
 from .actions import projects as projects_action
-from .cli_output import table_lines
+from .cli_output import table_lines, when_iso, when_text
 from .locations import sync_home
 from .lock import locked
 from .workspace import load_workspace
-
-
-def when_text(mtime_ns: int) -> str:
-    """A time for a person: local, to the minute."""
-    if not mtime_ns:
-        return "-"
-    when = datetime.datetime.fromtimestamp(mtime_ns / 1e9).astimezone()
-    return when.strftime("%Y-%m-%d %H:%M")
-
-
-def when_iso(mtime_ns: int) -> str | None:
-    """A time for a program: ISO 8601 in UTC, to the second."""
-    if not mtime_ns:
-        return None
-    when = datetime.datetime.fromtimestamp(mtime_ns // 10**9, datetime.timezone.utc)
-    return when.isoformat()
 
 
 @click.command()

@@ -12,8 +12,7 @@ import click
 
 from .actions import export as export_action
 from .actions import sessions as sessions_action
-from .cli_output import Printer, count, exit_if_pending, table_lines
-from .cli_projects import when_iso, when_text
+from .cli_output import Printer, count, exit_if_pending, table_lines, when_iso, when_text
 from .errors import ConfigError
 from .files import size_text
 from .locations import sync_home

@@ -120,6 +120,14 @@ def local_server(tmp_path: Path) -> Iterator[Server]:
     started.stop()
 
 
+@pytest.fixture(params=["local", "s3"])
+def local_or_s3_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A local folder, then a loopback S3 server: the two the project tests cover."""
+    started = start_server(request.param, tmp_path / f"server-{request.param}", RCLONE)
+    yield started
+    started.stop()
+
+
 @pytest.fixture
 def s3_server(tmp_path: Path) -> Iterator[Server]:
     started = start_server("s3", tmp_path / "server-s3", RCLONE)

@@ -12,14 +12,12 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from claude_code import ClaudeCode, message_texts, read_jsonl
-from conftest import RCLONE, Device, copies, joined
+from conftest import Device, copies, joined
 from fake_anthropic import FakeAnthropic
-from servers import Server, start_server
+from servers import Server
 from test_claude_code import succeeded, sync_environment
 
 from claude_sync.projects import encode_project
@@ -38,18 +36,10 @@ def prompts(path: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(params=["local", "s3"])
-def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    """A local folder and a loopback S3 server."""
-    started = start_server(request.param, tmp_path / f"server-{request.param}", RCLONE)
-    yield started
-    started.stop()
-
-
 def test_sessions_move_between_layouts_and_branches_merge(
-    claude_binary: str, remote: Server, make_device, tmp_path: Path
+    claude_binary: str, local_or_s3_server: Server, make_device, tmp_path: Path
 ) -> None:
-    a, b = (joined(make_device(name), remote) for name in "ab")
+    a, b = (joined(make_device(name), local_or_s3_server) for name in "ab")
     srv = tmp_path / "srv"
     on_a, on_b = srv / "app", b.home / "work" / "app"
     for place in (on_a, on_b):

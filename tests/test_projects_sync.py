@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RCLONE, Device, joined, put
-from servers import Server, start_server
+from conftest import Device, joined, put
+from servers import Server
 
 from claude_sync.projects import encode_project
 
@@ -30,14 +29,6 @@ def with_path_map(device: Device, path_map: dict[str, str]) -> None:
     config.write_text(config.read_text() + f"path_map: {{{mapping}}}\n")
 
 
-@pytest.fixture(params=["local", "s3"])
-def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    """A local folder and a loopback S3 server."""
-    started = start_server(request.param, tmp_path / f"server-{request.param}", RCLONE)
-    yield started
-    started.stop()
-
-
 @pytest.fixture
 def layouts(tmp_path: Path, make_device) -> dict[str, Path]:
     """Ann's machine: a project next to her home folder, one under /srv. Bob's: ~/work."""
@@ -52,9 +43,9 @@ def layouts(tmp_path: Path, make_device) -> dict[str, Path]:
 
 
 def test_projects_keep_their_identity_across_homes_and_layouts(
-    remote: Server, make_device, layouts: dict[str, Path], tmp_path: Path
+    local_or_s3_server: Server, make_device, layouts: dict[str, Path], tmp_path: Path
 ) -> None:
-    a, b = (joined(make_device(name), remote) for name in "ab")
+    a, b = (joined(make_device(name), local_or_s3_server) for name in "ab")
     layouts["bobs"].mkdir(parents=True)
     with_path_map(a, {str(tmp_path / "srv"): "~/work"})
     sibling, srv, bobs = (os.path.realpath(layouts[k]) for k in ("sibling", "srv", "bobs"))
@@ -129,9 +120,9 @@ def with_git_keys(device: Device) -> None:
 
 
 def test_one_repository_checked_out_in_different_places_is_one_project(
-    remote: Server, make_device, tmp_path: Path
+    local_or_s3_server: Server, make_device, tmp_path: Path
 ) -> None:
-    a, b = (joined(make_device(name), remote) for name in "ab")
+    a, b = (joined(make_device(name), local_or_s3_server) for name in "ab")
     for device in (a, b):
         with_git_keys(device)
     on_a = os.path.realpath(checkout(a.home / "src" / "app", "git@github.com:ann/app.git"))

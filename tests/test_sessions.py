@@ -14,7 +14,7 @@ import pytest
 from conftest import T0, Device, copies, joined, put
 from servers import Server
 
-from claude_sync.cli_projects import when_iso
+from claude_sync.cli_output import when_iso
 from claude_sync.projects import encode_project
 
 
