@@ -117,6 +117,8 @@ def push_line(summary: Summary, dry_run: bool) -> str:
         return "✓ Push complete: " + counts(summary, "uploaded", "deleted")
     if summary.published:
         return f"✓ Push complete: published {summary.published} settled conflicts"
+    if summary.moves:
+        return f"✓ Push complete: published {count(summary.moves, 'project move')}"
     return "✓ Nothing to push"
 
 

@@ -8,12 +8,14 @@
          "sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
          "vector": {"<device id>": 3}, "device": "<id that made this version>",
          "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]]}},
-     "projects": {"~-code-app": {"key": "~/code/app", "path": "/home/ann/code/app"}}}
+     "projects": {"~-code-app": {"key": "~/code/app", "path": "/home/ann/code/app"}},
+     "moves": {"-srv-app": {"to": "~-work-app", "at": 1764500000000000000}}}
 
 The file is the concatenation of its segments (objects); a tombstone has deleted: true, no
 segments, sha256 "" and size 0. `projects` is this device's project table: the key and the
-recorded path of each project folder its files lie in (see `projects`); a manifest written
-before it existed has none. Every field is checked on load: a manifest that names an
+recorded path of each project folder its files lie in (see `projects`); `moves` are the
+project folders renamed on the remote that this device knows of (see `moves`). A manifest
+written before either existed has none. Every field is checked on load: a manifest that names an
 unsafe path or malformed values is refused whole.
 """
 
@@ -25,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import RemoteFormatError
+from .moves import Move, moves_from_json, moves_to_json
 from .pathmap import is_safe_path, validate_remote_path
 from .projects import Project, is_key
 from .versions import Segment, Version, VersionVector
@@ -42,6 +45,7 @@ class Manifest:
     files: dict[str, Version]
     stamp: str = ""
     projects: dict[str, Project] = field(default_factory=dict)
+    moves: dict[str, Move] = field(default_factory=dict)
 
 
 def version_to_json(version: Version) -> dict:
@@ -119,6 +123,7 @@ def encode_manifest(manifest: Manifest) -> bytes:
         "stamp": manifest.stamp,
         "files": {path: version_to_json(v) for path, v in sorted(manifest.files.items())},
         "projects": projects_to_json(manifest.projects),
+        "moves": moves_to_json(manifest.moves),
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
@@ -147,6 +152,7 @@ def decode_manifest(data: bytes, expected_device: str) -> Manifest:
         stamp=str(document.get("stamp", "")),
         files={validate_remote_path(p): version_from_json(p, raw) for p, raw in files.items()},
         projects=projects_from_json(document.get("projects", {})),
+        moves=moves_from_json(document.get("moves", {})),
     )
 
 

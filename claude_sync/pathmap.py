@@ -13,11 +13,13 @@ import os
 import posixpath
 import re
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RemoteFormatError
+from .moves import Move, final_folder, merge_moves
 from .projects import (
     GIT_MARKER,
     HOME_MARKER,
@@ -242,10 +244,18 @@ class PathMap:
         layout: Layout,
         claude: Path | None = None,
         known: Mapping[str, Project] | None = None,
+        moves: Mapping[str, Move] | None = None,
+        rekey: bool = False,
     ) -> None:
         self.layout = layout
         self.home_folder = encode_project(layout.home)
-        self.projects: dict[str, Project] = dict(known or {})  # remote folder -> project
+        self.moves: dict[str, Move] = dict(moves or {})
+        self.projects: dict[str, Project] = {}  # remote folder -> project
+        self._before_moves: dict[str, Project] = {}  # a moved remote folder -> its project
+        for remote, project in (known or {}).items():
+            table = self._before_moves if remote in self.moves else self.projects
+            table[remote] = project
+        self.made_moves = False  # a project's key changed here: see `_rekeyed`
         self._remote_of: dict[str, str] = {}  # local folder -> remote folder
         self._local_of: dict[str, str] = {}  # remote folder -> local folder
         self._derived: set[str] = set()  # remote folders whose project was read here
@@ -253,44 +263,84 @@ class PathMap:
         # stays in the folder that has it; the key's own folder takes new ones.
         self._also: dict[str, str] = {}  # another local folder -> the remote folder
         self._placed: dict[tuple[str, str], str] = {}  # (remote folder, entry) -> folder
+        self._foreign: dict[str, str] = {}  # a folder here for another layout -> remote
         self._materialised: dict[str, str] | None = None
         self._history: dict[str, str] | None = None
         self._claude = claude
         if claude is not None:
-            self._derive(claude / "projects")
+            self._derive(claude / "projects", rekey)
 
-    def _derive(self, projects: Path) -> None:
+    def _derive(self, projects: Path, rekey: bool) -> None:
         """Each local project folder's remote folder. One synced before keeps the one it
-        was synced under: a `path_map` or `projects.key` changed since would otherwise split
-        its sessions between two remote folders on every device. Any other takes its key
-        from a path Claude Code recorded in it that names this very folder (a transcript
-        from another device records that device's path)."""
+        was synced under, unless this device's layout changed since and gives the path it
+        was recorded at another key (see `_rekeyed`). Any other takes its key from a path
+        Claude Code recorded in it that names this very folder (a transcript from another
+        device records that device's path)."""
         try:
             folders = sorted(entry.name for entry in os.scandir(projects) if entry.is_dir())
         except OSError:
             return
         synced: dict[str, str] = {}
-        for remote, project in sorted(self.projects.items()):
+        tables = {**self._before_moves, **self.projects}
+        for remote, project in sorted(self.projects.items()) + sorted(self._before_moves.items()):
             for name in (encode_project(project.path), self.layout.folder_of(project.key)):
                 synced.setdefault(name, remote)
         for folder in folders:
             remote = synced.get(folder)
             if remote is not None:
-                self._take(folder, remote, self.projects[remote])
+                project = tables[remote]
+                if rekey:
+                    remote, project = self._rekeyed(folder, remote, project)
+                named = project.path
+                if folder not in (encode_project(named), encode_project(real_path(named))):
+                    named = self.layout.path_of(project.key)
+                self._take(folder, remote, project, named)
                 continue
             for recorded in folder_paths(projects / folder):
                 if folder in (encode_project(recorded), encode_project(real_path(recorded))):
                     key = self.layout.key_of(recorded)
-                    self._take(folder, remote_folder(key), Project(key, recorded))
+                    self._take(folder, remote_folder(key), Project(key, recorded), recorded)
                     break
         self._place(projects)
 
-    def _take(self, folder: str, remote: str, project: Project) -> None:
-        """Map `folder` to `remote`. When another folder here has it already, the one
-        Claude Code uses here for the key's path is the key's own (it takes new sessions),
-        and the other keeps its sessions (see `_place`); a folder named after a git-keyed
-        remote folder while no checkout was known gives way to the checkout's (see
-        `placeholders`)."""
+    def _rekeyed(self, folder: str, remote: str, project: Project) -> tuple[str, Project]:
+        """The remote folder and project of a synced folder whose recorded path is here and
+        has another key by this device's changed layout (`path_map`, `projects.key`): the
+        remote folder moves to the new key's (see `moves`), so that every device follows.
+        Without a change, the folder and project as synced."""
+        path = project.path
+        named = folder in (encode_project(path), encode_project(real_path(path)))
+        if remote in self.moves or not named or not os.path.isdir(path):
+            return remote, project
+        key = self.layout.key_of(path)
+        target = final_folder(self.moves, remote_folder(key))
+        if key == project.key or target == remote:
+            return remote, project
+        self.moves = merge_moves(self.moves, {remote: Move(target, time.time_ns())})
+        self.projects.pop(remote, None)
+        self.made_moves = True
+        return target, Project(key, path)
+
+    def _take(self, folder: str, remote: str, project: Project, named: str | None) -> None:
+        """Map `folder`, the folder Claude Code uses for the path `named`, to `remote` (after
+        its moves). A folder for a path that is not here, which this device's layout now
+        puts in another folder (a `path_map` set, or a key changed, after a pull), gives
+        way to that one (see `placeholders`). When another folder here has the remote
+        folder already, the one Claude Code uses here for the key's path is the key's own
+        (it takes new sessions), and the other keeps its sessions (see `_place`); a folder
+        named after a git-keyed remote folder while no checkout was known gives way to the
+        checkout's."""
+        moved = final_folder(self.moves, remote)
+        if moved != remote:
+            remote, project = moved, self.projects.get(moved, project)
+        if (
+            named is not None
+            and not os.path.isdir(named)
+            and folder != self.layout.folder_of(project.key)
+        ):
+            self._foreign[folder] = remote
+            self.projects.setdefault(remote, project)
+            return
         holder = self._local_of.get(remote)
         placeholder = project.key.startswith(GIT_MARKER) and remote in (folder, holder)
         if holder is not None and holder != folder:
@@ -330,7 +380,7 @@ class PathMap:
         """Take in the project tables other devices published (what this device read from
         its own folders stays); where tables disagree, the least key wins on every device."""
         for remote, project in published:
-            if remote in self._derived:
+            if remote in self._derived or remote in self.moves:
                 continue
             current = self.projects.get(remote)
             if current is None or (project.key, project.path) < (current.key, current.path):
@@ -363,10 +413,10 @@ class PathMap:
         return self.remote_folder_of(folder)
 
     def remote_folder_of(self, folder: str) -> str:
-        remote = self._remote_of.get(folder)
+        remote = self._remote_of.get(folder) or self._foreign.get(folder)
         if remote is None:
             guess = folder if folder in self._also else self._guess_remote(folder)
-            remote = _unclaimed(guess, folder, self._local_of)
+            remote = _unclaimed(final_folder(self.moves, guess), folder, self._local_of)
             self._local_of[remote], self._remote_of[folder] = folder, remote
         return remote
 
@@ -406,17 +456,22 @@ class PathMap:
         return folder
 
     def placeholders(self) -> list[tuple[str, str]]:
-        """(folder, its project's own folder) for each folder that held a git-keyed project
-        while no checkout of it was known here, now that Claude Code has run in one."""
+        """(folder, its project's own folder) for each folder whose files belong in another
+        here: one that held a git-keyed project while no checkout of it was known, now that
+        Claude Code has run in one; one made for a path that is not here and that this
+        device's layout now puts in another folder (a `path_map` set after a pull)."""
         if self._claude is None:
             return []
-        return [
+        waiting = [
             (remote, self._local_of[remote])
             for remote in sorted(self._derived)
             if self.projects[remote].key.startswith(GIT_MARKER)
             and remote != self._local_of[remote]
             and (self._claude / "projects" / remote).is_dir()
         ]
+        for folder, remote in sorted(self._foreign.items()):
+            waiting.append((folder, self.local_folder_of(remote)))
+        return waiting
 
     def published(self, paths: Iterable[str]) -> dict[str, Project]:
         """The projects of the remote folders `paths` lie in: the table a manifest carries."""

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from . import crypto
 from .claude_folder import move_folder_into
+from .config import Config
 from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .manifest import Manifest, decode_manifest
+from .moves import merge_moves, moved_paths
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
-from .projects import Layout
+from .projects import Layout, Project
 from .remote import MANIFESTS
 from .scan import follow_link, scan
 from .state import Entry, State, load_state, save_state
@@ -49,6 +51,7 @@ Listener = Callable[[Event], None]
 class Summary:
     uploaded: int = 0
     published: int = 0
+    moves: int = 0  # project moves made here, published
     downloaded: int = 0
     deleted: int = 0
     conflicts: int = 0
@@ -95,15 +98,41 @@ class Session:
         self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
         # Whether the state records earlier syncs: a file it has no entry for is then new.
         self.state_known = not self.state.rebuilding
-        self.paths = path_map(workspace, self.state)
         self.listen: Listener = lambda event: listen(
             dataclasses.replace(event, path=self.paths.to_local(event.path))
         )
+        self._open(self.state.projects)
+        if warning:
+            self.listen(Event("warning", detail=warning))
+        added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
+        self._unmatched = unmatched_patterns(added, [*self.local, *self.state.files])
+        self._remote: RemoteView | None = None
+
+    def _open(self, known: dict[str, Project]) -> None:
+        """Map this device's project folders (moving what belongs in another folder here),
+        read every path through the moves known, and scan the Claude folder."""
+        ws = self.ws
+        layout = device_layout(self.config)
+        changed = bool(self.state.layout) and self.state.layout != layout_fingerprint(layout)
+        self.paths = PathMap(layout, ws.claude, known, self.state.moves, rekey=changed)
+        if self.paths.made_moves:
+            for source, move in sorted(self.paths.moves.items()):
+                if source not in self.state.moves:
+                    self.listen(
+                        Event(
+                            "note",
+                            detail=f"projects/{source} on the remote is now projects/{move.to} "
+                            f"({self.paths.projects[move.to].key}): its key changed here",
+                        )
+                    )
+            self.state.moves, self.state.publish_moves = self.paths.moves, True
+        if self.state.moves:
+            self.state.files = moved_paths(self.state.moves, self.state.files)
         for placeholder, own in self.paths.placeholders():
             moved = move_folder_into(
-                workspace.claude / "projects" / placeholder,
-                workspace.claude / "projects" / own,
-                workspace.trash,
+                ws.claude / "projects" / placeholder,
+                ws.claude / "projects" / own,
+                ws.trash,
                 f"projects/{placeholder}",
             )
             self.listen(
@@ -111,30 +140,33 @@ class Session:
                     "note",
                     detail=f"moved {moved} {'file' if moved == 1 else 'files'} of "
                     f"projects/{placeholder} into projects/{own}, where Claude Code keeps "
-                    "that repository's sessions here",
+                    "that project's sessions here",
                 )
             )
-        if warning:
-            self.listen(Event("warning", detail=warning))
-        scanned = scan(workspace.claude, self.rules, self.paths, self.state)
+        scanned = scan(ws.claude, self.rules, self.paths, self.state)
         self.local = scanned.files
         self.unknown = scanned.unknown  # folders that could not be read: left as they are
         for message in scanned.warnings:
             self.listen(Event("warning", detail=message))
-        added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
-        self._unmatched = unmatched_patterns(added, [*self.local, *self.state.files])
-        self._remote: RemoteView | None = None
 
     # remote ------------------------------------------------------------------
 
     def remote(self) -> RemoteView:
         if self._remote is None:
             self._remote = fetch_remote_view(self.ws)
+            manifests = self._remote.manifests.values()
             self.paths.learn(
                 (folder, project)
-                for manifest in self._remote.manifests.values()
+                for manifest in manifests
                 for folder, project in manifest.projects.items()
             )
+            moves = merge_moves(self.state.moves, *(manifest.moves for manifest in manifests))
+            if moves != self.state.moves:
+                self.state.moves = moves
+                self._open(self.paths.projects)
+            if moves:
+                for manifest in manifests:
+                    manifest.files = moved_paths(moves, manifest.files)
             own = self._remote.manifests.get(self.device)
             written = self.stamps()
             if own is not None and written and own.stamp not in written:
@@ -227,6 +259,7 @@ class Session:
 
     def save(self) -> None:
         self.state.projects = self.paths.published(self.state.files)
+        self.state.layout = layout_fingerprint(self.paths.layout)
         save_state(self.state_path, self.state)
 
     def all_paths(self) -> set[str]:
@@ -240,14 +273,19 @@ class Session:
         return bool(unsynced)
 
 
+def device_layout(config: Config) -> Layout:
+    """This device's paths: its home folder, its `path_map` and its `projects` settings."""
+    return Layout.of(Path.home(), config.path_map, config.project_key == "git", config.git_projects)
+
+
 def path_map(ws: Workspace, state: State) -> PathMap:
-    """This device's paths: its home folder, its `path_map`, its project folders, and the
-    project table last synced."""
-    config = ws.config
-    layout = Layout.of(
-        Path.home(), config.path_map, config.project_key == "git", config.git_projects
-    )
-    return PathMap(layout, ws.claude, state.projects)
+    """This device's paths as last synced (a key changes only in a push or pull)."""
+    return PathMap(device_layout(ws.config), ws.claude, state.projects, state.moves)
+
+
+def layout_fingerprint(layout: Layout) -> str:
+    """What of the layout decides keys beyond the home folder: a change to it re-keys."""
+    return json.dumps([layout.path_map, layout.git_everywhere, layout.git_prefixes])
 
 
 def fetch_remote_view(ws: Workspace) -> RemoteView:

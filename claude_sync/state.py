@@ -4,7 +4,9 @@
      "last_push": "<iso>", "last_pull": "<iso>",
      "files": {"<remote path>": {"base": <manifest entry>, "size": 12, "mtime_ns": 17...,
                                   "swept": false, "publish": false, "settled": false}},
-     "projects": {"<remote folder>": {"key": "~/code/app", "path": "/home/ann/code/app"}}}
+     "projects": {"<remote folder>": {"key": "~/code/app", "path": "/home/ann/code/app"}},
+     "moves": {"<remote folder>": {"to": "<remote folder>", "at": 17...}},
+     "publish_moves": false, "layout": "<path_map and projects settings, as JSON>"}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again, but only when
@@ -22,6 +24,9 @@ path recorded in it keeps its key between runs. `rebuilding` marks a state made 
 state.json: a device joining, or one that lost it) until a whole pull has settled every
 path: until then a local file with no entry has no known base and never outranks the
 remote; after it, such a file was made here, and meets the remote's as a conflict.
+`moves` are the project folders renamed on the remote (see `moves`); `publish_moves` marks
+one made here that no manifest of this device carries yet. `layout` is what of this
+device's config decided keys (`path_map`, `projects`) when last saved: a change re-keys.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 from .errors import ClaudeSyncError
 from .files import write_private
 from .manifest import projects_from_json, projects_to_json, version_from_json, version_to_json
+from .moves import Move, moves_from_json, moves_to_json
 from .projects import Project
 from .versions import Version
 
@@ -60,6 +66,9 @@ class State:
     saved_ns: int = 0  # the mtime of state.json as loaded: when these stats were recorded
     projects: dict[str, Project] = field(default_factory=dict)
     rebuilding: bool = False  # made anew (no state.json, or an unusable one): see below
+    moves: dict[str, Move] = field(default_factory=dict)
+    publish_moves: bool = False
+    layout: str = ""  # what of this device's layout gave the keys last synced
 
 
 def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -92,6 +101,9 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
             saved_ns,
             projects_from_json(document.get("projects", {})),
             bool(document.get("rebuilding", False)),
+            moves_from_json(document.get("moves", {})),
+            bool(document.get("publish_moves", False)),
+            str(document.get("layout", "")),
         ), None
     except FileNotFoundError:
         return State(device_id, remote_root, rebuilding=True), None
@@ -126,5 +138,8 @@ def save_state(path: Path, state: State) -> None:
         },
         "projects": projects_to_json(state.projects),
         "rebuilding": state.rebuilding,
+        "moves": moves_to_json(state.moves),
+        "publish_moves": state.publish_moves,
+        "layout": state.layout,
     }
     write_private(path, json.dumps(document, separators=(",", ":")))

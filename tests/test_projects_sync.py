@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -149,8 +150,9 @@ def test_one_repository_checked_out_in_different_places_is_one_project(
 def test_a_path_map_added_after_syncing_does_not_split_a_project(
     local_server: Server, make_device, layouts: dict[str, Path], tmp_path: Path
 ) -> None:
-    """A synced /srv/app keeps its key when A adds `path_map: {/srv: ~/work}` later: both
-    devices' turns meet in one transcript, with no loop of "changed during the pull"."""
+    """A adds `path_map: {/srv: ~/work}` after syncing /srv/app, which B (here, on the
+    same disk) has too: both devices' turns meet in one transcript, in /srv/app's folder on
+    both, with no loop of "changed during the pull"."""
     a, b = (joined(make_device(name), local_server) for name in "ab")
     srv = os.path.realpath(layouts["srv"])
     session = f"projects/{folder_of(srv)}/s.jsonl"
@@ -208,3 +210,102 @@ def test_a_repository_and_its_worktree_share_their_sessions_with_one_checkout(
         "s3.jsonl",
     ]
     assert "Nothing to push" in a.ok("push")
+
+
+def test_a_path_map_added_after_syncing_moves_the_project_for_every_device(
+    local_or_s3_server: Server, make_device, layouts: dict[str, Path], tmp_path: Path
+) -> None:
+    """A's /srv/app and B's ~/work/app were synced as two projects; A then maps /srv to
+    ~/work. The project moves to ~/work/app on the remote: A's sessions land in B's own
+    folder, B's in A's, nothing is uploaded again and no conflict is made."""
+    a, b = (joined(make_device(name), local_or_s3_server) for name in "ab")
+    layouts["bobs"].mkdir(parents=True)
+    srv, bobs = (os.path.realpath(layouts[k]) for k in ("srv", "bobs"))
+    put(a, f"projects/{folder_of(srv)}/s1.jsonl", line(srv, "a1"), 1)
+    put(a, f"projects/{folder_of(srv)}/memory/MEMORY.md", "a's notes\n", 2)
+    a.ok("push")
+    put(b, f"projects/{folder_of(bobs)}/s2.jsonl", line(bobs, "b2"), 3)
+    b.ok("sync")
+    assert b.read(f"projects/{folder_of(srv)}/s1.jsonl") == line(srv, "a1").encode()
+
+    with_path_map(a, {str(tmp_path / "srv"): "~/work"})
+    output = a.ok("sync")
+    moved = f"projects/{folder_of(srv)} on the remote is now projects/~-work-app (~/work/app)"
+    assert moved in output
+    assert "Pull complete: 1 downloaded, 0 deleted, 0 conflicts" in output
+    assert "Push complete: published 1 project move" in output
+    assert a.read(f"projects/{folder_of(srv)}/s2.jsonl") == line(bobs, "b2").encode()
+    shutil.rmtree(layouts["srv"])  # B is another machine: it has no /srv/app
+
+    output = b.ok("sync")
+    print(output)
+    assert f"into projects/{folder_of(bobs)}" in output
+    assert "1 conflict" not in output
+    assert sorted(p.name for p in (b.claude / "projects").iterdir()) == [folder_of(bobs)]
+    assert sorted(p.name for p in (b.claude / "projects" / folder_of(bobs)).iterdir()) == [
+        "memory",
+        "s1.jsonl",
+        "s2.jsonl",
+    ]
+    for device in (a, b):
+        assert "Nothing to push" in device.ok("push")
+        keys = [row["key"] for row in json.loads(device.ok("projects", "--json"))]
+        assert keys == ["~/work/app"]
+    put(b, f"projects/{folder_of(bobs)}/memory/MEMORY.md", "a's notes\nb's too\n", 20)
+    b.ok("push")
+    a.ok("pull")
+    assert a.read(f"projects/{folder_of(srv)}/memory/MEMORY.md") == b"a's notes\nb's too\n"
+
+
+def test_a_path_map_set_after_a_pull_brings_the_project_into_this_devices_folder(
+    local_server: Server, make_device, layouts: dict[str, Path], tmp_path: Path
+) -> None:
+    """B pulled A's /srv/app before mapping its ~/work to /srv: the folder B made for
+    /srv/app (a path B does not have) moves into B's ~/work/app folder, and B's turns there
+    go back into A's session."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    layouts["bobs"].mkdir(parents=True)
+    srv, bobs = (os.path.realpath(layouts[k]) for k in ("srv", "bobs"))
+    put(a, f"projects/{folder_of(srv)}/s1.jsonl", line(srv, "a1"), 1)
+    a.ok("push")
+    b.ok("pull")
+    layouts["srv"].rmdir()  # B is another machine: it has no /srv/app
+    with_path_map(b, {"~/work": str(tmp_path / "srv")})
+    output = b.ok("pull")
+    assert f"moved 1 file of projects/{folder_of(srv)} into projects/{folder_of(bobs)}" in output
+    assert sorted(p.name for p in (b.claude / "projects").iterdir()) == [folder_of(bobs)]
+    put(b, f"projects/{folder_of(bobs)}/s1.jsonl", line(srv, "a1") + line(bobs, "b1"), 10)
+    output = b.ok("push")
+    assert "1 uploaded" in output and "on the remote is now" not in output
+    a.ok("pull")
+    assert (
+        a.read(f"projects/{folder_of(srv)}/s1.jsonl")
+        == (line(srv, "a1") + line(bobs, "b1")).encode()
+    )
+
+
+def test_git_keys_set_after_syncing_make_one_project_of_two_checkouts(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    on_a = os.path.realpath(checkout(a.home / "src" / "app", "git@github.com:ann/app.git"))
+    on_b = os.path.realpath(checkout(b.home / "code" / "app", "https://github.com/ann/app"))
+    put(a, f"projects/{folder_of(on_a)}/s1.jsonl", line(on_a, "a1"), 1)
+    put(b, f"projects/{folder_of(on_b)}/s2.jsonl", line(on_b, "b2"), 2)
+    a.ok("push")
+    b.ok("sync")
+    a.ok("pull")
+    for device in (a, b):
+        with_git_keys(device)
+    a.ok("sync")
+    b.ok("sync")
+    a.ok("sync")
+    for device, own in ((a, on_a), (b, on_b)):
+        assert sorted(p.name for p in (device.claude / "projects").iterdir()) == [folder_of(own)]
+        assert sorted(p.name for p in (device.claude / "projects" / folder_of(own)).iterdir()) == [
+            "s1.jsonl",
+            "s2.jsonl",
+        ]
+        keys = [row["key"] for row in json.loads(device.ok("projects", "--json"))]
+        assert keys == ["git:github.com/ann/app"]
+        assert "Nothing to push" in device.ok("push")

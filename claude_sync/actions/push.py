@@ -194,10 +194,12 @@ def _send(
         session.new_stamp(),
     )
     manifest.projects = session.paths.published(manifest.files)
+    manifest.moves = session.state.moves
     encrypted = staging / "manifest.age"
     encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))
     ws.remote.upload_manifest(session.device, encrypted)
     session.state.last_push = now_iso()
+    session.state.publish_moves = False
     session.save()
     return updates
 
@@ -233,13 +235,13 @@ def push(
     if session.forget_unsynced() and not dry_run:
         session.save()
     offline = plan_push(session, {}, scope)
-    if not offline:
+    if not offline and not session.state.publish_moves:
         return summary
     uploading = sum(_new_bytes(action) for action in offline if isinstance(action, Upload))
     if foreground_bytes is not None and uploading > foreground_bytes and not dry_run:
         summary.deferred = True
         return summary
-    if all(isinstance(action, Sweep) for action in offline):
+    if all(isinstance(action, Sweep) for action in offline) and not session.state.publish_moves:
         if not dry_run:
             for action in offline:
                 session.state.files[action.path].swept = True
@@ -266,7 +268,7 @@ def push(
     for action in adopted:
         local = session.local[action.path]
         session.state.files[action.path] = Entry(action.version, local.size, local.mtime_ns)
-    if len(adopted) == len(actions):
+    if len(adopted) == len(actions) and not session.state.publish_moves:
         if not dry_run:
             session.save()
         return summary
@@ -280,6 +282,7 @@ def push(
         summary.uploaded, summary.deleted = len(uploads), len(tombstones)
         return summary
 
+    moving = len(session.state.moves) if session.state.publish_moves else 0
     staging = ws.staging / "push"
     shutil.rmtree(staging, ignore_errors=True)
     encrypting = sum(_new_bytes(action) for action in uploads)
@@ -295,5 +298,6 @@ def push(
         shutil.rmtree(staging, ignore_errors=True)
     summary.uploaded = sum(file is not None for _, file in updates.values())
     summary.published = sum(isinstance(action, Publish) for action in actions)
+    summary.moves = moving
     summary.deleted = len(tombstones)
     return summary

@@ -1,0 +1,115 @@
+"""Moves: project folders renamed on the remote, when a project's key changed.
+
+A project synced under one key keeps its sessions' paths in that key's remote folder. When
+the key of that project changes on the device that has it (`path_map` or `projects.key`
+set after its first sync), the device records a move, `old remote folder -> new one`, and
+every device publishes the moves it knows in its manifest:
+
+    "moves": {"-srv-app": {"to": "~-work-app", "at": 1764500000000000000}}
+
+A device reads every path under a moved folder as the same path under the folder it moved
+to: in the state, in its scan and in every manifest, so a file keeps its versions and
+nothing is uploaded again. Once every device has pushed, no manifest names the old folder.
+
+Moves from all devices are taken oldest first (by `at`, then by names); a move into a
+folder drops any move out of it, so a key set back again returns to its old folder and no
+chain of moves ever loops.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .errors import RemoteFormatError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Move:
+    to: str
+    at: int  # nanoseconds since the epoch, on the device that made it
+
+
+def merge_moves(*tables: Mapping[str, Move]) -> dict[str, Move]:
+    """The moves of several tables as one, the same on every device (see above)."""
+    every = sorted(
+        ((move.at, source, move.to) for table in tables for source, move in table.items()),
+    )
+    merged: dict[str, Move] = {}
+    for at, source, target in every:
+        merged.pop(target, None)
+        if source != target:
+            merged[source] = Move(target, at)
+    return merged
+
+
+def final_folder(moves: Mapping[str, Move], folder: str) -> str:
+    """Where the remote folder `folder` lives now, after every move out of it."""
+    seen = {folder}
+    while folder in moves:
+        folder = moves[folder].to
+        if folder in seen:  # merge_moves makes none; a table from elsewhere might
+            break
+        seen.add(folder)
+    return folder
+
+
+def moved_path(moves: Mapping[str, Move], path: str) -> str:
+    """A remote path read through the moves: `projects/<old>/...` -> `projects/<new>/...`."""
+    parts = path.split("/", 2)
+    if len(parts) < 2 or parts[0] != "projects" or parts[1] not in moves:
+        return path
+    parts[1] = final_folder(moves, parts[1])
+    return "/".join(parts)
+
+
+def moved_paths(moves: Mapping[str, Move], items: Mapping[str, T]) -> dict[str, T]:
+    """`items` keyed by moved paths. Where a path and a moved one meet, the one already
+    under its folder stays: a device that had both had two files, and keeps the second
+    (the other is in the first folder's local files, or on its way to trash/)."""
+    result: dict[str, T] = {}
+    for path, item in items.items():
+        if moved_path(moves, path) == path:
+            result[path] = item
+    for path, item in items.items():
+        result.setdefault(moved_path(moves, path), item)
+    return result
+
+
+def moves_to_json(moves: Mapping[str, Move]) -> dict:
+    return {source: {"to": move.to, "at": move.at} for source, move in sorted(moves.items())}
+
+
+def moves_from_json(raw: object) -> dict[str, Move]:
+    """A moves table, checked: each folder one safe name, each time an integer."""
+    if not isinstance(raw, dict):
+        raise RemoteFormatError("manifest's moves table is not a mapping")
+    moves = {}
+    for source, entry in raw.items():
+        if (
+            not _is_folder(source)
+            or not isinstance(entry, dict)
+            or not _is_folder(entry.get("to"))
+            or not isinstance(entry.get("at"), int)
+            or isinstance(entry.get("at"), bool)
+        ):
+            raise RemoteFormatError(f"manifest's moves table entry {source!r} is invalid")
+        moves[source] = Move(entry["to"], entry["at"])
+    return moves
+
+
+def _is_folder(name: object) -> bool:
+    """One safe name of a folder under projects/ (no separator, no way out, UTF-8)."""
+    if not isinstance(name, str) or name in ("", ".", "..") or len(name) > 1024:
+        return False
+    if any(character in name for character in "/\\\x00") or re.match(r"^[A-Za-z]:", name):
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
