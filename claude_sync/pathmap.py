@@ -29,6 +29,7 @@ from .projects import (
     folder_paths,
     history_projects,
     real_path,
+    recorded_path,
     remote_folder,
 )
 
@@ -218,6 +219,17 @@ def session_of(path: str) -> str | None:
     return name[: -len(".jsonl")] if name.endswith(".jsonl") else None
 
 
+def _session_entry(name: str) -> bool:
+    """Whether an entry of a project folder is a session's (its transcript, its folder, or
+    a conflict copy of either): everything but `memory/`."""
+    return (original_of(name) if CONFLICT_COPY.search(name) else name) != "memory"
+
+
+def _session_id(name: str) -> str:
+    name = original_of(name) if CONFLICT_COPY.search(name) else name
+    return name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+
+
 def _unclaimed(name: str, owner: str, claims: Mapping[str, str]) -> str:
     """`name`, or `name.2`, `name.3`... : the first that `claims` gives to nobody but
     `owner`."""
@@ -246,6 +258,8 @@ class PathMap:
         known: Mapping[str, Project] | None = None,
         moves: Mapping[str, Move] | None = None,
         rekey: bool = False,
+        synced_paths: Iterable[str] = (),
+        numbered: Mapping[str, str] | None = None,
     ) -> None:
         self.layout = layout
         self.home_folder = encode_project(layout.home)
@@ -264,13 +278,19 @@ class PathMap:
         self._also: dict[str, str] = {}  # another local folder -> the remote folder
         self._placed: dict[tuple[str, str], str] = {}  # (remote folder, entry) -> folder
         self._foreign: dict[str, str] = {}  # a folder here for another layout -> remote
+        # Two projects in one folder (Claude Code's names for their paths are equal): the
+        # sessions of the second keep its remote folder (see `_split`).
+        self._session_remote: dict[tuple[str, str], str] = {}  # (folder, entry) -> remote
+        self._partners: dict[str, str] = {}  # the second project's remote folder -> folder
+        self._numbered: dict[str, str] = {}  # remote folder -> its `<name>.N` folder here
         self._materialised: dict[str, str] | None = None
         self._history: dict[str, str] | None = None
         self._claude = claude
         if claude is not None:
-            self._derive(claude / "projects", rekey)
+            self._derive(claude / "projects", rekey, numbered or {})
+            self._split(claude / "projects", synced_paths)
 
-    def _derive(self, projects: Path, rekey: bool) -> None:
+    def _derive(self, projects: Path, rekey: bool, numbered: Mapping[str, str]) -> None:
         """Each local project folder's remote folder. One synced before keeps the one it
         was synced under, unless this device's layout changed since and gives the path it
         was recorded at another key (see `_rekeyed`). Any other takes its key from a path
@@ -285,8 +305,15 @@ class PathMap:
         for remote, project in sorted(self.projects.items()) + sorted(self._before_moves.items()):
             for name in (encode_project(project.path), self.layout.folder_of(project.key)):
                 synced.setdefault(name, remote)
+        for remote, folder in sorted(numbered.items()):
+            remote = final_folder(self.moves, remote)
+            if folder in folders and remote not in self._local_of:
+                self._remote_of[folder], self._local_of[remote] = remote, folder
+                self._numbered[remote] = folder
         for folder in folders:
             remote = synced.get(folder)
+            if folder in self._remote_of:
+                continue
             if remote is not None:
                 project = tables[remote]
                 if rekey:
@@ -376,6 +403,79 @@ class PathMap:
             for name in names:
                 self._placed.setdefault((remote, name), folder)
 
+    def _split(self, projects: Path, synced_paths: Iterable[str]) -> None:
+        """Sessions in one local folder that belong to two projects: Claude Code's names
+        of `/home/ann-work/app` and `/home/ann/work/app` are equal, and it keeps both
+        projects' sessions in that folder. A session synced under another project whose
+        key Claude Code keeps in this folder stays there; a new one goes to the project of
+        the path its transcript records."""
+        synced: dict[str, set[str]] = {}  # session id -> remote folders
+        for path in synced_paths:
+            parts = path.split("/", 3)
+            if len(parts) > 2 and parts[0] == "projects" and _session_entry(parts[2]):
+                remote = final_folder(self.moves, parts[1])
+                synced.setdefault(_session_id(parts[2]), set()).add(remote)
+        for folder, own in sorted(self._remote_of.items()):
+            if folder in self._numbered.values() or own not in self.projects:
+                continue
+            try:
+                names = sorted(entry.name for entry in os.scandir(projects / folder))
+            except OSError:
+                continue
+            for name in names:
+                if not _session_entry(name):
+                    continue
+                remote = self._session_project(projects / folder, folder, own, name, synced)
+                if remote != own:
+                    self._session_remote[folder, name] = remote
+                    self._partners[remote] = folder
+
+    def _session_project(
+        self, folder_path: Path, folder: str, own: str, name: str, synced: dict[str, set[str]]
+    ) -> str:
+        """The remote folder of session entry `name` of `folder` (whose project is `own`)."""
+        remotes = synced.get(_session_id(name), set())
+        if own in remotes:
+            return own
+        for remote in sorted(remotes):
+            project = self.projects.get(remote)
+            if project is not None and self.layout.folder_of(project.key) == folder:
+                return remote
+        if remotes:
+            return own
+        recorded = recorded_path(folder_path / (_session_id(name) + ".jsonl"))
+        if recorded is None or folder not in (
+            encode_project(recorded),
+            encode_project(real_path(recorded)),
+        ):
+            return own
+        key = self.layout.key_of(recorded)
+        if key == self.projects[own].key:
+            return own
+        remote = final_folder(self.moves, remote_folder(key))
+        self.projects.setdefault(remote, Project(key, recorded))
+        return remote
+
+    def _partner_folder(self, remote: str) -> str | None:
+        """The folder here that holds the sessions of `remote`, a project whose folder
+        another project's sessions have here already (see `_split`)."""
+        if remote in self._partners:
+            return self._partners[remote]
+        project = self.projects.get(remote)
+        if project is None or remote in self._local_of:
+            return None
+        folder = self.layout.folder_of(project.key)
+        holder = self._remote_of.get(folder)
+        if holder is None or holder == remote or folder in self._also:
+            return None
+        self._partners[remote] = folder
+        return folder
+
+    def numbered(self) -> dict[str, str]:
+        """Remote folder -> the `<name>.N` folder it was given here: kept in the state, so
+        that the next run maps that folder back to it."""
+        return dict(self._numbered)
+
     def learn(self, published: Iterable[tuple[str, Project]]) -> None:
         """Take in the project tables other devices published (what this device read from
         its own folders stays); where tables disagree, the least key wins on every device."""
@@ -389,7 +489,10 @@ class PathMap:
 
     def to_remote(self, local: str) -> str:
         parts = local.split("/")
-        if parts[0] == "projects" and len(parts) > 2 and parts[1] in self._also:
+        entry = (parts[1], parts[2]) if parts[0] == "projects" and len(parts) > 2 else None
+        if entry in self._session_remote:
+            parts[1] = self._session_remote[entry]
+        elif parts[0] == "projects" and len(parts) > 2 and parts[1] in self._also:
             parts[1] = self._entry_remote(parts[1], parts[2])
         elif parts[0] == "projects" and len(parts) > 1:
             parts[1] = self.remote_folder_of(parts[1])
@@ -399,6 +502,14 @@ class PathMap:
         parts = remote.split("/")
         if parts[0] == "projects" and len(parts) > 2 and (parts[1], parts[2]) in self._placed:
             parts[1] = self._placed[parts[1], parts[2]]
+        elif (
+            parts[0] == "projects"
+            and len(parts) > 2
+            and _session_entry(parts[2])
+            and (shared := self._partner_folder(parts[1])) is not None
+        ):
+            self._session_remote[shared, parts[2]] = parts[1]
+            parts[1] = shared
         elif parts[0] == "projects" and len(parts) > 1:
             parts[1] = self.local_folder_of(parts[1])
         return "/".join(parts)
@@ -430,8 +541,10 @@ class PathMap:
                 folder = self.home_folder + remote[len(HOME_MARKER) :]
             else:
                 folder = remote
-            folder = _unclaimed(folder, remote, self._remote_of)
+            natural, folder = folder, _unclaimed(folder, remote, self._remote_of)
             self._remote_of[folder], self._local_of[remote] = remote, folder
+            if folder != natural:
+                self._numbered[remote] = folder
         return folder
 
     def _guess_remote(self, folder: str) -> str:

@@ -114,7 +114,15 @@ class Session:
         ws = self.ws
         layout = device_layout(self.config)
         changed = bool(self.state.layout) and self.state.layout != layout_fingerprint(layout)
-        self.paths = PathMap(layout, ws.claude, known, self.state.moves, rekey=changed)
+        self.paths = PathMap(
+            layout,
+            ws.claude,
+            known,
+            self.state.moves,
+            rekey=changed,
+            synced_paths=self.state.files,
+            numbered=self.state.numbered,
+        )
         if self.paths.made_moves:
             for source, move in sorted(self.paths.moves.items()):
                 if source not in self.state.moves:
@@ -260,6 +268,7 @@ class Session:
     def save(self) -> None:
         self.state.projects = self.paths.published(self.state.files)
         self.state.layout = layout_fingerprint(self.paths.layout)
+        self.state.numbered = self.paths.numbered()
         save_state(self.state_path, self.state)
 
     def all_paths(self) -> set[str]:
@@ -280,7 +289,14 @@ def device_layout(config: Config) -> Layout:
 
 def path_map(ws: Workspace, state: State) -> PathMap:
     """This device's paths as last synced (a key changes only in a push or pull)."""
-    return PathMap(device_layout(ws.config), ws.claude, state.projects, state.moves)
+    return PathMap(
+        device_layout(ws.config),
+        ws.claude,
+        state.projects,
+        state.moves,
+        synced_paths=state.files,
+        numbered=state.numbered,
+    )
 
 
 def layout_fingerprint(layout: Layout) -> str:

@@ -6,7 +6,8 @@
                                   "swept": false, "publish": false, "settled": false}},
      "projects": {"<remote folder>": {"key": "~/code/app", "path": "/home/ann/code/app"}},
      "moves": {"<remote folder>": {"to": "<remote folder>", "at": 17...}},
-     "publish_moves": false, "layout": "<path_map and projects settings, as JSON>"}
+     "publish_moves": false, "layout": "<path_map and projects settings, as JSON>",
+     "numbered": {"<remote folder>": "<local folder>.2"}}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again, but only when
@@ -27,6 +28,8 @@ remote; after it, such a file was made here, and meets the remote's as a conflic
 `moves` are the project folders renamed on the remote (see `moves`); `publish_moves` marks
 one made here that no manifest of this device carries yet. `layout` is what of this
 device's config decided keys (`path_map`, `projects`) when last saved: a change re-keys.
+`numbered` names the remote folders materialised here as `<name>.N`, because another had
+their folder name here first.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class State:
     moves: dict[str, Move] = field(default_factory=dict)
     publish_moves: bool = False
     layout: str = ""  # what of this device's layout gave the keys last synced
+    numbered: dict[str, str] = field(default_factory=dict)  # remote folder -> `<name>.N`
 
 
 def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -104,6 +108,7 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
             moves_from_json(document.get("moves", {})),
             bool(document.get("publish_moves", False)),
             str(document.get("layout", "")),
+            _numbered(document.get("numbered", {})),
         ), None
     except FileNotFoundError:
         return State(device_id, remote_root, rebuilding=True), None
@@ -141,5 +146,14 @@ def save_state(path: Path, state: State) -> None:
         "moves": moves_to_json(state.moves),
         "publish_moves": state.publish_moves,
         "layout": state.layout,
+        "numbered": state.numbered,
     }
     write_private(path, json.dumps(document, separators=(",", ":")))
+
+
+def _numbered(raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and "/" not in k + v for k, v in raw.items()
+    ):
+        raise ValueError("numbered")
+    return dict(raw)

@@ -309,3 +309,49 @@ def test_git_keys_set_after_syncing_make_one_project_of_two_checkouts(
         keys = [row["key"] for row in json.loads(device.ok("projects", "--json"))]
         assert keys == ["git:github.com/ann/app"]
         assert "Nothing to push" in device.ok("push")
+
+
+def test_two_projects_in_one_claude_code_folder_keep_their_own_keys(
+    local_or_s3_server: Server, make_device, layouts: dict[str, Path]
+) -> None:
+    """Claude Code keeps A's ~/work/app and A's /…/device-a-work/app (next to A's home) in
+    one folder, their names being equal. Each session keeps its own project's key: on B the
+    ~/work/app one is in B's ~/work/app folder, the other under its absolute path; what B
+    adds comes back into A's one folder, and memory B keeps for ~/work/app reaches A too."""
+    a, b = (joined(make_device(name), local_or_s3_server) for name in "ab")
+    home_work = a.home / "work" / "app"
+    home_work.mkdir(parents=True)
+    layouts["bobs"].mkdir(parents=True)
+    sibling, mine, bobs = (
+        os.path.realpath(p) for p in (layouts["sibling"], home_work, layouts["bobs"])
+    )
+    shared = folder_of(sibling)
+    assert folder_of(mine) == shared  # Claude Code's names meet
+    put(a, f"projects/{shared}/s1.jsonl", line(sibling, "a1"), 1)
+    put(a, f"projects/{shared}/s2.jsonl", line(mine, "a2"), 2)
+    put(a, f"projects/{shared}/s2/subagents/agent-1.jsonl", line(mine, "a2-agent"), 3)
+    put(a, f"projects/{shared}/memory/MEMORY.md", "a's notes\n", 4)
+    a.ok("push")
+    b.ok("pull")
+    assert sorted(p.name for p in (b.claude / "projects" / folder_of(bobs)).iterdir()) == [
+        "s2",
+        "s2.jsonl",
+    ]
+    assert sorted(p.name for p in (b.claude / "projects" / shared).iterdir()) == [
+        "memory",
+        "s1.jsonl",
+    ]
+    put(b, f"projects/{folder_of(bobs)}/s2.jsonl", line(mine, "a2") + line(bobs, "b2"), 10)
+    put(b, f"projects/{folder_of(bobs)}/s3.jsonl", line(bobs, "b3"), 11)
+    put(b, f"projects/{folder_of(bobs)}/memory/MEMORY.md", "b's notes\n", 12)
+    b.ok("push")
+    output = a.ok("pull")
+    assert "conflict copy" not in output
+    assert a.read(f"projects/{shared}/s2.jsonl") == (line(mine, "a2") + line(bobs, "b2")).encode()
+    assert a.read(f"projects/{shared}/s3.jsonl") == line(bobs, "b3").encode()
+    assert a.read(f"projects/{shared}/memory/MEMORY.md") == b"a's notes\n"
+    assert a.read(f"projects/{shared}.2/memory/MEMORY.md") == b"b's notes\n"
+    for device in (a, b):
+        assert "Nothing to push" in device.ok("sync")
+    keys = sorted(row["key"] for row in json.loads(b.ok("projects", "--json")))
+    assert keys == sorted([sibling, "~/work/app"])
