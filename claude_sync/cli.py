@@ -666,6 +666,8 @@ def verify(deep: bool) -> None:
     ws = load_workspace(sync_home())
     with locked(ws.home):
         result = verify_action.verify(ws, deep)
+    for stray in result.strays:
+        click.echo(f"· {stray}: not written by claude-sync (a sync client's copy?), ignored")
     for problem in result.problems:
         click.echo(f"✗ {problem}")
     checked = "checked and decrypted" if deep else "checked"

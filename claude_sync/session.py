@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -162,6 +163,14 @@ class Session:
     def remote(self) -> RemoteView:
         if self._remote is None:
             self._remote = fetch_remote_view(self.ws)
+            for name in stray_manifests(self.ws):
+                self.listen(
+                    Event(
+                        "warning",
+                        detail=f"{MANIFESTS}/{name} on the remote is not a manifest claude-sync "
+                        "wrote (a sync client's copy?): ignored",
+                    )
+                )
             manifests = self._remote.manifests.values()
             self.paths.learn(
                 (folder, project)
@@ -314,6 +323,19 @@ def fetch_remote_view(ws: Workspace) -> RemoteView:
     return RemoteView(manifests)
 
 
+MANIFEST_NAME = re.compile(r"^[0-9a-zA-Z_-]{1,64}\.age$")
+
+
+def stray_manifests(ws: Workspace) -> list[str]:
+    """Names in manifests/ (as last mirrored) that no device wrote: a sync client's
+    conflict copy (`<id> (conflicted copy).age`, `<id>.sync-conflict-....age`) or a macOS
+    `._<id>.age`. They are ignored: one of them must not stop every device."""
+    folder = ws.cache / "remote" / MANIFESTS
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.glob("*.age") if not MANIFEST_NAME.match(p.name))
+
+
 def load_manifests(ws: Workspace) -> list[tuple[str, Manifest | RemoteFormatError]]:
     """Mirror the remote's manifests (one rclone call), then decrypt and validate each."""
     mirror = ws.cache / "remote"
@@ -322,6 +344,8 @@ def load_manifests(ws: Workspace) -> list[tuple[str, Manifest | RemoteFormatErro
     private_folder(decoded_folder)
     loaded: list[tuple[str, Manifest | RemoteFormatError]] = []
     for encrypted in sorted((mirror / MANIFESTS).glob("*.age")):
+        if not MANIFEST_NAME.match(encrypted.name):
+            continue  # see stray_manifests
         device_id = encrypted.name[: -len(".age")]
         try:
             loaded.append((device_id, _load_manifest(ws, encrypted, decoded_folder, device_id)))

@@ -788,3 +788,39 @@ def test_a_conflict_below_a_linked_folder_is_listed_and_settled(
     b.ok("conflicts", "--keep", "local")
     assert [p.name for p in dotfiles.iterdir()] == ["r.md"]
     b.ok("sync")
+
+
+# 15. a stray file in manifests/ -------------------------------------------------
+
+
+def test_a_stray_file_in_manifests_is_ignored_with_a_warning(
+    local_server: Server, make_device
+) -> None:
+    """A Dropbox or Syncthing conflict copy of a manifest, or a macOS `._` file, beside the
+    manifests: every device goes on pushing and pulling, says what it ignores, and verify
+    lists it without failing."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "settings.json", "{}\n", 1)
+    a.ok("push")
+    manifests = local_server.data_dir / "manifests"
+    [own] = manifests.glob("*.age")
+    strays = [
+        f"{own.stem} (conflicted copy 2026-11-30).age",
+        f"{own.stem}.sync-conflict-20261130-101010-ABCDEFG.age",
+        f"._{own.name}",
+    ]
+    shutil.copy(own, manifests / strays[0])
+    shutil.copy(own, manifests / strays[1])
+    (manifests / strays[2]).write_bytes(b"\x00\x05\x16\x07 resource fork")
+    output = b.ok("pull")
+    assert b.read("settings.json") == b"{}\n"
+    for name in strays:
+        assert f"manifests/{name} on the remote is not a manifest claude-sync wrote" in output
+    put(b, "settings.json", '{"b": 1}\n', 2)
+    b.ok("push")
+    a.ok("pull")
+    assert a.read("settings.json") == b'{"b": 1}\n'
+    output = a.ok("verify")
+    for name in strays:
+        assert f"· manifests/{name}: not written by claude-sync" in output
+    assert "✓ No problems" in output

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from .. import crypto
 from ..errors import RemoteFormatError
 from ..files import private_folder
-from ..remote import object_path
-from ..session import load_manifests
+from ..remote import MANIFESTS, object_path
+from ..session import load_manifests, stray_manifests
 from ..versions import Segment
 from ..workspace import Workspace
 
@@ -20,6 +20,7 @@ class Verification:
     manifests: int = 0
     objects: int = 0
     problems: list[str] = field(default_factory=list)
+    strays: list[str] = field(default_factory=list)  # names in manifests/ that are not ours
 
 
 def verify(ws: Workspace, deep: bool) -> Verification:
@@ -36,6 +37,7 @@ def verify(ws: Workspace, deep: bool) -> Verification:
             for segment in version.segments:
                 name = crypto.object_name(ws.name_key, segment.sha256)
                 wanted.setdefault(name, (device_id, path, segment))
+    result.strays = [f"{MANIFESTS}/{name}" for name in stray_manifests(ws)]
     present = ws.remote.list_objects()
     result.objects = len(wanted)
     for name, (device_id, path, _) in sorted(wanted.items()):
