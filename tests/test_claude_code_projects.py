@@ -199,3 +199,35 @@ def test_a_swept_session_is_restored_and_resumes(
         succeeded(resumed, "claude --resume ID after restore")
         texts = message_texts(api.messages()[seen])
         assert any("an old session" in text for text in texts), texts
+
+
+def test_a_path_map_set_after_syncing_brings_sessions_where_claude_code_looks(
+    claude_binary: str, local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """A synced /srv/app and B ~/work/app as two projects before A mapped /srv to ~/work:
+    after the move, B resumes A's session from its own ~/work/app."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    srv = tmp_path / "srv"
+    on_a, on_b = srv / "app", b.home / "work" / "app"
+    for place in (on_a, on_b):
+        place.mkdir(parents=True)
+    with FakeAnthropic(reply="answer", isolate=True) as api:
+        claude_a = ClaudeCode(claude_binary, a.home, api, sync_environment(a))
+        claude_b = ClaudeCode(claude_binary, b.home, api, sync_environment(b))
+        succeeded(claude_a.run("-p", "hello from srv", cwd=on_a), "A: claude -p")
+        [from_a] = transcripts(a, on_a)
+        a.ok("push")
+        succeeded(claude_b.run("-p", "hello from b", cwd=on_b), "B: claude -p")
+        b.ok("sync")
+        config = a.sync_home / "config.yaml"
+        config.write_text(config.read_text() + f"path_map: {{{json.dumps(str(srv))}: ~/work}}\n")
+        assert "on the remote is now projects/~-work-app" in a.ok("sync")
+        on_a.rmdir()  # B is another machine: it has no /srv/app
+        b.ok("sync")
+        names = [p.name for p in transcripts(b, on_b)]
+        assert from_a.name in names and len(names) == 2
+        seen = len(api.messages())
+        resumed = claude_b.run("--resume", from_a.stem, "-p", "continued on b", cwd=on_b)
+        succeeded(resumed, "B: claude --resume ID in ~/work/app")
+        texts = message_texts(api.messages()[seen])
+        assert any("hello from srv" in text for text in texts), texts
