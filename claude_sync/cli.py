@@ -16,6 +16,7 @@ from pyrage import x25519
 
 from . import cli_claude, cli_projects, cli_sessions, runlog
 from .actions import conflicts as conflicts_action
+from .actions import migrate as migrate_action
 from .actions import pull as pull_action
 from .actions import push as push_action
 from .actions import status as status_action
@@ -27,14 +28,14 @@ from .errors import ClaudeSyncError, ConfigError, Interrupted, RemoteFolderMissi
 from .files import size_text
 from .hooks import push_hook
 from .initialize import InitRequest, existing_setup, initialize, missing_remote_folder
-from .keys import MIN_PASSPHRASE_LENGTH, derive_identity, random_identity, read_key_file
+from .keys import KDF_SALT, MIN_PASSPHRASE_LENGTH, random_identity, read_key_file
 from .locations import claude_dir, sync_home
 from .lock import locked
 from .pathmap import Rules
 from .rclone import Rclone, find_rclone
 from .remote import Remote
+from .remote_view import fetch_remote_view
 from .scope import EVERYTHING, Scope, session_scope
-from .session import fetch_remote_view
 from .templates import default_for, environment_variable, load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
 
@@ -229,6 +230,8 @@ def init(
     if template and template.name == "local" and values.get("path"):
         values["path"] = str(Path(values["path"]).expanduser().resolve())
 
+    identity: x25519.Identity | None = None
+    passphrase: str | None = None
     if key_file:
         if not Path(key_file).is_file():
             raise ConfigError(f"--key-file {key_file}: no such file (the key file to use here)")
@@ -242,8 +245,7 @@ def init(
             click.echo("Key: 1. a passphrase (the same on every device)  2. a random key file")
             use_passphrase = click.prompt("Key", type=click.IntRange(1, 2), default=1) == 1
         if use_passphrase:
-            passphrase = _read_passphrase(passphrase_file, interactive)
-            identity, key_mode = derive_identity(passphrase), "passphrase"
+            passphrase, key_mode = _read_passphrase(passphrase_file, interactive), "passphrase"
         else:
             identity, key_mode = random_identity(), "random"
     if not device_name:
@@ -255,6 +257,7 @@ def init(
         InitRequest(
             home=home,
             identity=identity,
+            passphrase=passphrase,
             key_mode=key_mode,
             device_name=device_name,
             template=template,
@@ -307,12 +310,12 @@ def doctor() -> None:
     except ClaudeSyncError as error:
         report(False, "key", str(error), "restore the key file or run `claude-sync init`")
     if config is not None:
-        remote_ok = False
+        remote_ok, marker = False, None
         try:
             remote = Remote(rclone_for(config), config.remote_root)
             remote.check_folder()
-            found = remote.read_format()
-            remote_ok = found is not None
+            marker = remote.read_marker()
+            remote_ok = marker is not None
             report(
                 remote_ok,
                 "remote",
@@ -329,6 +332,18 @@ def doctor() -> None:
                 report(True, "key matches remote", "keycheck.age decrypts")
             except ClaudeSyncError as error:
                 report(False, "key matches remote", str(error), "init with the right passphrase")
+        if marker is not None and marker.format == 1:
+            report(False, "remote format", "format 1", "run `claude-sync migrate`")
+        elif marker is not None and marker.salt == KDF_SALT:
+            report(
+                False,
+                "remote format",
+                "format 2, migrated from format 1: it keeps format 1's fixed passphrase salt "
+                "(a new remote gets its own)",
+                warn=True,
+            )
+        elif marker is not None:
+            report(True, "remote format", "format 2, with its own passphrase salt")
     report_hooks(report)
     folder = claude_dir()
     report(
@@ -671,11 +686,32 @@ def verify(deep: bool) -> None:
     for problem in result.problems:
         click.echo(f"✗ {problem}")
     checked = "checked and decrypted" if deep else "checked"
-    summary = f"{result.manifests} manifests, {result.objects} objects {checked}"
+    summary = f"{count(result.manifests, 'device')}, {count(result.objects, 'object')} {checked}"
     if result.problems:
         click.echo(f"{count(len(result.problems), 'problem')}; {summary}", err=True)
         sys.exit(1)
     click.echo(f"✓ No problems: {summary}")
+
+
+@main.command()
+def migrate() -> None:
+    """Turn a format-1 remote into format 2, in place (run once, from any device).
+
+    Safe to run again if interrupted. Devices on an older claude-sync then ask to be
+    upgraded.
+
+    \b
+    claude-sync migrate
+    """
+    ws = load_workspace(sync_home())
+    with locked(ws.home):
+        result = migrate_action.migrate(ws, lambda line: click.echo(f"· {line}"))
+    if result.already:
+        click.echo("✓ The remote is in format 2 already")
+    else:
+        click.echo(
+            f"✓ Migrated to format 2: {count(result.devices, 'device')} moved to the journal"
+        )
 
 
 for command in (

@@ -16,7 +16,7 @@ from pyrage import x25519
 from .config import Config, load_config, new_device_id
 from .errors import ClaudeSyncError, ConfigError, RemoteFolderMissing
 from .files import write_private
-from .keys import write_key_file
+from .keys import derive_identity, new_salt, write_key_file
 from .rclone import Rclone, find_rclone
 from .remote import Remote, local_folder, missing_folder
 from .templates import Template, render, resolve_values
@@ -26,7 +26,8 @@ from .workspace import KEY_FILE, RCLONE_CONFIG
 @dataclass
 class InitRequest:
     home: Path
-    identity: x25519.Identity
+    identity: x25519.Identity | None  # None: derived from `passphrase` with the remote's salt
+    passphrase: str | None
     key_mode: str
     device_name: str
     template: Template | None = None
@@ -109,7 +110,14 @@ def initialize(request: InitRequest) -> InitResult:
         created_bucket = None
         if request.template is not None and request.template.remote["type"] == "s3":
             created_bucket = _ensure_bucket(rclone, root)
-        new_remote = Remote(rclone, root).initialize(request.identity)
+        remote = Remote(rclone, root)
+        marker = remote.read_marker()
+        salt = marker.salt if marker is not None else new_salt()
+        identity = request.identity
+        if identity is None:
+            assert request.passphrase is not None
+            identity = derive_identity(request.passphrase, salt)
+        new_remote = remote.initialize(identity, salt)
 
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)
@@ -129,7 +137,7 @@ def initialize(request: InitRequest) -> InitResult:
         provider=request.template.name if request.template else None,
         key_mode=request.key_mode,
     )
-    write_key_file(home / KEY_FILE, request.identity)
+    write_key_file(home / KEY_FILE, identity)
     write_private(home / "config.yaml", config.to_yaml())
     if previous is None or previous.remote_root != root or new_remote:
         for stale in ("state.json", "cache", "staging"):

@@ -1,11 +1,16 @@
 """age identities: derived from a passphrase, or random; stored in age-keygen's file format.
 
-Passphrase derivation (bit-exact with the Go claude-sync, so both tools agree on a key):
+Passphrase derivation (with format 1's fixed salt, bit-exact with the Go claude-sync):
 
-    salt = SHA-256("claude-sync-v1")
+    salt = the remote's own (CLAUDE-SYNC.json; format 1 and remotes migrated from it:
+           SHA-256("claude-sync-v1"))
     k    = Argon2id(passphrase bytes as typed, salt, t=3, m=64 MiB, p=4, 32 bytes)
     k[0] &= 248; k[31] &= 127; k[31] |= 64          (X25519 clamping)
     identity = upper(Bech32("age-secret-key-", k))  (Bech32, not Bech32m)
+
+Keys derived from the identity (HMAC-SHA-256 with distinct labels), never stored: the
+object-name key and the metadata key that authenticates journal entries. Nothing is
+derived from the public key, which is safe to share.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import secrets
 from pathlib import Path
 
 from argon2.low_level import Type, hash_secret_raw
@@ -55,14 +61,20 @@ def _bech32_encode(hrp: str, data: bytes) -> str:
     return hrp + "1" + "".join(_BECH32_CHARSET[w] for w in words + checksum)
 
 
-def derive_identity(passphrase: str) -> x25519.Identity:
-    """The age identity for a passphrase (see the module docstring for the exact steps)."""
+def new_salt() -> bytes:
+    """A new remote's KDF salt: one passphrase gives another key on every remote."""
+    return secrets.token_bytes(16)
+
+
+def derive_identity(passphrase: str, salt: bytes) -> x25519.Identity:
+    """The age identity for a passphrase on the remote whose KDF salt is `salt` (see the
+    module docstring for the exact steps)."""
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise KeyFileError(f"the passphrase must be at least {MIN_PASSPHRASE_LENGTH} characters")
     key = bytearray(
         hash_secret_raw(
             secret=passphrase.encode("utf-8"),
-            salt=KDF_SALT,
+            salt=salt,
             time_cost=3,
             memory_cost=64 * 1024,
             parallelism=4,
@@ -83,6 +95,11 @@ def random_identity() -> x25519.Identity:
 def object_name_key(identity: x25519.Identity) -> bytes:
     """The HMAC key for object names: derived from the identity, never stored."""
     return hmac.new(str(identity).encode(), b"claude-sync object names v1", "sha256").digest()
+
+
+def metadata_key(identity: x25519.Identity) -> bytes:
+    """The HMAC key that authenticates journal entries: derived from the identity."""
+    return hmac.new(str(identity).encode(), b"claude-sync metadata v2", "sha256").digest()
 
 
 def write_key_file(path: Path, identity: x25519.Identity) -> None:

@@ -35,6 +35,7 @@ from .versions import Segment, Version, VersionVector
 FORMAT = 1
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DEVICE_ID = re.compile(r"^[0-9a-zA-Z_-]{1,64}$")
+MANIFEST_NAME = re.compile(r"^[0-9a-zA-Z_-]{1,64}\.age$")  # manifests/<device id>.age
 
 
 @dataclass

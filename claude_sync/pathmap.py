@@ -283,6 +283,7 @@ class PathMap:
         self._session_remote: dict[tuple[str, str], str] = {}  # (folder, entry) -> remote
         self._partners: dict[str, str] = {}  # the second project's remote folder -> folder
         self._numbered: dict[str, str] = {}  # remote folder -> its `<name>.N` folder here
+        self._bound: dict[tuple[str, str], str] = {}  # (folder, entry) -> remote, as mapped
         self._materialised: dict[str, str] | None = None
         self._history: dict[str, str] | None = None
         self._claude = claude
@@ -449,6 +450,9 @@ class PathMap:
             encode_project(real_path(recorded)),
         ):
             return own
+        own_path = self.projects[own].path
+        if recorded == own_path or real_path(recorded) == real_path(own_path):
+            return own  # the folder's own project, whatever key this layout gives it now
         key = self.layout.key_of(recorded)
         if key == self.projects[own].key:
             return own
@@ -496,6 +500,8 @@ class PathMap:
             parts[1] = self._entry_remote(parts[1], parts[2])
         elif parts[0] == "projects" and len(parts) > 1:
             parts[1] = self.remote_folder_of(parts[1])
+        if entry is not None:
+            self._bound.setdefault(entry, parts[1])
         return "/".join(parts)
 
     def to_local(self, remote: str) -> str:
@@ -507,11 +513,14 @@ class PathMap:
             and len(parts) > 2
             and _session_entry(parts[2])
             and (shared := self._partner_folder(parts[1])) is not None
+            and self._bound.setdefault((shared, parts[2]), parts[1]) == parts[1]
         ):
             self._session_remote[shared, parts[2]] = parts[1]
             parts[1] = shared
         elif parts[0] == "projects" and len(parts) > 1:
             parts[1] = self.local_folder_of(parts[1])
+            if len(parts) > 2:
+                self._bound.setdefault((parts[1], parts[2]), remote.split("/")[1])
         return "/".join(parts)
 
     def _entry_remote(self, folder: str, name: str) -> str:

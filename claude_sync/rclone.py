@@ -263,6 +263,11 @@ class Rclone:
 
     def mirror(self, source: str, destination: str, include: list[str]) -> None:
         """Make the local folder destination hold exactly source's files matching `include`
-        (small metadata: bounded by the timeout)."""
+        (small metadata: bounded by the timeout). Files are told apart by name and size
+        alone: what is mirrored is written once under a new name, never changed in place."""
         filters = [flag for pattern in include for flag in ("--include", pattern)]
-        self.run(["sync", source, destination, *filters], bounded=True)
+        self.run(["sync", source, destination, "--size-only", *filters], bounded=True)
+
+    def delete_files(self, folder: str, list_file: Path) -> None:
+        """Delete the files named in list_file (relative to folder), without listing it."""
+        self.run(["delete", folder, "--files-from-raw", str(list_file)], bounded=True)

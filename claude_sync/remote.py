@@ -1,21 +1,33 @@
-"""Remote format 1: where things live on the remote, and the calls that read and write them.
+"""The remote: where things live on it, and the calls that read and write them.
 
-    <root>/CLAUDE-SYNC.json           plaintext {"format": 1}, nothing secret
+Format 2:
+
+    <root>/CLAUDE-SYNC.json           plaintext {"format": 2, "kdf": {"salt": "<base64>"}},
+                                      nothing secret: the passphrase KDF's salt
     <root>/keycheck.age               age(KEYCHECK_TEXT), no zstd, so the stock age CLI
                                       reads it: a wrong key fails at init
     <root>/objects/<aa>/<name>.age    content objects, immutable, <aa> = name[:2]
-    <root>/manifests/<device-id>.age  one per device, written only by that device
+    <root>/journal/<device-id>/<seq>-<random>.age
+                                      each device's entries, immutable (see `journal`)
 
 Write order for a new remote: keycheck.age, then CLAUDE-SYNC.json, so a remote with the
-marker always has its keycheck. For a push: every object first, the manifest last.
+marker always has its keycheck. For a push: every object first, the journal entry last;
+after a snapshot, the device's own entries below it are deleted.
+
+Format 1 had `manifests/<device-id>.age` (one per device, overwritten by each push) in
+place of the journal, and the fixed salt; `claude-sync migrate` turns it into format 2.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import configparser
+import contextlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyrage import x25519
@@ -23,14 +35,16 @@ from pyrage import x25519
 from .crypto import decrypt_bytes, encrypt_bytes
 from .errors import KeyFileError, RemoteFolderMissing, RemoteFormatError
 from .files import private_folder
+from .journal import JOURNAL
+from .keys import KDF_SALT
 from .rclone import Rclone, RemoteNotFound
 
-FORMAT = 1
+FORMAT = 2
 MARKER = "CLAUDE-SYNC.json"
 KEYCHECK = "keycheck.age"
 KEYCHECK_TEXT = b"claude-sync keycheck v1\n"
 OBJECTS = "objects"
-MANIFESTS = "manifests"
+MANIFESTS = "manifests"  # format 1
 
 
 def object_path(name: str) -> str:
@@ -38,18 +52,48 @@ def object_path(name: str) -> str:
     return f"{OBJECTS}/{name[:2]}/{name}.age"
 
 
-def parse_marker(raw: bytes) -> int:
-    """The format number in CLAUDE-SYNC.json; raise unless it is the one this code reads."""
+@dataclass(frozen=True)
+class Marker:
+    """What CLAUDE-SYNC.json says: the format, and the salt a passphrase is derived with."""
+
+    format: int
+    salt: bytes
+
+    def to_bytes(self) -> bytes:
+        salt = base64.b64encode(self.salt).decode()
+        return json.dumps({"format": self.format, "kdf": {"salt": salt}}).encode() + b"\n"
+
+
+def parse_marker(raw: bytes) -> Marker:
+    """CLAUDE-SYNC.json, checked: format 1 (the fixed salt) or 2 (its own salt)."""
     try:
-        found = json.loads(raw)["format"]
+        document = json.loads(raw)
+        found = document["format"]
     except (ValueError, KeyError, TypeError):
         raise RemoteFormatError(f"{MARKER} on the remote is not valid") from None
+    if found == 1:
+        return Marker(1, KDF_SALT)
     if found != FORMAT:
         raise RemoteFormatError(
             f"the remote uses format {found!r}; this claude-sync reads format {FORMAT} "
             "(upgrade claude-sync)"
         )
-    return found
+    try:
+        salt = base64.b64decode(document["kdf"]["salt"], validate=True)
+    except (KeyError, TypeError, binascii.Error):
+        raise RemoteFormatError(f"{MARKER} on the remote has no valid kdf salt") from None
+    if not 16 <= len(salt) <= 64:
+        raise RemoteFormatError(f"{MARKER} on the remote has no valid kdf salt")
+    return Marker(FORMAT, salt)
+
+
+def check_current(marker: Marker) -> None:
+    """Raise unless the remote is in the format this code syncs with."""
+    if marker.format == 1:
+        raise RemoteFormatError(
+            "the remote uses format 1: run `claude-sync migrate` once, from any device, "
+            "to upgrade it (older claude-sync releases then ask to be upgraded)"
+        )
 
 
 def local_folder(root: str, rclone_config: str | None) -> Path | None:
@@ -99,8 +143,8 @@ class Remote:
         if folder is not None:
             raise RemoteFolderMissing(folder)
 
-    def read_format(self) -> int | None:
-        """The format number in CLAUDE-SYNC.json, or None on a remote not yet initialised."""
+    def read_marker(self) -> Marker | None:
+        """CLAUDE-SYNC.json, or None on a remote not yet initialised."""
         try:
             raw = self.rclone.cat(self.path(MARKER))
         except RemoteNotFound:
@@ -108,21 +152,22 @@ class Remote:
         # On S3, `rclone cat` of a missing key succeeds with no output: the marker is never empty.
         return parse_marker(raw) if raw else None
 
-    def initialize(self, identity: x25519.Identity) -> bool:
-        """Create the root; on a new remote write the keycheck and marker; else check the key.
-
-        Returns True when the remote was new.
-        """
+    def initialize(self, identity: x25519.Identity, salt: bytes) -> bool:
+        """Create the root; on a new remote write the keycheck and a format-2 marker with
+        `salt` (the one `identity` was derived with, if from a passphrase); else check the
+        key. Returns True when the remote was new."""
         # Reading first gives rclone's clearest error for an unreachable remote.
-        if self.read_format() is None:
+        if self.read_marker() is None:
             self.rclone.mkdir(self.root)
             keycheck = encrypt_bytes(KEYCHECK_TEXT, identity.to_public(), compress=False)
             self.rclone.rcat(self.path(KEYCHECK), keycheck)
-            marker = json.dumps({"format": FORMAT}).encode() + b"\n"
-            self.rclone.rcat(self.path(MARKER), marker)
+            self.write_marker(Marker(FORMAT, salt))
             return True
         self.check_key(identity)
         return False
+
+    def write_marker(self, marker: Marker) -> None:
+        self.rclone.rcat(self.path(MARKER), marker.to_bytes())
 
     def check_key(self, identity: x25519.Identity) -> None:
         try:
@@ -141,14 +186,17 @@ class Remote:
                 "passphrase or key"
             )
 
-    def mirror_metadata(self, folder: Path) -> None:
-        """Make `folder` hold exactly the remote's marker and encrypted manifests, in one
-        rclone call (unchanged files are not transferred again); check the format.
+    def mirror_metadata(self, folder: Path, manifests: bool = False) -> Marker:
+        """Make `folder` hold exactly the remote's marker and journal (with `manifests`:
+        format 1's manifests too, which change in place: mirror those into a new folder),
+        in one rclone call; return the marker. Journal entries are
+        immutable and uniquely named, so a name present here is never fetched again, and
+        an entry this device wrote and put here itself is never fetched at all.
 
         The call is bounded in total by rclone's timeout, retries included: a remote that
         accepts connections and never answers costs that long, not three times as long."""
         private_folder(folder)
-        wanted = [f"/{MARKER}", f"/{MANIFESTS}/*.age"]
+        wanted = [f"/{MARKER}", f"/{JOURNAL}/**", *([f"/{MANIFESTS}/*.age"] if manifests else [])]
         try:
             self.rclone.mirror(self.root, str(folder), wanted)
         except RemoteNotFound:
@@ -160,7 +208,21 @@ class Remote:
             raise RemoteFormatError(
                 f"{self.root} is not a claude-sync remote (no {MARKER}): run `claude-sync init`"
             )
-        parse_marker(marker.read_bytes())
+        return parse_marker(marker.read_bytes())
+
+    def delete_manifests(self) -> None:
+        """Remove format 1's manifests/ (after a migration wrote the marker)."""
+        with contextlib.suppress(RemoteNotFound):
+            self.rclone.run(["purge", self.path(MANIFESTS)], bounded=True)
+
+    def upload_entry(self, device_id: str, name: str, encrypted: Path) -> None:
+        self.rclone.copyto(str(encrypted), self.path(f"{JOURNAL}/{device_id}/{name}"))
+
+    def delete_entries(self, device_id: str, names: list[str], staging: Path) -> None:
+        """Delete entries of `device_id`, in one rclone call."""
+        list_file = staging / "delete-list"
+        list_file.write_text("".join(f"{name}\n" for name in names))
+        self.rclone.delete_files(self.path(f"{JOURNAL}/{device_id}"), list_file)
 
     def upload_objects(self, staging: Path, names: list[str]) -> None:
         """Send staging/objects/<aa>/<name>.age for every name, in one rclone call."""
@@ -173,9 +235,6 @@ class Remote:
         list_file = staging / "download-list"
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
         self.rclone.copy_files(self.root, str(staging), list_file)
-
-    def upload_manifest(self, device_id: str, encrypted: Path) -> None:
-        self.rclone.copyto(str(encrypted), self.path(f"{MANIFESTS}/{device_id}.age"))
 
     def list_objects(self) -> dict[str, int]:
         """Every object on the remote: name -> size."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,19 +12,16 @@ from pathlib import Path
 from . import crypto
 from .claude_folder import move_folder_into
 from .config import Config
-from .errors import ClaudeSyncError, RemoteFormatError
-from .files import private_folder, write_private
-from .manifest import Manifest, decode_manifest
+from .errors import ClaudeSyncError
+from .instance import load_instance
 from .moves import merge_moves, moved_paths
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .projects import Layout, Project
-from .remote import MANIFESTS
+from .remote_view import RemoteView, fetch_remote_view
 from .scan import follow_link, scan
 from .state import Entry, State, load_state, save_state
 from .versions import Version
 from .workspace import Workspace
-
-STAMPS = "manifest-stamps"
 
 
 class Unwritable(ClaudeSyncError):
@@ -62,36 +57,15 @@ class Summary:
     pending: list[str] = field(default_factory=list)  # conflict copies in the folder after a pull
 
 
-@dataclass
-class RemoteView:
-    manifests: dict[str, Manifest]
-
-    def versions(self) -> dict[str, list[Version]]:
-        by_path: dict[str, list[Version]] = {}
-        for manifest in self.manifests.values():
-            for path, version in manifest.files.items():
-                by_path.setdefault(path, []).append(version)
-        return by_path
-
-    def device_name(self, device_id: str) -> str:
-        manifest = self.manifests.get(device_id)
-        return manifest.device_name if manifest else device_id
-
-    def known_segments(self) -> set[str]:
-        """The SHA-256 of every segment a manifest names: objects already on the remote."""
-        return {
-            segment.sha256
-            for manifest in self.manifests.values()
-            for version in manifest.files.values()
-            for segment in version.segments
-        }
-
-
 class Session:
     """One run of push or pull over a workspace (the lock is taken by the caller)."""
 
-    def __init__(self, workspace: Workspace, listen: Listener) -> None:
+    def __init__(
+        self, workspace: Workspace, listen: Listener, accept_rollback: bool = False
+    ) -> None:
         self.ws = workspace
+        # `push --all`: this device republishes its whole view after a rollback
+        self.accept_rollback = accept_rollback
         self.config = workspace.config
         self.device = workspace.config.device_id
         self.rules = Rules.from_config(self.config.include, self.config.exclude)
@@ -163,14 +137,15 @@ class Session:
     def remote(self) -> RemoteView:
         if self._remote is None:
             self._remote = fetch_remote_view(self.ws)
-            for name in stray_manifests(self.ws):
+            for name in self._remote.strays:
                 self.listen(
                     Event(
                         "warning",
-                        detail=f"{MANIFESTS}/{name} on the remote is not a manifest claude-sync "
-                        "wrote (a sync client's copy?): ignored",
+                        detail=f"{name} on the remote is not an entry claude-sync wrote "
+                        "(a sync client's copy?): ignored",
                     )
                 )
+            self.check_journal(self._remote)
             manifests = self._remote.manifests.values()
             self.paths.learn(
                 (folder, project)
@@ -184,15 +159,44 @@ class Session:
             if moves:
                 for manifest in manifests:
                     manifest.files = moved_paths(moves, manifest.files)
-            own = self._remote.manifests.get(self.device)
-            written = self.stamps()
-            if own is not None and written and own.stamp not in written:
-                raise ClaudeSyncError(
-                    f"manifests/{self.device}.age was written by another machine with this "
-                    f"device id (was {self.ws.home} copied?): move {self.ws.home}/config.yaml "
-                    "aside and run `claude-sync init --force` to give this machine its own id"
-                )
         return self._remote
+
+    def check_journal(self, view: RemoteView) -> None:
+        """Refuse a journal that went back, and a copy of this home writing as this device.
+
+        A device's entries only grow: an end below the highest entry seen here means the
+        remote was restored from an older state, which would bring back what was since
+        deleted or changed. A device with no entries left was forgotten. Entries of this
+        device written by another home instance (see `instance`) after this one's last
+        mean two machines write as one device: the younger instance (the copy) stops."""
+        for device_id, seen in sorted(self.state.journal_seen.items()):
+            last = view.last_seq(device_id)
+            if last and last < seen and not (device_id == self.device and self.accept_rollback):
+                name = view.device_name(device_id)
+                raise ClaudeSyncError(
+                    f"the remote was rolled back for device {name}: its journal ends at entry "
+                    f"{last}, and entry {seen} was seen here. If the remote was restored from "
+                    f"a backup on purpose, run `claude-sync push --all` on {name}; otherwise "
+                    "restore the remote's journal/ folder"
+                )
+        instance = load_instance(self.ws.home)
+        foreign = [
+            entry
+            for entry in view.entries.get(self.device, [])
+            if entry.seq > self.state.own_seq and entry.instance_id != instance.id
+        ]
+        if self.state.own_seq and any(e.instance_created < instance.created for e in foreign):
+            raise ClaudeSyncError(
+                f"another machine writes as this device ({self.config.device_name}) and this "
+                f"home is the later copy (was {self.ws.home} copied?): move "
+                f"{self.ws.home}/config.yaml aside and run `claude-sync init --force` to give "
+                "this machine its own id"
+            )
+        for device_id in view.entries:
+            seen = self.state.journal_seen.get(device_id, 0)
+            self.state.journal_seen[device_id] = max(seen, view.last_seq(device_id))
+        for device_id in set(self.state.journal_seen) - set(view.entries):
+            del self.state.journal_seen[device_id]  # forgotten: no entries left
 
     def warn_unmatched_includes(self, remote: RemoteView | None = None) -> None:
         """Name each pattern the user added to sync.include that matches no file here, in
@@ -211,19 +215,6 @@ class Session:
                     f"{self.ws.home / 'config.yaml'} matches no file, here or synced (a typo?)",
                 )
             )
-
-    def stamps(self) -> list[str]:
-        """The stamps of the manifests this home wrote (the last few)."""
-        try:
-            return (self.ws.home / STAMPS).read_text().split()
-        except FileNotFoundError:
-            return []
-
-    def new_stamp(self) -> str:
-        """A stamp for the manifest about to be written, recorded before it is sent."""
-        stamp = secrets.token_hex(8)
-        write_private(self.ws.home / STAMPS, "\n".join([*self.stamps()[-2:], stamp]) + "\n")
-        return stamp
 
     def object_name(self, sha256: str) -> str:
         return crypto.object_name(self.ws.name_key, sha256)
@@ -311,76 +302,3 @@ def path_map(ws: Workspace, state: State) -> PathMap:
 def layout_fingerprint(layout: Layout) -> str:
     """What of the layout decides keys beyond the home folder: a change to it re-keys."""
     return json.dumps([layout.path_map, layout.git_everywhere, layout.git_prefixes])
-
-
-def fetch_remote_view(ws: Workspace) -> RemoteView:
-    """Every device's manifest; only those whose size or mtime changed are decrypted again."""
-    manifests: dict[str, Manifest] = {}
-    for device_id, loaded in load_manifests(ws):
-        if isinstance(loaded, RemoteFormatError):
-            raise loaded
-        manifests[device_id] = loaded
-    return RemoteView(manifests)
-
-
-MANIFEST_NAME = re.compile(r"^[0-9a-zA-Z_-]{1,64}\.age$")
-
-
-def stray_manifests(ws: Workspace) -> list[str]:
-    """Names in manifests/ (as last mirrored) that no device wrote: a sync client's
-    conflict copy (`<id> (conflicted copy).age`, `<id>.sync-conflict-....age`) or a macOS
-    `._<id>.age`. They are ignored: one of them must not stop every device."""
-    folder = ws.cache / "remote" / MANIFESTS
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.glob("*.age") if not MANIFEST_NAME.match(p.name))
-
-
-def load_manifests(ws: Workspace) -> list[tuple[str, Manifest | RemoteFormatError]]:
-    """Mirror the remote's manifests (one rclone call), then decrypt and validate each."""
-    mirror = ws.cache / "remote"
-    decoded_folder = ws.cache / "manifests"
-    ws.remote.mirror_metadata(mirror)
-    private_folder(decoded_folder)
-    loaded: list[tuple[str, Manifest | RemoteFormatError]] = []
-    for encrypted in sorted((mirror / MANIFESTS).glob("*.age")):
-        if not MANIFEST_NAME.match(encrypted.name):
-            continue  # see stray_manifests
-        device_id = encrypted.name[: -len(".age")]
-        try:
-            loaded.append((device_id, _load_manifest(ws, encrypted, decoded_folder, device_id)))
-        except RemoteFormatError as error:
-            loaded.append((device_id, error))
-    names = {device_id for device_id, _ in loaded}
-    for stale in decoded_folder.glob("*.json"):
-        if stale.stem not in names:
-            stale.unlink()
-    return loaded
-
-
-def _load_manifest(
-    ws: Workspace, encrypted: Path, decoded_folder: Path, device_id: str
-) -> Manifest:
-    info = encrypted.stat()
-    stamp = f"{info.st_size}:{info.st_mtime_ns}"
-    cached = decoded_folder / f"{device_id}.json"
-    if cached.exists():
-        try:
-            document = json.loads(cached.read_text())
-            if document.get("stamp") == stamp:
-                return decode_manifest(document["manifest"].encode(), device_id)
-        except (ValueError, KeyError, AttributeError):
-            pass
-    try:
-        data = crypto.decrypt_bytes(encrypted.read_bytes(), ws.identity)
-    except RemoteFormatError:
-        raise RemoteFormatError(
-            f"manifests/{device_id}.age cannot be decrypted with this key "
-            "(encrypted to a different key, or corrupted): refused"
-        ) from None
-    try:
-        manifest = decode_manifest(data, device_id)
-    except RemoteFormatError as error:
-        raise RemoteFormatError(f"manifests/{device_id}.age: {error}") from None
-    write_private(cached, json.dumps({"stamp": stamp, "manifest": data.decode()}))
-    return manifest

@@ -7,7 +7,8 @@
      "projects": {"<remote folder>": {"key": "~/code/app", "path": "/home/ann/code/app"}},
      "moves": {"<remote folder>": {"to": "<remote folder>", "at": 17...}},
      "publish_moves": false, "layout": "<path_map and projects settings, as JSON>",
-     "numbered": {"<remote folder>": "<local folder>.2"}}
+     "numbered": {"<remote folder>": "<local folder>.2"},
+     "journal_seen": {"<device id>": 41}, "own_seq": 17}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again, but only when
@@ -29,7 +30,9 @@ remote; after it, such a file was made here, and meets the remote's as a conflic
 one made here that no manifest of this device carries yet. `layout` is what of this
 device's config decided keys (`path_map`, `projects`) when last saved: a change re-keys.
 `numbered` names the remote folders materialised here as `<name>.N`, because another had
-their folder name here first.
+their folder name here first. `journal_seen` is the highest journal entry read of each
+device (a lower end later means the remote was rolled back); `own_seq` the last entry this
+home wrote.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class State:
     publish_moves: bool = False
     layout: str = ""  # what of this device's layout gave the keys last synced
     numbered: dict[str, str] = field(default_factory=dict)  # remote folder -> `<name>.N`
+    journal_seen: dict[str, int] = field(default_factory=dict)  # device -> highest entry
+    own_seq: int = 0  # the last entry this home wrote
 
 
 def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -109,6 +114,8 @@ def load_state(path: Path, device_id: str, remote_root: str) -> tuple[State, str
             bool(document.get("publish_moves", False)),
             str(document.get("layout", "")),
             _numbered(document.get("numbered", {})),
+            _journal_seen(document.get("journal_seen", {})),
+            int(document.get("own_seq", 0)),
         ), None
     except FileNotFoundError:
         return State(device_id, remote_root, rebuilding=True), None
@@ -147,6 +154,8 @@ def save_state(path: Path, state: State) -> None:
         "publish_moves": state.publish_moves,
         "layout": state.layout,
         "numbered": state.numbered,
+        "journal_seen": state.journal_seen,
+        "own_seq": state.own_seq,
     }
     write_private(path, json.dumps(document, separators=(",", ":")))
 
@@ -156,4 +165,12 @@ def _numbered(raw: object) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) and "/" not in k + v for k, v in raw.items()
     ):
         raise ValueError("numbered")
+    return dict(raw)
+
+
+def _journal_seen(raw: object) -> dict[str, int]:
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) for k, v in raw.items()
+    ):
+        raise ValueError("journal_seen")
     return dict(raw)

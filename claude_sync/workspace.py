@@ -8,7 +8,7 @@ from pathlib import Path
 from pyrage import x25519
 
 from .config import Config, load_config
-from .keys import object_name_key, read_key_file
+from .keys import metadata_key, object_name_key, read_key_file
 from .locations import claude_dir
 from .rclone import Rclone, find_rclone
 from .remote import Remote
@@ -32,6 +32,10 @@ class Workspace:
     @property
     def name_key(self) -> bytes:
         return object_name_key(self.identity)
+
+    @property
+    def metadata_key(self) -> bytes:
+        return metadata_key(self.identity)
 
     @property
     def staging(self) -> Path:

@@ -562,7 +562,7 @@ def test_a_copied_home_is_refused_before_it_touches_anything(local_server: Serve
     for command in ("push", "pull"):
         result = b.run(command)
         assert result.exit_code != 0
-        assert "another machine with this device id" in result.output
+        assert "another machine writes as this device (a)" in result.output
         assert "Traceback" not in result.output
     assert stamped(b.claude) == before
     assert dict(remote_bytes(local_server)) == remote_before
@@ -790,37 +790,39 @@ def test_a_conflict_below_a_linked_folder_is_listed_and_settled(
     b.ok("sync")
 
 
-# 15. a stray file in manifests/ -------------------------------------------------
+# 15. a stray file in journal/ ---------------------------------------------------
 
 
-def test_a_stray_file_in_manifests_is_ignored_with_a_warning(
+def test_a_stray_file_in_the_journal_is_ignored_with_a_warning(
     local_server: Server, make_device
 ) -> None:
-    """A Dropbox or Syncthing conflict copy of a manifest, or a macOS `._` file, beside the
-    manifests: every device goes on pushing and pulling, says what it ignores, and verify
-    lists it without failing."""
+    """A Dropbox or Syncthing conflict copy of an entry, a macOS `._` file, a file that is
+    no device's folder: every device goes on pushing and pulling, says what it ignores,
+    and verify lists it without failing."""
     a, b = (joined(make_device(name), local_server) for name in "ab")
     put(a, "settings.json", "{}\n", 1)
     a.ok("push")
-    manifests = local_server.data_dir / "manifests"
-    [own] = manifests.glob("*.age")
+    [folder] = (local_server.data_dir / "journal").iterdir()
+    [own] = folder.iterdir()
     strays = [
-        f"{own.stem} (conflicted copy 2026-11-30).age",
-        f"{own.stem}.sync-conflict-20261130-101010-ABCDEFG.age",
-        f"._{own.name}",
+        f"{folder.name}/{own.stem} (conflicted copy 2026-11-30).age",
+        f"{folder.name}/{own.stem}.sync-conflict-20261130-101010-ABCDEFG.age",
+        f"{folder.name}/._{own.name}",
+        ".DS_Store",
     ]
-    shutil.copy(own, manifests / strays[0])
-    shutil.copy(own, manifests / strays[1])
-    (manifests / strays[2]).write_bytes(b"\x00\x05\x16\x07 resource fork")
+    shutil.copy(own, folder.parent / strays[0])
+    shutil.copy(own, folder.parent / strays[1])
+    (folder.parent / strays[2]).write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (folder.parent / strays[3]).write_bytes(b"\x00\x00\x00\x01Bud1")
     output = b.ok("pull")
     assert b.read("settings.json") == b"{}\n"
     for name in strays:
-        assert f"manifests/{name} on the remote is not a manifest claude-sync wrote" in output
+        assert f"journal/{name} on the remote is not an entry claude-sync wrote" in output
     put(b, "settings.json", '{"b": 1}\n', 2)
     b.ok("push")
     a.ok("pull")
     assert a.read("settings.json") == b'{"b": 1}\n'
     output = a.ok("verify")
     for name in strays:
-        assert f"· manifests/{name}: not written by claude-sync" in output
+        assert f"· journal/{name}: not written by claude-sync" in output
     assert "✓ No problems" in output

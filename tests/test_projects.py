@@ -292,8 +292,9 @@ def test_git_keys_follow_the_repository(tmp_path: Path, ann: Path) -> None:
     assert everywhere.key_of(str(tmp_path / "wt")) == "git:github.com/ann/app"
 
 
-def test_a_synced_folder_keeps_its_key_when_the_path_map_changes(tmp_path: Path, ann: Path) -> None:
-    """Re-keying a synced project would split its sessions between two remote folders."""
+def test_a_synced_folder_keeps_its_key_until_a_run_rekeys_it(tmp_path: Path, ann: Path) -> None:
+    """A changed path_map re-keys a synced project only in a run that says so (a sync:
+    see test_projects_sync), never by a map built to read paths."""
     srv = tmp_path / "srv"
     (srv / "app").mkdir(parents=True)
     recorded = os.path.realpath(srv / "app")
@@ -317,11 +318,13 @@ def test_a_synced_folder_keeps_its_key_when_the_path_map_changes(tmp_path: Path,
     )
 
 
-def test_a_remote_folder_named_like_a_taken_local_one_gets_its_own(
+def test_a_remote_folder_named_like_a_taken_local_one_shares_it_by_session(
     tmp_path: Path, ann: Path
 ) -> None:
-    """/home/ann-work/app and /home/ann/work/app share Claude Code's folder name: the one
-    this device's folder holds keeps it, the other comes in beside it, never into it."""
+    """/home/ann-work/app and /home/ann/work/app share Claude Code's folder name, as they
+    do in Claude Code: the other project's sessions come into the folder, each keeping its
+    project's remote folder; its memory, which this folder's project has, comes in beside
+    it, never into it."""
     claude = ann / ".claude"
     home = os.path.realpath(ann)
     folder = encode_project(f"{home}/work/app")
@@ -331,8 +334,11 @@ def test_a_remote_folder_named_like_a_taken_local_one_gets_its_own(
     sibling = f"{home}-work/app"
     paths.learn([(encode_project(sibling), Project(sibling, sibling))])
     theirs = paths.to_local(f"projects/{encode_project(sibling)}/theirs.jsonl")
-    assert theirs == f"projects/{folder}.2/theirs.jsonl"
+    assert theirs == f"projects/{folder}/theirs.jsonl"
     assert paths.to_remote(theirs) == f"projects/{encode_project(sibling)}/theirs.jsonl"
+    memory = paths.to_local(f"projects/{encode_project(sibling)}/memory/MEMORY.md")
+    assert memory == f"projects/{folder}.2/memory/MEMORY.md"
+    assert paths.to_remote(memory) == f"projects/{encode_project(sibling)}/memory/MEMORY.md"
 
 
 def test_two_folders_of_one_key_each_keep_their_sessions(tmp_path: Path, ann: Path) -> None:

@@ -6,6 +6,7 @@ CLAUDE_SYNC_HOME) against one remote, and checks bytes, mtimes, presence and exi
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
@@ -85,7 +86,7 @@ def logging_rclone(tmp_path: Path, log: Path, name: str = "rclone-logger.sh") ->
 
 
 def decrypt_remote(server: Server, device: Device) -> list[tuple[str, bytes]]:
-    """(remote path, plaintext) of every object and manifest, with `device`'s key."""
+    """(remote path, plaintext) of every object and journal entry, with `device`'s key."""
     identity = read_key_file(device.sync_home / "age-key.txt")
     found = []
     for path, data in remote_bytes(server):
@@ -129,7 +130,9 @@ def test_init_on_a_fresh_s3_remote(s3_server: Server, make_device) -> None:
     assert result.exit_code == 0, result.output
     assert "initialised a new remote" in result.output
     marker = s3_server.data_dir / "bucket" / "claude-sync" / "CLAUDE-SYNC.json"
-    assert json.loads(marker.read_text()) == {"format": 1}
+    document = json.loads(marker.read_text())
+    assert document["format"] == 2
+    assert len(base64.b64decode(document["kdf"]["salt"])) == 16
 
 
 # 2. a real conflict ---------------------------------------------------------------
@@ -648,11 +651,11 @@ def test_credentials_and_ide_never_leave(local_server: Server, make_device) -> N
     a.ok("push")
 
     plaintexts = decrypt_remote(local_server, a)
-    assert len(plaintexts) >= 3  # one manifest, two objects
+    assert len(plaintexts) >= 3  # one journal entry, two objects
     for where, plain in plaintexts:
         assert secret.encode() not in plain, f"a credential reached the remote in {where}"
-    [manifest] = [plain for where, plain in plaintexts if where.startswith("manifests/")]
-    files = json.loads(manifest)["files"]
+    [entry] = [plain for where, plain in plaintexts if where.startswith("journal/")]
+    files = json.loads(entry)["files"]
     assert sorted(files) == ["extra/notes.txt", "settings.json"]
 
     b.ok("pull")

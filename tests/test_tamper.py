@@ -10,6 +10,7 @@ is a plain local folder, so its files are edited directly.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -24,7 +25,7 @@ from conftest import RCLONE, Device, joined, put
 from servers import Server, start_server
 
 from claude_sync import crypto
-from claude_sync.keys import object_name_key, random_identity, read_key_file
+from claude_sync.keys import metadata_key, object_name_key, random_identity, read_key_file
 from claude_sync.pathmap import TEMPORARY_PREFIX
 from claude_sync.remote import object_path
 
@@ -128,12 +129,24 @@ class Scene:
 
     @property
     def manifest_file(self) -> Path:
-        return self.root / "manifests" / f"{self.a_id}.age"
+        """A's newest journal entry."""
+        return sorted((self.root / "journal" / self.a_id).iterdir())[-1]
+
+    @property
+    def manifest_name(self) -> str:
+        return self.manifest_file.relative_to(self.root).as_posix()
 
     def manifest(self) -> dict:
         return json.loads(crypto.decrypt_bytes(self.manifest_file.read_bytes(), self.identity))
 
     def write_manifest(self, document: dict, recipient=None) -> None:
+        """Write `document` over A's newest entry, authenticated with the real key: what a
+        holder of the key (a device gone wrong) could write."""
+        document = {key: value for key, value in document.items() if key != "mac"}
+        canonical = json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+        document["mac"] = hmac.new(metadata_key(self.identity), canonical, "sha256").hexdigest()
         data = json.dumps(document).encode()
         self.manifest_file.write_bytes(
             crypto.encrypt_bytes(data, recipient or self.identity.to_public())
@@ -291,7 +304,7 @@ def test_pull_succeeds_once_the_object_is_restored(scene: Scene, how: str) -> No
 def test_manifest_encrypted_to_another_key_is_refused(scene: Scene) -> None:
     document = scene.manifest()
     scene.write_manifest(document, random_identity().to_public())
-    scene.pull_refused(f"manifests/{scene.a_id}.age", "different key")
+    scene.pull_refused(scene.manifest_name, "different key")
 
 
 @pytest.mark.parametrize(
@@ -302,10 +315,10 @@ def test_manifest_naming_an_unsafe_path_is_refused(scene: Scene, unsafe: str) ->
     outside.append(Path("/etc/x"))
     existed = {path: path.exists() for path in outside}
     document = scene.manifest()
-    document["files"][unsafe] = document["files"]["settings.json"]
+    document["files"][unsafe] = next(iter(document["files"].values()))
     scene.write_manifest(document)
     line = scene.pull_refused(unsafe, "unsafe path")
-    assert f"manifests/{scene.a_id}.age" in line
+    assert scene.manifest_name in line
     assert {path: path.exists() for path in outside} == existed
 
 
@@ -342,7 +355,7 @@ def test_verify_lists_every_problem(scene: Scene) -> None:
     originals = {path: path.read_bytes() for path in (missing, flipped, scene.manifest_file)}
     missing_name = scene.object_relative(SECOND["settings.json"])
     flipped_name = scene.object_relative(SECOND["agents/new.md"])
-    manifest_name = f"manifests/{scene.a_id}.age"
+    manifest_name = scene.manifest_name
 
     def restore() -> None:
         for path, data in originals.items():

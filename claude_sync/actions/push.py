@@ -20,7 +20,9 @@ from typing import BinaryIO
 from .. import crypto
 from ..errors import ClaudeSyncError
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
-from ..manifest import Manifest, encode_manifest, now_iso
+from ..instance import load_instance
+from ..journal import DELTA, SNAPSHOT, JournalEntry
+from ..manifest import now_iso
 from ..pathmap import CONFLICT_COPY, is_transcript, temporary_name
 from ..plan import (
     Adopt,
@@ -32,6 +34,7 @@ from ..plan import (
     decide_push,
 )
 from ..remote import object_path
+from ..remote_view import delete_entries, write_entry
 from ..scan import read_prefix
 from ..scope import EVERYTHING, Scope, check_session_known
 from ..session import Event, Listener, Session, Summary
@@ -178,30 +181,58 @@ def _send(
             if version.sha256 != session.local[path].sha256:
                 entry.size = entry.mtime_ns = None
         session.state.files[path] = entry
-    previous = session.remote().manifests.get(session.device)
-    manifest = Manifest(
-        session.device,
-        ws.config.device_name,
-        now_iso(),
-        {
-            **(previous.files if previous else {}),
-            **{
-                path: entry.base
-                for path, entry in session.state.files.items()
-                if scope.includes(path)
-            },
-        },
-        session.new_stamp(),
-    )
-    manifest.projects = session.paths.published(manifest.files)
-    manifest.moves = session.state.moves
-    encrypted = staging / "manifest.age"
-    encrypted.write_bytes(crypto.encrypt_bytes(encode_manifest(manifest), ws.recipient))
-    ws.remote.upload_manifest(session.device, encrypted)
+    publish_entry(session, scope, staging)
     session.state.last_push = now_iso()
     session.state.publish_moves = False
     session.save()
     return updates
+
+
+SNAPSHOT_AFTER = 32  # deltas since the last snapshot
+
+
+def publish_entry(session: Session, scope: Scope, staging: Path, snapshot: bool = False) -> None:
+    """Write this device's next journal entry: a delta of the paths in `scope` whose
+    version differs from what the device published last, or, after SNAPSHOT_AFTER deltas
+    or once the deltas name more paths than the last snapshot holds, a snapshot of its
+    whole view (its versions outside `scope` as published); then delete its own entries
+    below a new snapshot. `snapshot`: write one whatever the count (`push --all`)."""
+    ws, device = session.ws, session.device
+    view = session.remote()
+    published = view.manifests[device].files if device in view.manifests else {}
+    current = {
+        path: entry.base for path, entry in session.state.files.items() if scope.includes(path)
+    }
+    changed = {path: version for path, version in current.items() if published.get(path) != version}
+    own = view.entries.get(device, [])
+    last_snapshot = next((e for e in reversed(own) if e.kind == SNAPSHOT), None)
+    since = [e for e in own if last_snapshot is not None and e.seq > last_snapshot.seq]
+    snapshot = (
+        snapshot
+        or last_snapshot is None
+        or len(since) >= SNAPSHOT_AFTER
+        or sum(len(entry.files) for entry in since) + len(changed) > len(last_snapshot.files)
+    )
+    files = {**published, **current} if snapshot else changed
+    seq = max(session.state.own_seq, view.last_seq(device)) + 1
+    instance = load_instance(ws.home)
+    entry = JournalEntry(
+        device,
+        ws.config.device_name,
+        seq,
+        SNAPSHOT if snapshot else DELTA,
+        now_iso(),
+        instance.id,
+        instance.created,
+        files,
+        session.paths.published(files),
+        dict(session.state.moves),
+    )
+    write_entry(ws, entry, staging)
+    session.state.own_seq = seq
+    session.state.journal_seen[device] = seq
+    if snapshot:
+        delete_entries(ws, device, view.names.get(device, []), staging)
 
 
 def _new_bytes(action: Upload) -> int:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from .. import crypto
 from ..errors import RemoteFormatError
 from ..files import private_folder
-from ..remote import MANIFESTS, object_path
-from ..session import load_manifests, stray_manifests
+from ..remote import object_path
+from ..remote_view import fetch_remote_view
 from ..versions import Segment
 from ..workspace import Workspace
 
@@ -20,30 +20,32 @@ class Verification:
     manifests: int = 0
     objects: int = 0
     problems: list[str] = field(default_factory=list)
-    strays: list[str] = field(default_factory=list)  # names in manifests/ that are not ours
+    strays: list[str] = field(default_factory=list)  # names in journal/ that are not ours
 
 
 def verify(ws: Workspace, deep: bool) -> Verification:
-    """Check the remote invariant: every object every manifest names exists (and, deep,
-    decrypts to the hash it is named for), in the manner of `restic check`."""
+    """Check the remote invariant: every object every device's view names exists (and,
+    deep, decrypts to the hash it is named for), in the manner of `restic check`."""
     result = Verification()
     wanted: dict[str, tuple[str, str, Segment]] = {}
-    for device_id, loaded in load_manifests(ws):
-        if isinstance(loaded, RemoteFormatError):
-            result.problems.append(str(loaded))
-            continue
+    try:
+        view = fetch_remote_view(ws, result.problems)
+    except RemoteFormatError as error:
+        result.problems.append(str(error))
+        return result
+    result.strays = view.strays
+    for device_id, manifest in sorted(view.manifests.items()):
         result.manifests += 1
-        for path, version in loaded.files.items():
+        for path, version in manifest.files.items():
             for segment in version.segments:
                 name = crypto.object_name(ws.name_key, segment.sha256)
                 wanted.setdefault(name, (device_id, path, segment))
-    result.strays = [f"{MANIFESTS}/{name}" for name in stray_manifests(ws)]
     present = ws.remote.list_objects()
     result.objects = len(wanted)
     for name, (device_id, path, _) in sorted(wanted.items()):
         if name not in present:
             result.problems.append(
-                f"{object_path(name)} is missing (named by {path} in manifests/{device_id}.age)"
+                f"{object_path(name)} is missing (named by {path} in journal/{device_id}/)"
             )
     if deep:
         folder = ws.staging / "verify"

@@ -1,0 +1,129 @@
+"""Format 2's journal: authenticated entries, rollback and copied homes, through a real
+remote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import joined, put, remote_bytes
+from servers import Server
+
+from claude_sync import crypto
+from claude_sync.journal import DELTA, SNAPSHOT, JournalEntry, encode_entry, entry_name
+from claude_sync.keys import read_key_file
+from claude_sync.versions import Version, VersionVector
+
+
+def journal_of(server: Server, device) -> list:
+    config = (device.sync_home / "config.yaml").read_text()
+    device_id = config.split("id: ", 1)[1].split()[0]
+    return sorted((server.data_dir / "journal" / device_id).iterdir())
+
+
+def test_entries_are_deltas_and_a_snapshot_starts_each_journal(
+    local_server: Server, make_device
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for index in range(5):
+        put(a, f"agents/{index}.md", f"agent {index}\n", index)
+    a.ok("push")
+    [first] = journal_of(local_server, a)
+    put(a, "agents/0.md", "changed\n", 10)
+    a.ok("push")
+    identity = read_key_file(a.sync_home / "age-key.txt")
+    entries = [
+        json.loads(crypto.decrypt_bytes(p.read_bytes(), identity))
+        for p in journal_of(local_server, a)
+    ]
+    assert [(e["seq"], e["kind"], len(e["files"])) for e in entries] == [
+        (1, SNAPSHOT, 5),
+        (2, DELTA, 1),
+    ]
+    assert journal_of(local_server, a)[0] == first
+    b.ok("pull")
+    assert b.read("agents/0.md") == b"changed\n"
+    # Once the deltas name more paths than the snapshot holds, a snapshot replaces them.
+    for index in range(5):
+        put(a, f"agents/{index}.md", f"round two {index}\n", 20 + index)
+        a.ok("push")
+    kinds = [
+        json.loads(crypto.decrypt_bytes(p.read_bytes(), identity))["kind"]
+        for p in journal_of(local_server, a)
+    ]
+    assert kinds[0] == SNAPSHOT and len(kinds) < 7
+    b.ok("pull")
+    assert b.read("agents/4.md") == b"round two 4\n"
+
+
+def forged_entry(server: Server, device, key: bytes, seq: int) -> None:
+    """An entry deleting CLAUDE.md, MAC'd with `key`, encrypted to the (public) recipient."""
+    identity = read_key_file(device.sync_home / "age-key.txt")
+    [folder] = (server.data_dir / "journal").iterdir()
+    tombstone = Version("", 0, 2 * 10**18, VersionVector.of({folder.name: 99}), folder.name, True)
+    entry = JournalEntry(folder.name, "a", seq, DELTA, "", "x", 0, {"CLAUDE.md": tombstone})
+    data = crypto.encrypt_bytes(encode_entry(entry, key), identity.to_public())
+    (folder / entry_name(seq)).write_bytes(data)
+
+
+@pytest.mark.parametrize("key", ["public", "none"])
+def test_an_entry_forged_with_the_public_key_alone_is_refused(
+    local_server: Server, make_device, key: str
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "mine\n", 1)
+    a.ok("push")
+    b.ok("pull")
+    public = str(read_key_file(a.sync_home / "age-key.txt").to_public()).encode()
+    forged_entry(local_server, a, public if key == "public" else b"", 2)
+    for device in (a, b):
+        result = device.run("pull")
+        assert result.exit_code == 1
+        assert "fails its authentication (forged, or altered): refused" in result.output
+        assert device.read("CLAUDE.md") == b"mine\n"
+
+
+def test_a_rolled_back_journal_is_refused(local_server: Server, make_device) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "one\n", 1)
+    a.ok("push")
+    saved = local_server.data_dir.parent / "saved"
+    shutil.copytree(local_server.data_dir / "journal", saved)
+    put(a, "CLAUDE.md", "two\n", 2)
+    a.ok("push")
+    b.ok("pull")
+    shutil.rmtree(local_server.data_dir / "journal")
+    shutil.copytree(saved, local_server.data_dir / "journal")  # restored from a backup
+    for device in (a, b):
+        result = device.run("pull")
+        assert result.exit_code == 1
+        assert "the remote was rolled back for device a" in result.output
+        assert "run `claude-sync push --all` on a" in result.output
+    assert b.read("CLAUDE.md") == b"two\n"
+    assert dict(remote_bytes(local_server))  # nothing was written over it
+
+
+def test_the_machine_a_home_was_copied_from_is_never_the_one_locked_out(
+    local_server: Server, make_device
+) -> None:
+    """The copy pushes first; the original goes on; the copy is then told to stop, and
+    what it pushed meanwhile reaches the original."""
+    a = joined(make_device("a"), local_server)
+    put(a, "settings.json", "{}\n", 1)
+    a.ok("push")
+    b = make_device("b")
+    shutil.copytree(a.sync_home, b.sync_home)
+    put(b, "agents/b.md", "only on the copy\n", 2)
+    b.ok("push")
+    put(a, "agents/a.md", "on the original\n", 3)
+    a.ok("sync")
+    assert a.read("agents/b.md") == b"only on the copy\n"
+    result = b.run("pull")
+    assert result.exit_code == 1
+    assert "another machine writes as this device (a) and this home is the later copy" in (
+        result.output
+    )
+    put(a, "agents/a.md", "on the original, again\n", 4)
+    a.ok("sync")
+    assert a.read("agents/a.md") == b"on the original, again\n"
