@@ -41,19 +41,26 @@ LAST_NAMEABLE_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def copy_beside(source: Path, target: Path, mtime_ns: int | None) -> Path:
+def copy_beside(source: Path, target: Path, mtime_ns: int | None, mode: int | None) -> Path:
     """A fsynced copy of `source` in a temporary file beside `target`, ready to rename.
 
-    It takes the mode of the file it replaces (a private settings.json stays private)."""
+    It takes the mode of the file it replaces (the user's choice here: a private
+    settings.json stays private), else `mode` (None: a new file's default, 0666 less the
+    umask). The temporary has that mode before it holds a byte, so the content is never
+    readable by more than the file it becomes allows."""
     private_folder(target.parent)
     temporary = target.with_name(temporary_name())
+    with contextlib.suppress(FileNotFoundError):
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
     try:
-        with open(source, "rb") as reading, open(temporary, "wb") as out:
-            shutil.copyfileobj(reading, out, 1 << 20)
+        with os.fdopen(os.open(temporary, flags, 0o666 if mode is None else 0o600), "wb") as out:
+            if mode is not None:
+                os.fchmod(out.fileno(), mode)
+            with open(source, "rb") as reading:
+                shutil.copyfileobj(reading, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            shutil.copymode(target, temporary, follow_symlinks=False)
         if mtime_ns is not None:
             os.utime(temporary, ns=(mtime_ns, mtime_ns))
     except BaseException:
@@ -212,6 +219,7 @@ def write_file(
     target: Path,
     seen: LocalFile | None,
     mtime_ns: int | None,
+    mode: int | None,
     trash: Path,
     relative: str,
     keep_replaced: bool = True,
@@ -219,7 +227,8 @@ def write_file(
     """Make `target` (which the scan saw as `seen`, None: absent) hold the bytes of `source`.
 
     When `seen` is a byte-prefix of `source`, the missing bytes are appended to the live
-    file; otherwise a fsynced temporary (the target's mode, `mtime_ns`) is renamed over it,
+    file; otherwise a fsynced temporary (`mtime_ns`, and the target's mode, or `mode` for a
+    file it creates: see copy_beside) is renamed over it,
     the replaced file kept in trash/<time>/<relative> first when `keep_replaced`. Either way
     nothing is written when the file no longer matches `seen`, and no byte someone else
     writes to the file meanwhile is lost (see `Written`)."""
@@ -228,7 +237,7 @@ def write_file(
         extended = _extend(source, target, seen, size, mtime_ns)
         if extended is not None:
             return extended
-    temporary = copy_beside(source, target, mtime_ns)
+    temporary = copy_beside(source, target, mtime_ns, mode)
     try:
         return _replace(temporary, target, seen, trash, relative, keep_replaced)
     finally:

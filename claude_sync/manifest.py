@@ -7,16 +7,20 @@
      "files": {"<remote path>": {
          "sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
          "vector": {"<device id>": 3}, "device": "<id that made this version>",
-         "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]]}},
+         "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]], "mode": 384}},
      "projects": {"~-code-app": {"key": "~/code/app", "path": "/home/ann/code/app"}},
      "moves": {"-srv-app": {"to": "~-work-app", "at": 1764500000000000000}}}
 
 The file is the concatenation of its segments (objects); a tombstone has deleted: true, no
-segments, sha256 "" and size 0. `projects` is this device's project table: the key and the
-recorded path of each project folder its files lie in (see `projects`); `moves` are the
-project folders renamed on the remote that this device knows of (see `moves`). A manifest
-written before either existed has none. Every field is checked on load: a manifest that names an
-unsafe path or malformed values is refused whole.
+segments, sha256 "" and size 0. `mode` is the file's permission bits where it was written
+(st_mode & 0o777; 384 is 0600), which a pull gives a file it creates; a tombstone has none,
+and an entry written before modes were recorded has none either (unknown: a pull creates
+the file as it always did, 0600). A change of mode alone is no new version: the mode
+travels with the next change of bytes. `projects` is this device's project table: the key
+and the recorded path of each project folder its files lie in (see `projects`); `moves` are
+the project folders renamed on the remote that this device knows of (see `moves`). A
+manifest written before either existed has none. Every field is checked on load: a
+manifest that names an unsafe path or malformed values is refused whole.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class Manifest:
 
 
 def version_to_json(version: Version) -> dict:
-    return {
+    entry = {
         "sha256": version.sha256,
         "size": version.size,
         "mtime_ns": version.mtime_ns,
@@ -59,6 +63,9 @@ def version_to_json(version: Version) -> dict:
         "deleted": version.deleted,
         "segments": [[s.sha256, s.size] for s in version.segments],
     }
+    if version.mode is not None:
+        entry["mode"] = version.mode
+    return entry
 
 
 def version_from_json(path: str, raw: object) -> Version:
@@ -70,6 +77,7 @@ def version_from_json(path: str, raw: object) -> Version:
     deleted = raw.get("deleted", False)
     sha256, size, mtime_ns = raw.get("sha256"), raw.get("size"), raw.get("mtime_ns")
     vector, device, segments = raw.get("vector"), raw.get("device"), raw.get("segments", [])
+    mode = raw.get("mode")
     if not isinstance(deleted, bool):
         raise bad("deleted")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -78,6 +86,10 @@ def version_from_json(path: str, raw: object) -> Version:
         raise bad("mtime_ns")
     if not isinstance(device, str) or not _DEVICE_ID.match(device):
         raise bad("device")
+    if mode is not None and (
+        not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777
+    ):
+        raise bad("mode")
     if not isinstance(vector, dict) or not vector:
         raise bad("vector")
     for key, count in vector.items():
@@ -100,7 +112,7 @@ def version_from_json(path: str, raw: object) -> Version:
     if deleted:
         if parsed or size:
             raise bad("a deleted entry with content")
-        sha256 = ""
+        sha256, mode = "", None
     elif not isinstance(sha256, str) or not _HEX64.match(sha256):
         raise bad("sha256")
     elif sum(s.size for s in parsed) != size or (size and not parsed):
@@ -113,6 +125,7 @@ def version_from_json(path: str, raw: object) -> Version:
         device=device,
         deleted=deleted,
         segments=tuple(parsed),
+        mode=mode,
     )
 
 

@@ -66,7 +66,13 @@ class Segment:
 
 @dataclass(frozen=True)
 class Version:
-    """One version of one path, as a manifest or the state records it."""
+    """One version of one path, as a manifest or the state records it.
+
+    `mode` is the file's permission bits where this version was written (st_mode & 0o777),
+    which a pull gives a file it creates; None when unknown: a tombstone, or an entry from
+    before modes were recorded. It is no part of the content: a change of mode alone (a
+    chmod, the same bytes) makes no new version and sends nothing.
+    """
 
     sha256: str
     size: int
@@ -75,6 +81,7 @@ class Version:
     device: str
     deleted: bool = False
     segments: tuple[Segment, ...] = field(default=())
+    mode: int | None = None
 
     def with_vector(self, vector: VersionVector) -> Version:
         return dataclasses.replace(self, vector=vector)

@@ -7,10 +7,17 @@ grew is extended by appending the missing bytes; any other is replaced by renami
 temporary over it, and the old file is checked again after, so that bytes Claude Code wrote
 meanwhile end in the file or in trash/. A narrow pull (one project, one device's versions,
 the paths `restore` brings back: see `scope`) plans over those alone.
+
+Modes: a file a pull creates gets the mode its version recorded where it was written (none
+recorded: the default for a new file); a file it replaces or extends keeps its mode here,
+the user's choice; a conflict copy is never wider than the version it holds, nor than the
+file it sits beside.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import shutil
 from pathlib import Path
@@ -355,6 +362,7 @@ def _apply_download(
         session.target(path),
         session.local.get(path),
         None if fresh else version.mtime_ns,
+        version.mode,
         session.ws.trash,
         session.paths.to_local(path),
     )
@@ -398,6 +406,7 @@ def _apply_resolve(
     if not session.unchanged_since_scan(action.path, target):
         _skip_changed(session, action.path)
         return
+    local_mode = _mode_of(target)
     for loser in resolution.losers:
         name = conflict_name(
             session.paths.to_local(action.path),
@@ -410,7 +419,8 @@ def _apply_resolve(
         if copy_target is None:
             continue
         name = copy_target.relative_to(session.ws.claude).as_posix()
-        os.replace(copy_beside(content(loser), copy_target, loser.mtime_ns), copy_target)
+        copy_mode = _narrowest(loser.mode, local_mode)
+        os.replace(copy_beside(content(loser), copy_target, loser.mtime_ns, copy_mode), copy_target)
         summary.conflicts += 1
         summary.pending.append(name)
         session.listen(Event("conflict", action.path, detail=name))
@@ -422,7 +432,10 @@ def _apply_resolve(
     if winner is None:
         source = assembler.downloads / "merged"
         merged = merge_lines(action.path, [content(v) for v in resolution.merged_inputs], source)
-        written = write_file(source, target, local, None, trash, relative, keep_replaced=False)
+        mode = _narrowest(*(version.mode for version in resolution.merged_inputs))
+        written = write_file(
+            source, target, local, None, mode, trash, relative, keep_replaced=False
+        )
         if not _apply_written(session, action.path, written, "merged"):
             return
         # No stat recorded: the next scan reads the merge, which the next push sends.
@@ -442,7 +455,7 @@ def _apply_resolve(
         )
     else:
         mtime_ns = None if fresh else winner.mtime_ns
-        written = write_file(content(winner), target, local, mtime_ns, trash, relative)
+        written = write_file(content(winner), target, local, mtime_ns, winner.mode, trash, relative)
         if not _apply_written(session, action.path, written, "replaced"):
             return
         session.state.files[action.path] = Entry(
@@ -452,3 +465,18 @@ def _apply_resolve(
         session.listen(Event("download", action.path, winner.size))
     if not resolution.keep_local and len(action.options) > 1:
         session.state.files[action.path].publish = True
+
+
+def _narrowest(*modes: int | None) -> int | None:
+    """The permission bits every known mode grants (None: none is known): a file made from
+    several, or beside another, is open to no one that one of them keeps out."""
+    known = [mode for mode in modes if mode is not None]
+    return functools.reduce(operator.and_, known) if known else None
+
+
+def _mode_of(file: Path) -> int | None:
+    """The permission bits of `file`, None when there is none."""
+    try:
+        return file.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return None

@@ -68,6 +68,8 @@ def _encrypt_upload(
     A file that only grew since its base keeps the base's segments and adds one for the
     appended bytes, unless that would make more than MAX_SEGMENTS. The prefix is checked on
     the very bytes that are hashed, in one pass, so a file rewritten meanwhile is caught.
+    The version records the file's mode as the open file has it now (a chmod alone sends
+    nothing; it travels with the next change of bytes).
     """
     file = session.ws.claude / session.paths.to_local(action.path)
     try:
@@ -115,6 +117,7 @@ def _encrypt_handle(
         session.device,
         False,
         tuple(segments),
+        info.st_mode & 0o777,
     )
     return version, new_segment
 
