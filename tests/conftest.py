@@ -6,18 +6,24 @@ through click's CliRunner with that environment, against real rclone and real se
 
 from __future__ import annotations
 
+import hmac
+import json
 import os
+import secrets
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from claude_code import SKIP_REASON, find_claude
 from click.testing import CliRunner, Result
 from servers import KINDS, Server, start_server
 
+from claude_sync import crypto
 from claude_sync.cli import main
+from claude_sync.keys import metadata_key, read_key_file
 from claude_sync.pathmap import CONFLICT_COPY
 
 PASSPHRASE = "correct horse battery staple"
@@ -177,3 +183,30 @@ def stamped(folder: Path) -> dict[str, tuple[bytes, int]]:
 def copies(folder: Path) -> list[str]:
     """The conflict copies below folder."""
     return sorted(relative for relative in tree(folder) if CONFLICT_COPY.search(relative))
+
+
+def journal_folder(server: Server, device: Device) -> Path:
+    """`device`'s journal where the server keeps it (an S3 server: under the bucket)."""
+    config = yaml.safe_load((device.sync_home / "config.yaml").read_text())
+    (found,) = server.data_dir.rglob(f"journal/{config['device']['id']}")
+    return found
+
+
+def newest_entry(server: Server, device: Device) -> dict:
+    """The plaintext of `device`'s newest journal entry."""
+    identity = read_key_file(device.sync_home / "age-key.txt")
+    newest = sorted(journal_folder(server, device).iterdir())[-1]
+    return json.loads(crypto.decrypt_bytes(newest.read_bytes(), identity))
+
+
+def append_entry(server: Server, device: Device, document: dict) -> None:
+    """Write `document` as `device`'s next journal entry, authenticated with its key: what a
+    device gone wrong (one holding the key) could publish."""
+    identity = read_key_file(device.sync_home / "age-key.txt")
+    folder = journal_folder(server, device)
+    seq = max(int(p.name.split("-")[0]) for p in folder.iterdir()) + 1
+    document = {key: value for key, value in document.items() if key != "mac"} | {"seq": seq}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    document["mac"] = hmac.new(metadata_key(identity), canonical.encode(), "sha256").hexdigest()
+    data = crypto.encrypt_bytes(json.dumps(document).encode(), identity.to_public())
+    (folder / f"{seq:012d}-{secrets.token_hex(4)}.age").write_bytes(data)

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-import yaml
-from conftest import T0, Device, copies, joined, put
+from conftest import Device, append_entry, copies, joined, newest_entry, put
 from servers import Server
 
-from claude_sync import crypto
-from claude_sync.keys import read_key_file
 from claude_sync.manifest import version_from_json, version_to_json
 from claude_sync.versions import Segment, Version, VersionVector
 
@@ -26,28 +22,6 @@ def mode_of(device: Device, relative: str) -> int:
 
 def put_mode(device: Device, relative: str, data: str, at: int, mode: int) -> None:
     os.chmod(put(device, relative, data, at), mode)
-
-
-def manifest_file(server: Server, device: Device) -> Path:
-    """`device`'s manifest where the server keeps it (an S3 server: under the bucket)."""
-    config = yaml.safe_load((device.sync_home / "config.yaml").read_text())
-    (found,) = server.data_dir.rglob(f"manifests/{config['device']['id']}.age")
-    return found
-
-
-def read_manifest(server: Server, device: Device) -> dict:
-    identity = read_key_file(device.sync_home / "age-key.txt")
-    return json.loads(crypto.decrypt_bytes(manifest_file(server, device).read_bytes(), identity))
-
-
-def write_manifest(server: Server, device: Device, document: dict, at: int) -> None:
-    """Replace `device`'s manifest on the remote with `document`, with an mtime of its own
-    (so that no mirror or cache takes it for the one before)."""
-    identity = read_key_file(device.sync_home / "age-key.txt")
-    path = manifest_file(server, device)
-    path.write_bytes(crypto.encrypt_bytes(json.dumps(document).encode(), identity.to_public()))
-    when = (T0 + at) * 10**9
-    os.utime(path, ns=(when, when))
 
 
 def test_an_entry_records_the_mode_and_older_entries_have_none() -> None:
@@ -72,7 +46,7 @@ def test_a_created_file_takes_the_mode_it_had_where_it_was_written(
     put_mode(a, "commands/deploy.sh", "#!/bin/sh\necho deploy\n", 20, 0o755)
     put_mode(a, "CLAUDE.md", "# notes\n", 30, 0o644)
     assert "3 uploaded" in a.ok("push")
-    files = read_manifest(local_or_s3_server, a)["files"]
+    files = newest_entry(local_or_s3_server, a)["files"]
     assert {path: entry["mode"] for path, entry in files.items()} == {
         "settings.json": 0o600,
         "commands/deploy.sh": 0o755,
@@ -100,13 +74,13 @@ def test_a_replaced_file_keeps_its_mode_here_and_a_chmod_alone_sends_nothing(
 
     os.chmod(a.claude / "settings.json", 0o600)
     assert "Nothing to push" in a.ok("push")
-    assert read_manifest(local_server, a)["files"]["settings.json"]["mode"] == 0o644
+    assert newest_entry(local_server, a)["files"]["settings.json"]["mode"] == 0o644
 
     put(a, "settings.json", '{"theme": "light"}\n', 30)  # new bytes: the mode read with them
     put(a, "CLAUDE.md", "# two\n", 40)
     os.chmod(b.claude / "CLAUDE.md", 0o600)
     a.ok("push")
-    files = read_manifest(local_server, a)["files"]
+    files = newest_entry(local_server, a)["files"]
     assert (files["settings.json"]["mode"], files["CLAUDE.md"]["mode"]) == (0o600, 0o644)
     assert "2 downloaded" in b.ok("pull")
     assert b.read("settings.json") == b'{"theme": "light"}\n'
@@ -148,9 +122,9 @@ def test_an_entry_from_an_older_manifest_is_created_as_before(
     put_mode(a, "settings.json", "{}\n", 10, 0o644)
     put_mode(a, "plans/p.md", "plan\n", 20, 0o644)
     a.ok("push")
-    document = read_manifest(local_server, a)
+    document = newest_entry(local_server, a)
     del document["files"]["plans/p.md"]["mode"]  # written before modes were recorded
-    write_manifest(local_server, a, document, 100)
+    append_entry(local_server, a, document)
 
     assert "2 downloaded" in b.ok("pull")
     assert mode_of(b, "settings.json") == 0o644
@@ -164,10 +138,10 @@ def test_a_malformed_mode_is_refused_in_one_line(local_server: Server, make_devi
     b = joined(make_device("b"), local_server)
     put_mode(a, "settings.json", "{}\n", 10, 0o600)
     a.ok("push")
-    document = read_manifest(local_server, a)
-    for at, bad in enumerate(["0600", True, -1, 0o1000, 1.5, [384]], 100):
+    document = newest_entry(local_server, a)
+    for bad in ["0600", True, -1, 0o1000, 1.5, [384]]:
         document["files"]["settings.json"]["mode"] = bad
-        write_manifest(local_server, a, document, at)
+        append_entry(local_server, a, document)
         result = b.run("pull")
         assert result.exit_code == 1, (bad, result.output)
         assert "Traceback" not in result.output
