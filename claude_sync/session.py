@@ -59,6 +59,10 @@ class Summary:
     held: list[str] = field(default_factory=list)
     deferred: bool = False
     pending: list[str] = field(default_factory=list)  # conflict copies in the folder after a pull
+    refused: list[str] = field(default_factory=list)  # paths left: a needed object is damaged
+    checked: int = 0  # push --all: the objects the manifest names, looked for on the remote
+    resent: int = 0  # push --all: those missing there, sent again from this device's bytes
+    unrestorable: list[str] = field(default_factory=list)  # push --all: paths whose bytes are gone
 
 
 @dataclass
@@ -161,29 +165,35 @@ class Session:
 
     def remote(self) -> RemoteView:
         if self._remote is None:
-            self._remote = fetch_remote_view(self.ws)
-            manifests = self._remote.manifests.values()
-            self.paths.learn(
-                (folder, project)
-                for manifest in manifests
-                for folder, project in manifest.projects.items()
-            )
-            moves = merge_moves(self.state.moves, *(manifest.moves for manifest in manifests))
-            if moves != self.state.moves:
-                self.state.moves = moves
-                self._open(self.paths.projects)
-            if moves:
-                for manifest in manifests:
-                    manifest.files = moved_paths(moves, manifest.files)
-            own = self._remote.manifests.get(self.device)
-            written = self.stamps()
-            if own is not None and written and own.stamp not in written:
-                raise ClaudeSyncError(
-                    f"manifests/{self.device}.age was written by another machine with this "
-                    f"device id (was {self.ws.home} copied?): move {self.ws.home}/config.yaml "
-                    "aside and run `claude-sync init --force` to give this machine its own id"
-                )
+            self.use_remote(fetch_remote_view(self.ws))
         return self._remote
+
+    def use_remote(self, view: RemoteView) -> None:
+        """Read the remote through `view`: learn its projects, and read every path through
+        the moves it publishes. `remote()` fetches the whole remote; `verify --repair`
+        hands the manifests it could read."""
+        self._remote = view
+        manifests = view.manifests.values()
+        self.paths.learn(
+            (folder, project)
+            for manifest in manifests
+            for folder, project in manifest.projects.items()
+        )
+        moves = merge_moves(self.state.moves, *(manifest.moves for manifest in manifests))
+        if moves != self.state.moves:
+            self.state.moves = moves
+            self._open(self.paths.projects)
+        if moves:
+            for manifest in manifests:
+                manifest.files = moved_paths(moves, manifest.files)
+        own = view.manifests.get(self.device)
+        written = self.stamps()
+        if own is not None and written and own.stamp not in written:
+            raise ClaudeSyncError(
+                f"manifests/{self.device}.age was written by another machine with this "
+                f"device id (was {self.ws.home} copied?): move {self.ws.home}/config.yaml "
+                "aside and run `claude-sync init --force` to give this machine its own id"
+            )
 
     def warn_unmatched_includes(self, remote: RemoteView | None = None) -> None:
         """Name each pattern the user added to sync.include that matches no file here, in
