@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import crypto
-from .errors import ClaudeSyncError, RemoteFormatError
+from .errors import ClaudeSyncError, DamagedObject, RemoteFormatError
 from .remote import object_path
 from .scan import read_prefix
 from .session import Session
@@ -29,7 +29,8 @@ class Assembler:
     """Builds files in staging from downloaded objects, verifying every segment and the whole.
 
     Every file a pull needs is assembled and verified here before anything in the Claude
-    folder changes, so a corrupt, truncated, swapped or missing object changes nothing.
+    folder changes, so a corrupt, truncated, swapped or missing object (DamagedObject)
+    changes nothing of the paths that need it.
     """
 
     def __init__(self, session: Session, downloads: Path) -> None:
@@ -64,17 +65,16 @@ class Assembler:
                         source, TeeWriter(out, whole), self.session.ws.identity
                     )
                 except FileNotFoundError:
-                    raise RemoteFormatError(
-                        f"object {object_path(name)} of {path} is missing on the remote: refused"
+                    raise DamagedObject(
+                        path, object_path(name), "is missing on the remote"
                     ) from None
                 except RemoteFormatError as error:
-                    raise RemoteFormatError(
-                        f"object {object_path(name)} of {path} is corrupt or tampered ({error})"
+                    raise DamagedObject(
+                        path, object_path(name), f"is corrupt or tampered ({error})"
                     ) from None
                 if (digest.sha256, digest.size) != (segment.sha256, segment.size):
-                    raise RemoteFormatError(
-                        f"object {object_path(name)} of {path} does not match its hash "
-                        "(swapped or tampered): refused"
+                    raise DamagedObject(
+                        path, object_path(name), "does not match its hash (swapped or tampered)"
                     )
         if (whole.hexdigest(), destination.stat().st_size) != key:
             raise RemoteFormatError(f"{path} does not match its recorded hash: refused")

@@ -22,7 +22,14 @@ from .actions import push as push_action
 from .actions import status as status_action
 from .actions import verify as verify_action
 from .cli_claude import pull_hook, report_hooks
-from .cli_output import Printer, count, exit_if_pending, pull_line, push_line
+from .cli_output import (
+    Printer,
+    count,
+    exit_after_pull,
+    exit_if_unrestorable,
+    pull_line,
+    push_line,
+)
 from .config import default_device_name, load_config
 from .errors import ClaudeSyncError, ConfigError, Interrupted, RemoteFolderMissing
 from .files import size_text
@@ -36,6 +43,7 @@ from .rclone import Rclone, find_rclone
 from .remote import Remote
 from .remote_view import fetch_remote_view
 from .scope import EVERYTHING, Scope, session_scope
+from .session import Summary
 from .templates import default_for, environment_variable, load_template, template_names
 from .workspace import KEY_FILE, load_workspace, rclone_for
 
@@ -421,25 +429,30 @@ def _warn_failed_background(home: Path) -> None:
 
 def _do_pull(
     printer: Printer, dry_run: bool, project: str | None = None, device: str | None = None
-) -> list[str]:
-    """Pull (only `project`, only `device`'s versions, when given); the conflict copies
-    left in the Claude folder after it."""
+) -> Summary:
+    """Pull (only `project`, only `device`'s versions, when given)."""
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
         summary = pull_action.pull(ws, printer, dry_run=dry_run, project=project, device=device)
     printer.done(pull_line(summary, dry_run))
-    return summary.pending
+    return summary
 
 
-def _do_push(printer: Printer, dry_run: bool, force: bool, scope: Scope = EVERYTHING) -> None:
+def _do_push(
+    printer: Printer, dry_run: bool, force: bool, scope: Scope = EVERYTHING, resend: bool = False
+) -> Summary:
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
-        summary = push_action.push(ws, printer, dry_run=dry_run, force=force, scope=scope)
+        summary = push_action.push(
+            ws, printer, dry_run=dry_run, force=force, scope=scope, resend=resend
+        )
     if not dry_run:
-        runlog.record(ws.home, "push", "ok", push_line(summary, dry_run))
+        outcome = "failed" if summary.unrestorable else "ok"
+        runlog.record(ws.home, "push", outcome, push_line(summary, dry_run))
     printer.done(push_line(summary, dry_run))
+    return summary
 
 
 @main.command()
@@ -454,23 +467,39 @@ def _do_push(printer: Printer, dry_run: bool, force: bool, scope: Scope = EVERYT
     metavar="ID",
     help="Only this session: its transcript, its folder, and history.jsonl.",
 )
+@click.option(
+    "--all",
+    "resend",
+    is_flag=True,
+    help="Also send again every object of this device's files the remote lacks (wiped?).",
+)
 def push(
-    dry_run: bool, verbose: bool, quiet: bool, force: bool, hook: bool, session_id: str | None
+    dry_run: bool,
+    verbose: bool,
+    quiet: bool,
+    force: bool,
+    hook: bool,
+    session_id: str | None,
+    resend: bool,
 ) -> None:
-    """Encrypt and send what changed here (with --session, only that session).
+    """Encrypt and send what changed here (with --session, only that session; with --all,
+    also every object of this device's files that is missing on the remote).
 
     \b
     claude-sync push
     claude-sync push --dry-run
     claude-sync push --session 0b1c2d3e-...   # the rest stays for the next push
+    claude-sync push --all                    # after the remote lost objects/ or manifests/
     """
-    if hook and session_id is not None:
-        raise ConfigError("--hook pushes everything: leave out --session")
+    if hook and (session_id is not None or resend):
+        raise ConfigError("--hook pushes what changed: leave out --session and --all")
+    if resend and (session_id is not None or dry_run):
+        raise ConfigError("--all sends every file's objects: leave out --session and --dry-run")
     if hook:
         push_hook(sync_home())
         return
     scope = EVERYTHING if session_id is None else session_scope(session_id)
-    _do_push(Printer(quiet, verbose), dry_run, force, scope)
+    exit_if_unrestorable(_do_push(Printer(quiet, verbose), dry_run, force, scope, resend))
 
 
 @main.command()
@@ -510,7 +539,7 @@ def pull(
         with contextlib.redirect_stdout(io.StringIO()):
             pull_hook()
         return
-    exit_if_pending(_do_pull(Printer(quiet, verbose), dry_run, project, device))
+    exit_after_pull(_do_pull(Printer(quiet, verbose), dry_run, project, device))
 
 
 @main.command()
@@ -523,9 +552,9 @@ def sync(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
     claude-sync sync
     """
     printer = Printer(quiet, verbose)
-    pending = _do_pull(printer, dry_run)
+    pulled = _do_pull(printer, dry_run)
     _do_push(printer, dry_run, force)
-    exit_if_pending(pending)
+    exit_after_pull(pulled)
 
 
 @main.command()
@@ -671,26 +700,45 @@ def _show_diff(original: Path, copy: Path) -> None:
 
 @main.command()
 @click.option("--deep", is_flag=True, help="Also download and decrypt every object.")
-def verify(deep: bool) -> None:
-    """Check that every object every manifest names exists (--deep: and decrypts to its hash).
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Check as --deep does, then send again each damaged object this device has.",
+)
+def verify(deep: bool, repair: bool) -> None:
+    """Check that every object every manifest names exists (--deep: and decrypts to its
+    hash; --repair: and send again the missing or corrupt ones from this device's files).
 
     \b
     claude-sync verify
     claude-sync verify --deep
+    claude-sync verify --repair
     """
     ws = load_workspace(sync_home())
     with locked(ws.home):
-        result = verify_action.verify(ws, deep)
+        result = verify_action.verify(ws, deep, repair, Printer(quiet=False, verbose=False))
     for stray in result.strays:
         click.echo(f"· {stray}: not written by claude-sync (a sync client's copy?), ignored")
     for problem in result.problems:
         click.echo(f"✗ {problem}")
-    checked = "checked and decrypted" if deep else "checked"
+    for restored in result.restored:
+        click.echo(f"↑ {restored}")
+    for unrestorable in result.unrestorable:
+        click.echo(f"✗ cannot restore {unrestorable}")
+    checked = "checked and decrypted" if deep or repair else "checked"
     summary = f"{count(result.manifests, 'device')}, {count(result.objects, 'object')} {checked}"
-    if result.problems:
-        click.echo(f"{count(len(result.problems), 'problem')}; {summary}", err=True)
+    if result.left:
+        line = f"{count(result.left, 'problem')}{' left' if repair else ''}; {summary}"
+        if result.unrestorable:
+            line += "; run `claude-sync verify --repair` on a device that has these files"
+        elif not repair:
+            line += " (`--repair` sends damaged objects again from this device's files)"
+        click.echo(line, err=True)
         sys.exit(1)
-    click.echo(f"✓ No problems: {summary}")
+    if result.restored:
+        click.echo(f"✓ Repaired {count(len(result.restored), 'object')}; {summary}")
+    else:
+        click.echo(f"✓ No problems: {summary}")
 
 
 @main.command()

@@ -18,7 +18,7 @@ from .actions import pull as pull_action
 from .actions import push as push_action
 from .actions.claude import run_child
 from .background import REQUEST, request_push, run_requested
-from .cli_output import Printer, count, pull_line, push_line
+from .cli_output import Printer, count, pull_line, push_line, refused_line
 from .config import Config, load_config
 from .errors import ClaudeSyncError, ConfigError
 from .files import write_private
@@ -135,7 +135,9 @@ def pull_hook() -> None:
             f"claude-sync: {count(len(summary.pending), 'conflict')} to settle; "
             "run `claude-sync conflicts`"
         )
-    runlog.record(home, "hook-pull", "ok", detail)
+    if summary.refused:
+        tell(f"claude-sync: {refused_line(summary.refused)}")
+    runlog.record(home, "hook-pull", "failed" if summary.refused else "ok", detail)
 
 
 def tell(line: str) -> None:
@@ -209,6 +211,8 @@ def _run_claude(arguments: list[str]) -> None:
                 "run `claude-sync conflicts` after this session",
                 err=True,
             )
+        if summary.refused:
+            click.echo(refused_line(summary.refused), err=True)
     except (ClaudeSyncError, OSError) as error:  # OSError: a terminal that went away
         with contextlib.suppress(OSError):
             click.echo(f"! pull failed, starting Claude Code anyway: {error}", err=True)

@@ -105,6 +105,12 @@ def counts(summary: Summary, *kinds: str) -> str:
 def pull_line(summary: Summary, dry_run: bool) -> str:
     if dry_run:
         return f"(dry run) a pull would change {count(len(summary.planned), 'file')}"
+    if summary.refused:
+        return (
+            "! Pull incomplete: "
+            + counts(summary, "downloaded", "deleted", "conflicts")
+            + f", {len(summary.refused)} refused"
+        )
     if summary.downloaded or summary.deleted or summary.conflicts:
         return "✓ Pull complete: " + counts(summary, "downloaded", "deleted", "conflicts")
     return "✓ Already up to date"
@@ -113,6 +119,12 @@ def pull_line(summary: Summary, dry_run: bool) -> str:
 def push_line(summary: Summary, dry_run: bool) -> str:
     if dry_run:
         return f"(dry run) a push would send {count(summary.uploaded + summary.deleted, 'change')}"
+    if summary.checked:  # push --all
+        return (
+            "✓ Push complete: "
+            + counts(summary, "uploaded", "deleted")
+            + f"; {count(summary.checked, 'object')} checked, {summary.resent} sent again"
+        )
     if summary.uploaded or summary.deleted:
         return "✓ Push complete: " + counts(summary, "uploaded", "deleted")
     if summary.published:
@@ -135,18 +147,44 @@ def table_lines(rows: list[tuple[str, ...]]) -> list[str]:
 CONFLICTS_PENDING = 3  # the exit code of a run that leaves conflicts to settle
 
 
-def exit_if_pending(pending: list[str]) -> None:
-    """Conflicts left to settle are not success: name them (even with -q) and exit 3."""
-    if not pending:
-        return
-    click.echo(
-        f"⚠ {count(len(pending), 'conflict')} to settle: "
-        + ", ".join(pending[:3])
-        + (", …" if len(pending) > 3 else "")
-        + "; run `claude-sync conflicts`",
-        err=True,
+def refused_line(refused: list[str]) -> str:
+    """The hint after a pull that refused files (each was named in a warning already)."""
+    return (
+        f"✗ {count(len(refused), 'file')} not pulled (an object missing or damaged on the "
+        "remote): run `claude-sync verify --repair` on a device that has these files"
     )
-    sys.exit(CONFLICTS_PENDING)
+
+
+def exit_if_unrestorable(summary: Summary) -> None:
+    """A push --all that could not send every missing object (each was named in a
+    warning) leaves files no other device can pull: exit 1, with the way out."""
+    if summary.unrestorable:
+        click.echo(
+            f"✗ {count(len(summary.unrestorable), 'file')} still missing objects on the "
+            "remote: run `claude-sync verify --repair` on a device that has these files",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def exit_after_pull(summary: Summary) -> None:
+    """Exit as a pull's outcome says, naming what is left even with -q: refused files are
+    a failure (exit 1) and win over conflicts left to settle (exit 3), since conflicts
+    have a copy of each side here while a refused file has not got its new bytes at all;
+    both are named either way."""
+    if summary.pending:
+        click.echo(
+            f"⚠ {count(len(summary.pending), 'conflict')} to settle: "
+            + ", ".join(summary.pending[:3])
+            + (", …" if len(summary.pending) > 3 else "")
+            + "; run `claude-sync conflicts`",
+            err=True,
+        )
+    if summary.refused:
+        click.echo(refused_line(summary.refused), err=True)
+        sys.exit(1)
+    if summary.pending:
+        sys.exit(CONFLICTS_PENDING)
 
 
 def when_text(mtime_ns: int) -> str:

@@ -12,7 +12,7 @@ import click
 
 from .actions import export as export_action
 from .actions import sessions as sessions_action
-from .cli_output import Printer, count, exit_if_pending, table_lines, when_iso, when_text
+from .cli_output import Printer, count, exit_after_pull, table_lines, when_iso, when_text
 from .errors import ConfigError
 from .files import size_text
 from .locations import sync_home
@@ -125,7 +125,7 @@ def restore(
     )
     for row in restored.sessions:
         printer.done(f"  claude --resume {row.id}  # {row.project}")
-    exit_if_pending(restored.summary.pending)
+    exit_after_pull(restored.summary)
 
 
 @click.command()

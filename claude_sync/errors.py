@@ -29,6 +29,18 @@ class NotForThisKey(RemoteFormatError):
     """age found no stanza this identity opens: the data was encrypted to another key."""
 
 
+class DamagedObject(RemoteFormatError):
+    """An object a version names is missing on the remote, or does not decrypt to the bytes
+    it is named for. Only what needs it is refused: one damaged object must not stop every
+    other file, and `verify --repair` on a device that has the bytes restores it."""
+
+    def __init__(self, path: str, object_path: str, why: str) -> None:
+        self.path = path  # the remote path whose version names the object
+        self.object_path = object_path
+        self.why = why
+        super().__init__(f"object {object_path} of {path} {why}")
+
+
 class RemoteFolderMissing(ClaudeSyncError):
     """The remote is a folder on this machine (a disk, a Dropbox or NAS folder) and it is
     gone: an unmounted disk or a moved folder, not a remote that was never set up."""

@@ -257,9 +257,15 @@ class Rclone:
     def copyto(self, source: str, destination: str) -> None:
         self.run(["copyto", source, destination])
 
-    def copy_files(self, source: str, destination: str, list_file: Path) -> None:
-        """Copy the files named in list_file (relative to source), without listing either side."""
-        self.run(["copy", source, destination, "--files-from-raw", str(list_file), "--no-traverse"])
+    def copy_files(
+        self, source: str, destination: str, list_file: Path, ignore_times: bool = False
+    ) -> None:
+        """Copy the files named in list_file (relative to source), without listing either
+        side; with `ignore_times`, also over a file there of the same size and time."""
+        flags = ["--files-from-raw", str(list_file), "--no-traverse"]
+        if ignore_times:
+            flags.append("--ignore-times")
+        self.run(["copy", source, destination, *flags])
 
     def mirror(self, source: str, destination: str, include: list[str]) -> None:
         """Make the local folder destination hold exactly source's files matching `include`

@@ -224,11 +224,12 @@ class Remote:
         list_file.write_text("".join(f"{name}\n" for name in names))
         self.rclone.delete_files(self.path(f"{JOURNAL}/{device_id}"), list_file)
 
-    def upload_objects(self, staging: Path, names: list[str]) -> None:
-        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call."""
+    def upload_objects(self, staging: Path, names: list[str], replace: bool = False) -> None:
+        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call. Objects
+        are immutable; only `replace` (a repair of corrupt ones) writes over one there."""
         list_file = staging / "upload-list"
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
-        self.rclone.copy_files(str(staging), self.root, list_file)
+        self.rclone.copy_files(str(staging), self.root, list_file, ignore_times=replace)
 
     def download_objects(self, staging: Path, names: list[str]) -> None:
         """Fetch the objects into staging/objects/<aa>/<name>.age, in one rclone call."""

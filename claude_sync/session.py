@@ -55,6 +55,10 @@ class Summary:
     held: list[str] = field(default_factory=list)
     deferred: bool = False
     pending: list[str] = field(default_factory=list)  # conflict copies in the folder after a pull
+    refused: list[str] = field(default_factory=list)  # paths left: a needed object is damaged
+    checked: int = 0  # push --all: the objects the manifest names, looked for on the remote
+    resent: int = 0  # push --all: those missing there, sent again from this device's bytes
+    unrestorable: list[str] = field(default_factory=list)  # push --all: paths whose bytes are gone
 
 
 class Session:
@@ -136,30 +140,37 @@ class Session:
 
     def remote(self) -> RemoteView:
         if self._remote is None:
-            self._remote = fetch_remote_view(self.ws)
-            for name in self._remote.strays:
-                self.listen(
-                    Event(
-                        "warning",
-                        detail=f"{name} on the remote is not an entry claude-sync wrote "
-                        "(a sync client's copy?): ignored",
-                    )
-                )
-            self.check_journal(self._remote)
-            manifests = self._remote.manifests.values()
-            self.paths.learn(
-                (folder, project)
-                for manifest in manifests
-                for folder, project in manifest.projects.items()
-            )
-            moves = merge_moves(self.state.moves, *(manifest.moves for manifest in manifests))
-            if moves != self.state.moves:
-                self.state.moves = moves
-                self._open(self.paths.projects)
-            if moves:
-                for manifest in manifests:
-                    manifest.files = moved_paths(moves, manifest.files)
+            self.use_remote(fetch_remote_view(self.ws))
+        assert self._remote is not None
         return self._remote
+
+    def use_remote(self, view: RemoteView) -> None:
+        """Read the remote through `view`: check its journal, learn its projects, and read
+        every path through the moves it publishes. `remote()` fetches the whole remote;
+        `verify --repair` hands the views it could read."""
+        self._remote = view
+        for name in view.strays:
+            self.listen(
+                Event(
+                    "warning",
+                    detail=f"{name} on the remote is not an entry claude-sync wrote "
+                    "(a sync client's copy?): ignored",
+                )
+            )
+        self.check_journal(view)
+        manifests = view.manifests.values()
+        self.paths.learn(
+            (folder, project)
+            for manifest in manifests
+            for folder, project in manifest.projects.items()
+        )
+        moves = merge_moves(self.state.moves, *(manifest.moves for manifest in manifests))
+        if moves != self.state.moves:
+            self.state.moves = moves
+            self._open(self.paths.projects)
+        if moves:
+            for manifest in manifests:
+                manifest.files = moved_paths(moves, manifest.files)
 
     def check_journal(self, view: RemoteView) -> None:
         """Refuse a journal that went back, and a copy of this home writing as this device.

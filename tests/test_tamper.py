@@ -1,10 +1,13 @@
-"""A tampered or damaged remote: every pull refuses with one clear line and changes nothing.
+"""A tampered or damaged remote: a pull refuses what it cannot trust, with one clear line.
 
 Setup for each case: A pushes a few files, B pulls once (so B has a state), A changes and
-creates files and pushes again, then the remote is tampered with, then B pulls. The pull must
-exit non-zero, print one line naming the problem, show no traceback, leave B's Claude folder
-byte-for-byte and mtime-for-mtime as it was, and leave no temporary file behind. The remote
-is a plain local folder, so its files are edited directly.
+creates files and pushes again, then the remote is tampered with, then B pulls. A tampered
+manifest or an unknown format refuses the whole pull: exit non-zero, one line naming the
+problem, no traceback, B's Claude folder byte-for-byte and mtime-for-mtime as it was. A
+damaged object refuses only the path that needs it: that file stays exactly as it was, one
+line names it and its object, every other file is applied, and the pull exits 1 with the way
+out. Either way no temporary file is left behind. The remote is a plain local folder, so its
+files are edited directly.
 """
 
 from __future__ import annotations
@@ -152,6 +155,26 @@ class Scene:
             crypto.encrypt_bytes(data, recipient or self.identity.to_public())
         )
 
+    def pull_partial(self, victim: str, *needles: str) -> str:
+        """B pulls; assert that only `victim` was refused, in one line holding every needle
+        (B's copy of it exactly as it was), every other file applied, exit 1 with the hint."""
+        before = snapshot(self.b.claude)
+        result = self.b.run("pull")
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+        assert "Traceback" not in result.output
+        refused = [line for line in lines(result) if line.startswith(f"! {victim}: object ")]
+        assert len(refused) == 1, result.output
+        for needle in (*needles, "left as it is"):
+            assert needle in refused[0], (needle, refused[0])
+        assert "claude-sync verify --repair" in lines(result)[-1], result.output
+        assert snapshot(self.b.claude)[victim] == before[victim]
+        for relative, data in SECOND.items():
+            if relative != victim:
+                assert self.b.read(relative) == data, relative
+        assert leftovers(self.b.home) == []
+        return refused[0]
+
     def pull_refused(self, *needles: str) -> str:
         """B pulls; assert a clean refusal that left B's Claude folder exactly as it was."""
         before = snapshot(self.b.claude)
@@ -224,7 +247,7 @@ def truncate(path: Path) -> None:
 # 1-3, 7: damaged objects ------------------------------------------------------------
 #
 # The object is either the one pull applies first (CLAUDE.md) or the one it applies last
-# (settings.json): in the second case every earlier file of the same pull is valid.
+# (settings.json): either way only that path is refused, and every other one applied.
 
 
 def _damage(scene: Scene, how: str, victim: str) -> str:
@@ -251,23 +274,24 @@ DAMAGE_WORDS = {
 
 
 @pytest.mark.parametrize("how", ["flipped", "truncated", "swapped", "missing"])
-def test_damaged_object_first_applied_is_refused(scene: Scene, how: str) -> None:
+def test_damaged_object_first_applied_refuses_only_its_path(scene: Scene, how: str) -> None:
     name = _damage(scene, how, "CLAUDE.md")
-    scene.pull_refused(name, DAMAGE_WORDS[how])
+    scene.pull_partial("CLAUDE.md", name, DAMAGE_WORDS[how])
 
 
 @pytest.mark.parametrize("how", ["flipped", "truncated", "swapped", "missing"])
-def test_damaged_object_applied_last_changes_nothing(scene: Scene, how: str) -> None:
+def test_damaged_object_applied_last_refuses_only_its_path(scene: Scene, how: str) -> None:
     name = _damage(scene, how, "settings.json")
-    scene.pull_refused(name, DAMAGE_WORDS[how])
+    scene.pull_partial("settings.json", name, DAMAGE_WORDS[how])
 
 
-def test_damaged_appended_segment_is_refused(scene: Scene) -> None:
+def test_damaged_appended_segment_refuses_only_its_path(scene: Scene) -> None:
     """s1.jsonl only grew: its new version is the old segment plus one for the appended bytes."""
     segments = scene.manifest()["files"]["projects/-srv-app/s1.jsonl"]["segments"]
     assert len(segments) == 2
     flip_body_byte(scene.object_file(APPENDED))
-    scene.pull_refused(scene.object_relative(APPENDED), "corrupt")
+    scene.pull_partial("projects/-srv-app/s1.jsonl", scene.object_relative(APPENDED), "corrupt")
+    assert scene.b.read("projects/-srv-app/s1.jsonl") == FIRST["projects/-srv-app/s1.jsonl"]
 
 
 # 8. fixing the damage: the next pull succeeds ---------------------------------------
@@ -286,7 +310,7 @@ def test_pull_succeeds_once_the_object_is_restored(scene: Scene, how: str) -> No
     target = scene.object_file(SECOND["CLAUDE.md"])
     original = target.read_bytes()
     _damage(scene, how, "CLAUDE.md")
-    scene.pull_refused(scene.object_relative(SECOND["CLAUDE.md"]))
+    scene.pull_partial("CLAUDE.md", scene.object_relative(SECOND["CLAUDE.md"]))
     target.write_bytes(original)
     result = scene.b.run("pull")
     assert result.exit_code == 0, result.output

@@ -5,8 +5,10 @@ call, assemble and verify every file in staging/ (nothing in the Claude folder c
 all of them check out), then write each path (claude_folder.write_file): a file that only
 grew is extended by appending the missing bytes; any other is replaced by renaming a fsynced
 temporary over it, and the old file is checked again after, so that bytes Claude Code wrote
-meanwhile end in the file or in trash/. A narrow pull (one project, one device's versions,
-the paths `restore` brings back: see `scope`) plans over those alone.
+meanwhile end in the file or in trash/. A path whose version needs an object that is missing
+or damaged on the remote is refused alone (summary.refused), and every other one applied.
+A narrow pull (one project, one device's versions, the paths `restore` brings back: see
+`scope`) plans over those alone.
 
 Modes: a file a pull creates gets the mode its version recorded where it was written (none
 recorded: the default for a new file); a file it replaces or extends keeps its mode here,
@@ -32,6 +34,7 @@ from ..claude_folder import (
     make_way,
     write_file,
 )
+from ..errors import DamagedObject
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..manifest import now_iso
 from ..merges import merge_lines
@@ -210,12 +213,15 @@ def pull_over(
             if names:
                 ws.remote.download_objects(downloads, sorted(names))
             assembler = Assembler(session, downloads)
-            for need in wanted:
-                assembler.assemble(need)
+            refused = _assemble(session, assembler, wanted)
         except OSError as error:
             if error.errno in NO_SPACE:
                 raise disk_full(error, ws.staging, "pull") from None
             raise
+        if refused:
+            summary.refused = sorted(session.paths.to_local(path) for path in refused)
+            actions = [action for action in actions if action.path not in refused]
+            visible = [action for action in visible if action.path not in refused]
         try:
             _apply_pull(session, assembler, actions, visible, summary, fresh, scope)
         except OSError as error:
@@ -226,6 +232,29 @@ def pull_over(
         shutil.rmtree(downloads, ignore_errors=True)
     summary.pending = session.pending_conflicts(summary.pending)
     return summary
+
+
+def _assemble(session: Session, assembler: Assembler, wanted: list[Needed]) -> set[str]:
+    """Assemble every needed version; the paths refused because an object they need is
+    missing or damaged on the remote, each named in one warning. Those paths stay as they
+    are, with no new base, so the next pull tries them again."""
+    refused: set[str] = set()
+    for need in wanted:
+        if need.path in refused:
+            continue
+        try:
+            assembler.assemble(need)
+        except DamagedObject as damage:
+            refused.add(need.path)
+            session.listen(
+                Event(
+                    "warning",
+                    need.path,
+                    detail=f"{session.paths.to_local(need.path)}: object {damage.object_path} "
+                    f"{damage.why}; left as it is",
+                )
+            )
+    return refused
 
 
 def _apply_pull(
@@ -267,8 +296,8 @@ def _apply_pull(
                         f"({error.strerror}); left as it is",
                     )
                 )
-        if scope == EVERYTHING:  # every path settled once: the state knows its bases now
-            session.state.rebuilding = False
+        if scope == EVERYTHING and not summary.refused:
+            session.state.rebuilding = False  # every path settled once: it knows its bases
     finally:
         session.state.last_pull = now_iso()
         session.save()

@@ -3,6 +3,8 @@
 Scan; if nothing changed, stop (no network). Else fetch the manifests, encrypt what changed
 into staging/, send every object in one rclone call, then this device's manifest, then save
 state.json. Objects first, the manifest last: a manifest never names a missing object.
+An object a manifest names is taken to be on the remote; `push --all` looks instead (one
+listing), and sends again each one missing whose bytes this device has.
 A narrow push (one session: see `scope`) sends only what changed in it; everything else stays
 pending, and this device's manifest keeps its other entries as they were.
 """
@@ -14,6 +16,8 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -104,9 +108,7 @@ def _encrypt_handle(
     new_segment = Segment(digest.sha256, digest.size) if digest.size else None
     if new_segment is not None:
         segments.append(new_segment)
-        destination = staging / object_path(session.object_name(digest.sha256))
-        private_folder(destination.parent)
-        os.replace(temporary, destination)
+        _into_staging(session, temporary, digest.sha256, staging)
     else:
         temporary.unlink()
     version = Version(
@@ -120,6 +122,80 @@ def _encrypt_handle(
         info.st_mode & 0o777,
     )
     return version, new_segment
+
+
+def _into_staging(session: Session, temporary: Path, sha256: str, staging: Path) -> None:
+    """Put an encrypted object where `upload_objects` sends it from, under its name."""
+    destination = staging / object_path(session.object_name(sha256))
+    private_folder(destination.parent)
+    os.replace(temporary, destination)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Where this device may still have an object's bytes: `segment` of `path`'s version,
+    `offset` bytes into the file (a file is its segments concatenated)."""
+
+    path: str
+    device: str  # the device that made the version
+    offset: int
+    segment: Segment
+
+
+def holders(session: Session, versions: Iterable[tuple[str, Version]]) -> dict[str, list[Holder]]:
+    """Every object the (path, version) pairs name, by object name, with each place here
+    whose bytes it would be."""
+    found: dict[str, list[Holder]] = {}
+    for path, version in versions:
+        offset = 0
+        for segment in version.segments:
+            holder = Holder(path, version.device, offset, segment)
+            found.setdefault(session.object_name(segment.sha256), []).append(holder)
+            offset += segment.size
+    return found
+
+
+def stage_from_here(
+    session: Session, names: Iterable[str], found: dict[str, list[Holder]], staging: Path
+) -> dict[str, Holder]:
+    """Encrypt each named object again, as a push does, from the first local file that
+    still holds its bytes; the names staged, with the holder each came from. Each range is
+    hashed as it is encrypted, so an object is never sent under a name its bytes do not
+    have (a file changed since its version was made holds other bytes: it is passed over)."""
+    staged: dict[str, Holder] = {}
+    for name in names:
+        tried: set[tuple[str, int]] = set()
+        for holder in found[name]:
+            if (holder.path, holder.offset) in tried:
+                continue
+            tried.add((holder.path, holder.offset))
+            if _stage_segment(session, holder, staging):
+                staged[name] = holder
+                break
+    return staged
+
+
+def _stage_segment(session: Session, holder: Holder, staging: Path) -> bool:
+    file = session.ws.claude / session.paths.to_local(holder.path)
+    if not file.is_file():
+        return False
+    temporary = staging / temporary_name()
+    try:
+        with open(file, "rb") as handle:
+            handle.seek(holder.offset)
+            digest = crypto.encrypt_stream(
+                handle, temporary, session.ws.recipient, limit=holder.segment.size
+            )
+    except OSError as error:
+        if error.errno in NO_SPACE:
+            raise
+        temporary.unlink(missing_ok=True)
+        return False  # unreadable here: not bytes this device can give
+    if (digest.sha256, digest.size) != (holder.segment.sha256, holder.segment.size):
+        temporary.unlink()
+        return False
+    _into_staging(session, temporary, digest.sha256, staging)
+    return True
 
 
 def plan_push(
@@ -142,14 +218,25 @@ def _send(
     tombstones: list[Tombstone],
     staging: Path,
     scope: Scope,
+    summary: Summary,
+    resend: bool,
 ) -> dict[str, tuple[Version, Path | None]]:
     """Encrypt, send the objects, then the manifest; record the new bases. Returns what
     was sent: path -> (version, the local file, None for a tombstone). The manifest names
     what the state holds for the paths in `scope`, and keeps its entries for the others
-    as they were: a narrow push publishes nothing outside it."""
+    as they were: a narrow push publishes nothing outside it. With `resend`, every object
+    the manifest names is looked for in one listing of the remote, not taken to be there
+    because a manifest names it; those missing are sent again from the bytes here."""
     ws = session.ws
     total = len(uploads) + len(tombstones)
-    known = session.remote().known_segments()
+    listed = set(ws.remote.list_objects()) if resend else set()
+    known = set() if resend else session.remote().known_segments()
+
+    def on_remote(sha256: str) -> bool:
+        """With `resend`, what the listing shows; else what a manifest names (objects are
+        sent before the manifest that names them)."""
+        return session.object_name(sha256) in listed if resend else sha256 in known
+
     to_send: set[str] = set()
     updates: dict[str, tuple[Version, Path | None]] = {}
     for index, action in enumerate(uploads, 1):
@@ -158,7 +245,7 @@ def _send(
             session.listen(Event("warning", action.path, detail=f"{action.path} vanished"))
             continue
         version, new_segment, file = encrypted
-        if new_segment is not None and new_segment.sha256 not in known:
+        if new_segment is not None and not on_remote(new_segment.sha256):
             to_send.add(session.object_name(new_segment.sha256))
         updates[action.path] = (version, file)
         session.listen(Event("upload", action.path, version.size, index, total))
@@ -166,8 +253,6 @@ def _send(
         tombstone = Version("", 0, time.time_ns(), action.vector, session.device, deleted=True)
         updates[action.path] = (tombstone, None)
         session.listen(Event("delete", action.path, 0, index, total))
-    if to_send:
-        ws.remote.upload_objects(staging, sorted(to_send))
     for action in actions:
         if isinstance(action, Sweep):
             session.state.files[action.path].swept = True
@@ -184,7 +269,16 @@ def _send(
             if version.sha256 != session.local[path].sha256:
                 entry.size = entry.mtime_ns = None
         session.state.files[path] = entry
-    publish_entry(session, scope, staging)
+    if resend:
+        previous = session.remote().manifests.get(session.device)
+        files = {
+            **(previous.files if previous else {}),
+            **{p: entry.base for p, entry in session.state.files.items() if scope.includes(p)},
+        }
+        to_send |= _resend(session, files, listed | to_send, staging, summary)
+    if to_send:
+        ws.remote.upload_objects(staging, sorted(to_send))
+    publish_entry(session, scope, staging, snapshot=resend)
     session.state.last_push = now_iso()
     session.state.publish_moves = False
     session.save()
@@ -238,6 +332,31 @@ def publish_entry(session: Session, scope: Scope, staging: Path, snapshot: bool 
         delete_entries(ws, device, view.names.get(device, []), staging)
 
 
+def _resend(
+    session: Session, files: dict[str, Version], there: set[str], staging: Path, summary: Summary
+) -> set[str]:
+    """Stage every object `files` name that is not `there`, from the bytes here; count
+    them in `summary`, and name each path whose object no file here holds."""
+    found = holders(session, files.items())
+    missing = sorted(name for name in found if name not in there)
+    check_free_space({staging: sum(found[name][0].segment.size for name in missing)}, "push")
+    staged = stage_from_here(session, missing, found, staging)
+    summary.checked, summary.resent = len(found), len(staged)
+    lost = {(holder.path, name) for name in missing if name not in staged for holder in found[name]}
+    for path, name in sorted(lost):
+        local = session.paths.to_local(path)
+        session.listen(
+            Event(
+                "warning",
+                path,
+                detail=f"{local}: object {object_path(name)} is missing on the remote, and "
+                "this device does not have its bytes",
+            )
+        )
+    summary.unrestorable = sorted({session.paths.to_local(path) for path, _ in lost})
+    return set(staged)
+
+
 def _new_bytes(action: Upload) -> int:
     """About how many bytes an upload sends: a file that grew sends what it grew by."""
     base = action.base
@@ -252,11 +371,14 @@ def push(
     force: bool = False,
     foreground_bytes: int | None = None,
     scope: Scope = EVERYTHING,
+    resend: bool = False,
 ) -> Summary:
     """Push what changed among the paths `scope` takes in (the others stay pending). With
     `foreground_bytes`, a push that would send more than that does nothing and says so
-    (summary.deferred): the caller hands it to the background."""
-    session = Session(ws, listen)
+    (summary.deferred): the caller hands it to the background. With `resend` (push --all,
+    for a remote that was wiped or replaced) every object this device's manifest names
+    and the remote lacks is sent again, and the manifest written, even with no change."""
+    session = Session(ws, listen, accept_rollback=resend)
     session.warn_unmatched_includes()
     summary = Summary()
     if not ws.claude.is_dir() and any(not e.base.deleted for e in session.state.files.values()):
@@ -269,13 +391,15 @@ def push(
     if session.forget_unsynced() and not dry_run:
         session.save()
     offline = plan_push(session, {}, scope)
-    if not offline and not session.state.publish_moves:
+    # The manifest is written even with no file to send: a move to publish, or push --all.
+    rewrite = session.state.publish_moves or resend
+    if not offline and not rewrite:
         return summary
     uploading = sum(_new_bytes(action) for action in offline if isinstance(action, Upload))
     if foreground_bytes is not None and uploading > foreground_bytes and not dry_run:
         summary.deferred = True
         return summary
-    if all(isinstance(action, Sweep) for action in offline) and not session.state.publish_moves:
+    if all(isinstance(action, Sweep) for action in offline) and not rewrite:
         if not dry_run:
             for action in offline:
                 session.state.files[action.path].swept = True
@@ -302,7 +426,7 @@ def push(
     for action in adopted:
         local = session.local[action.path]
         session.state.files[action.path] = Entry(action.version, local.size, local.mtime_ns)
-    if len(adopted) == len(actions) and not session.state.publish_moves:
+    if len(adopted) == len(actions) and not rewrite:
         if not dry_run:
             session.save()
         return summary
@@ -323,7 +447,7 @@ def push(
     check_free_space({ws.staging: encrypting + MANIFEST_ROOM}, "push")
     private_folder(staging)
     try:
-        updates = _send(session, actions, uploads, tombstones, staging, scope)
+        updates = _send(session, actions, uploads, tombstones, staging, scope, summary, resend)
     except OSError as error:
         if error.errno in NO_SPACE:
             raise disk_full(error, ws.staging, "push") from None
