@@ -127,3 +127,24 @@ def test_the_machine_a_home_was_copied_from_is_never_the_one_locked_out(
     put(a, "agents/a.md", "on the original, again\n", 4)
     a.ok("sync")
     assert a.read("agents/a.md") == b"on the original, again\n"
+
+
+def test_push_all_is_the_way_back_after_a_rollback(local_server: Server, make_device) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "one\n", 1)
+    a.ok("push")
+    saved = local_server.data_dir.parent / "saved"
+    shutil.copytree(local_server.data_dir / "journal", saved)
+    put(a, "CLAUDE.md", "two\n", 2)
+    a.ok("push")
+    b.ok("pull")
+    shutil.rmtree(local_server.data_dir / "journal")
+    shutil.copytree(saved, local_server.data_dir / "journal")
+    assert b.run("pull").exit_code == 1
+    a.ok("push", "--all")
+    assert "Already up to date" in b.ok("pull")
+    assert a.read("CLAUDE.md") == b.read("CLAUDE.md") == b"two\n"
+    put(b, "CLAUDE.md", "three\n", 3)
+    b.ok("push")
+    a.ok("pull")
+    assert a.read("CLAUDE.md") == b"three\n"

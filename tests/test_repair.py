@@ -1,6 +1,6 @@
 """Remote damage heals: a pull refuses only what a damaged object holds back, `verify --repair`
 sends damaged objects again from a device that has the bytes, `push --all` refills a remote
-that lost its objects (or its manifests too).
+that lost its objects (or its journal too).
 
 Every test runs the real CLI as devices with their own folders against a real remote (a
 local folder, and for some a loopback S3 server), and damages the remote's files on disk.
@@ -239,14 +239,14 @@ def test_push_all_refills_a_remote_that_lost_its_objects(
     assert "No problems" in b.ok("verify", "--deep")
 
 
-def test_push_all_refills_a_remote_that_lost_its_objects_and_manifests(
+def test_push_all_refills_a_remote_that_lost_its_objects_and_journal(
     local_server: Server, make_device
 ) -> None:
-    """Only CLAUDE-SYNC.json and keycheck.age are left: A's push --all writes its manifest
+    """Only CLAUDE-SYNC.json and keycheck.age are left: A's push --all writes a snapshot
     and every object again; B, which had pulled, and a new device C can pull."""
     a, b = synced_pair(local_server, make_device)
     b.ok("pull")
-    for folder in ("objects", "manifests"):
+    for folder in ("objects", "journal"):
         shutil.rmtree(root(local_server) / folder)
     assert sorted(path.name for path in root(local_server).iterdir()) == [
         "CLAUDE-SYNC.json",
@@ -267,14 +267,14 @@ def test_push_all_refills_a_remote_that_lost_its_objects_and_manifests(
 def test_push_all_with_nothing_missing_sends_no_object(local_server: Server, make_device) -> None:
     a, _ = synced_pair(local_server, make_device)
     objects = {path: path.stat().st_mtime_ns for path in root(local_server).rglob("objects/**/*")}
-    manifests = root(local_server) / "manifests"
-    written = {path: path.stat().st_mtime_ns for path in manifests.iterdir()}
+    journal = root(local_server) / "journal"
+    written = {path: path.stat().st_mtime_ns for path in journal.rglob("*.age")}
 
     output = a.ok("push", "--all")
     assert "0 uploaded, 0 deleted; 5 objects checked, 0 sent again" in output
     after = {path: path.stat().st_mtime_ns for path in root(local_server).rglob("objects/**/*")}
     assert after == objects
-    assert {path: path.stat().st_mtime_ns for path in manifests.iterdir()} != written
+    assert {path: path.stat().st_mtime_ns for path in journal.rglob("*.age")} != written
 
 
 def test_push_all_names_what_this_device_no_longer_has(local_server: Server, make_device) -> None:
