@@ -8,14 +8,21 @@
 
 Write order for a new remote: keycheck.age, then CLAUDE-SYNC.json, so a remote with the
 marker always has its keycheck. For a push: every object first, the manifest last.
+Deletions: `prune` deletes the objects no manifest names (none uploaded lately: a push may
+be between its objects and its manifest); `devices forget` deletes one device's manifest.
 """
 
 from __future__ import annotations
 
 import configparser
+import datetime
 import json
+import math
 import os
+import re
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyrage import x25519
@@ -163,7 +170,14 @@ class Remote:
         parse_marker(marker.read_bytes())
 
     def upload_objects(self, staging: Path, names: list[str]) -> None:
-        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call."""
+        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call.
+
+        Each is dated now first: rclone gives a file on the remote its local time, and the
+        grace period `prune` gives new objects (a push sends them before its manifest names
+        them) must count from the sending, not from the encryption."""
+        now = time.time()
+        for name in names:
+            os.utime(staging / object_path(name), (now, now))
         list_file = staging / "upload-list"
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
         self.rclone.copy_files(str(staging), self.root, list_file)
@@ -177,14 +191,45 @@ class Remote:
     def upload_manifest(self, device_id: str, encrypted: Path) -> None:
         self.rclone.copyto(str(encrypted), self.path(f"{MANIFESTS}/{device_id}.age"))
 
-    def list_objects(self) -> dict[str, int]:
-        """Every object on the remote: name -> size."""
+    def delete_manifest(self, device_id: str) -> None:
+        """Remove a device's manifest: what it published is no longer part of the remote."""
+        self.rclone.delete_file(self.path(f"{MANIFESTS}/{device_id}.age"))
+
+    def list_objects(self) -> dict[str, RemoteObject]:
+        """Every object on the remote, with its size and age, in one listing."""
         try:
-            entries = self.rclone.lsjson(self.path(OBJECTS), recursive=True)
+            entries = self.rclone.list_files(self.path(OBJECTS))
         except RemoteNotFound:
             return {}
         return {
-            entry["Name"][: -len(".age")]: entry["Size"]
+            entry["Name"][: -len(".age")]: RemoteObject(entry["Size"], _seconds(entry["ModTime"]))
             for entry in entries
             if entry["Name"].endswith(".age")
         }
+
+    def delete_objects(self, staging: Path, names: list[str]) -> None:
+        """Delete objects/<aa>/<name>.age for every name, in one rclone call that can touch
+        nothing outside objects/."""
+        list_file = staging / "delete-list"
+        below = [object_path(name).removeprefix(f"{OBJECTS}/") for name in names]
+        list_file.write_text("".join(path + "\n" for path in below))
+        self.rclone.delete_files(self.path(OBJECTS), list_file)
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    size: int
+    modified: float  # seconds since the epoch, as the remote dates it
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _seconds(text: str) -> float:
+    """A time as rclone writes it (RFC 3339, up to nanoseconds) in seconds since the epoch;
+    one it cannot read counts as the future: such an object never looks old."""
+    found = _RFC3339.match(text)
+    if found is None:
+        return math.inf
+    zone = "+00:00" if found[3] == "Z" else found[3]
+    return datetime.datetime.fromisoformat(found[1] + zone).timestamp() + float(found[2] or 0)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import crypto
-from .claude_folder import move_folder_into
+from .claude_folder import empty_trash, move_folder_into
 from .config import Config
 from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
@@ -183,6 +183,16 @@ class Session:
                     f"device id (was {self.ws.home} copied?): move {self.ws.home}/config.yaml "
                     "aside and run `claude-sync init --force` to give this machine its own id"
                 )
+            if own is None and self.state.last_push is not None:
+                # Pushing on would publish this state's versions, whose objects `prune`
+                # may have deleted since the device was forgotten.
+                raise ClaudeSyncError(
+                    f"this device ({self.config.device_name}) pushed last at "
+                    f"{self.state.last_push}, but the remote holds nothing it pushed: it was "
+                    "retired with `claude-sync devices forget`, or the remote was reset; to "
+                    f"sync here again, remove {self.state_path} (the files here are then "
+                    "compared with the remote's, as on a new device)"
+                )
         return self._remote
 
     def warn_unmatched_includes(self, remote: RemoteView | None = None) -> None:
@@ -200,6 +210,20 @@ class Session:
                     "warning",
                     detail=f"`sync.include` pattern `{pattern}` in "
                     f"{self.ws.home / 'config.yaml'} matches no file, here or synced (a typo?)",
+                )
+            )
+
+    def empty_trash(self) -> None:
+        """Remove the trash/ folders older than `trash.keep_days`: every push and pull does,
+        before it moves anything there, so trash/ does not grow without end."""
+        removed = empty_trash(self.ws.trash, self.config.trash_keep_days)
+        if removed:
+            self.listen(
+                Event(
+                    "note",
+                    detail=f"removed {removed} {'folder' if removed == 1 else 'folders'} "
+                    f"of {self.ws.trash} older than {self.config.trash_keep_days} days "
+                    "(trash.keep_days)",
                 )
             )
 

@@ -57,26 +57,28 @@ class _HashingReader:
 
 
 def _encrypt_upload(
-    session: Session, action: Upload, staging: Path
+    session: Session, action: Upload, staging: Path, known: set[str]
 ) -> tuple[Version, Segment | None, Path] | None:
     """Encrypt a changed file into staging; return its version, the segment it encrypted
     (None for an empty file) and the file, or None when the file vanished meanwhile.
 
     A file that only grew since its base keeps the base's segments and adds one for the
-    appended bytes, unless that would make more than MAX_SEGMENTS. The prefix is checked on
-    the very bytes that are hashed, in one pass, so a file rewritten meanwhile is caught.
+    appended bytes, unless that would make more than MAX_SEGMENTS, or some base segment is
+    not `known` (named by a manifest now): a base pulled from a version since replaced may
+    have lost its objects to `prune`. The prefix is checked on the very bytes that are
+    hashed, in one pass, so a file rewritten meanwhile is caught.
     """
     file = session.ws.claude / session.paths.to_local(action.path)
     try:
         with open(file, "rb") as handle:
-            version, new_segment = _encrypt_handle(session, action, handle, staging)
+            version, new_segment = _encrypt_handle(session, action, handle, staging, known)
     except FileNotFoundError:
         return None
     return version, new_segment, file
 
 
 def _encrypt_handle(
-    session: Session, action: Upload, handle: BinaryIO, staging: Path
+    session: Session, action: Upload, handle: BinaryIO, staging: Path, known: set[str]
 ) -> tuple[Version, Segment | None]:
     base = action.base
     info = os.fstat(handle.fileno())
@@ -88,6 +90,7 @@ def _encrypt_handle(
         and base.segments
         and len(base.segments) < MAX_SEGMENTS
         and info.st_size > base.size
+        and all(segment.sha256 in known for segment in base.segments)
     ):
         prefix = hashlib.sha256()
         if read_prefix(handle, base.size, prefix.update) and prefix.hexdigest() == base.sha256:
@@ -147,7 +150,7 @@ def _send(
     to_send: set[str] = set()
     updates: dict[str, tuple[Version, Path | None]] = {}
     for index, action in enumerate(uploads, 1):
-        encrypted = _encrypt_upload(session, action, staging)
+        encrypted = _encrypt_upload(session, action, staging, known)
         if encrypted is None:
             session.listen(Event("warning", action.path, detail=f"{action.path} vanished"))
             continue
@@ -178,6 +181,19 @@ def _send(
             if version.sha256 != session.local[path].sha256:
                 entry.size = entry.mtime_ns = None
         session.state.files[path] = entry
+    sent = {segment.sha256 for version, _ in updates.values() for segment in version.segments}
+    publish_manifest(session, staging, scope, known | sent)
+    return updates
+
+
+def publish_manifest(session: Session, staging: Path, scope: Scope, present: set[str]) -> None:
+    """Send this device's manifest, then save the state. It names what the state holds for
+    the paths in `scope`, and keeps its entries for the others as they were (a narrow run
+    publishes nothing outside it). A base with a segment not `present` (named by a manifest
+    when the run began, or sent by it) keeps its old entry too: a version pulled here, and
+    replaced by its device since, may have lost its objects to `prune`, and a manifest
+    names no missing object."""
+    ws = session.ws
     previous = session.remote().manifests.get(session.device)
     manifest = Manifest(
         session.device,
@@ -189,6 +205,7 @@ def _send(
                 path: entry.base
                 for path, entry in session.state.files.items()
                 if scope.includes(path)
+                and all(segment.sha256 in present for segment in entry.base.segments)
             },
         },
         session.new_stamp(),
@@ -201,7 +218,6 @@ def _send(
     session.state.last_push = now_iso()
     session.state.publish_moves = False
     session.save()
-    return updates
 
 
 def _new_bytes(action: Upload) -> int:
@@ -223,6 +239,8 @@ def push(
     `foreground_bytes`, a push that would send more than that does nothing and says so
     (summary.deferred): the caller hands it to the background."""
     session = Session(ws, listen)
+    if not dry_run:
+        session.empty_trash()
     session.warn_unmatched_includes()
     summary = Summary()
     if not ws.claude.is_dir() and any(not e.base.deleted for e in session.state.files.values()):
