@@ -69,10 +69,14 @@ def copy_beside(source: Path, target: Path, mtime_ns: int | None, mode: int | No
     return temporary
 
 
+TRASH_TIME = "%Y%m%d-%H%M%S"  # trash/<time>/: local time, to the second
+_TRASH_FOLDER = re.compile(r"^(\d{8}-\d{6})(-\d+)?$")
+
+
 def _trash_destination(trash: Path, relative: str) -> Path:
     """trash/<time>/<relative>, or trash/<time>-N/<relative> when that is taken; its folder
     is created."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.datetime.now().strftime(TRASH_TIME)
     destination = trash / stamp / relative
     number = 1
     while destination.exists() or destination.is_symlink():
@@ -94,6 +98,30 @@ def keep_in_trash(trash: Path, relative: str, file: Path, move: bool = False) ->
     except OSError:
         shutil.copy2(file, destination)
     return destination
+
+
+def empty_trash(trash: Path, keep_days: int) -> int:
+    """Remove the trash/<time>/ folders older than `keep_days`, judged by their names alone
+    (no file below them is looked at, so this costs one listing of trash/); anything else
+    there is left alone. Returns how many folders were removed."""
+    cutoff = datetime.datetime.now() - datetime.timedelta(days=keep_days)
+    try:
+        entries = list(os.scandir(trash))
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for entry in entries:
+        named = _TRASH_FOLDER.match(entry.name)
+        if named is None or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            made = datetime.datetime.strptime(named[1], TRASH_TIME)
+        except ValueError:  # digits that are no time (a month 13)
+            continue
+        if made < cutoff:
+            shutil.rmtree(entry.path, ignore_errors=True)  # what stays, the next run tries again
+            removed += not os.path.lexists(entry.path)
+    return removed
 
 
 def move_folder_into(source: Path, target: Path, trash: Path, relative: str) -> int:

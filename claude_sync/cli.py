@@ -16,7 +16,9 @@ from pyrage import x25519
 
 from . import cli_claude, cli_projects, cli_sessions, runlog
 from .actions import conflicts as conflicts_action
+from .actions import devices as devices_action
 from .actions import migrate as migrate_action
+from .actions import prune as prune_action
 from .actions import pull as pull_action
 from .actions import push as push_action
 from .actions import status as status_action
@@ -27,6 +29,7 @@ from .cli_output import (
     count,
     exit_after_pull,
     exit_if_unrestorable,
+    prune_line,
     pull_line,
     push_line,
 )
@@ -622,13 +625,17 @@ def status(with_remote: bool, as_json: bool) -> None:
             )
 
 
-@main.command()
-def devices() -> None:
-    """The devices that share this remote, with their last push.
+@main.group(invoke_without_command=True)
+@click.pass_context
+def devices(ctx: click.Context) -> None:
+    """The devices that share this remote, with their last push; `forget` retires one.
 
     \b
     claude-sync devices
+    claude-sync devices forget old-laptop
     """
+    if ctx.invoked_subcommand is not None:
+        return
     ws = load_workspace(sync_home())
     view = fetch_remote_view(ws)
     if not view.manifests:
@@ -640,6 +647,46 @@ def devices() -> None:
             f"{manifest.device_name}{this}: last push {manifest.updated}, "
             f"{live} files [{device_id}]"
         )
+
+
+@devices.command("forget")
+@click.argument("name")
+def devices_forget(name: str) -> None:
+    """Retire the device NAME (its name or id, as `devices` shows them): its manifest is
+    deleted, so `prune` can reclaim what only it used. Refused while it holds the only copy
+    of a file, and for this device.
+
+    \b
+    claude-sync devices forget old-laptop
+    """
+    ws = load_workspace(sync_home())
+    with locked(ws.home):
+        done = devices_action.forget(ws, name, Printer(quiet=False, verbose=False))
+    published = (
+        f" (this device first published its copies of {count(done.published, 'file')} only it had)"
+        if done.published
+        else ""
+    )
+    click.echo(
+        f"✓ Forgot {done.name} [{done.device_id}]{published}; `claude-sync prune` deletes "
+        "what only it used"
+    )
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def prune(dry_run: bool) -> None:
+    """Delete the objects on the remote that no device's files use any more (not those
+    uploaded in the last hour: a push may still be on its way to naming them).
+
+    \b
+    claude-sync prune --dry-run
+    claude-sync prune
+    """
+    ws = load_workspace(sync_home())
+    with locked(ws.home):
+        result = prune_action.prune(ws, dry_run)
+    click.echo(prune_line(result, dry_run))
 
 
 @main.command()

@@ -8,6 +8,7 @@ import time
 
 import click
 
+from .actions.prune import GRACE_SECONDS, Pruned
 from .files import size_text
 from .session import Event, Summary
 
@@ -132,6 +133,22 @@ def push_line(summary: Summary, dry_run: bool) -> str:
     if summary.moves:
         return f"✓ Push complete: published {count(summary.moves, 'project move')}"
     return "✓ Nothing to push"
+
+
+def prune_line(result: Pruned, dry_run: bool) -> str:
+    them = "it" if result.young == 1 else "them"
+    young = (
+        f"; {count(result.young, 'unused object')} kept, younger than "
+        f"{GRACE_SECONDS // 60} minutes (a push may still be on its way to naming {them})"
+        if result.young
+        else ""
+    )
+    size = size_text(result.size)
+    if dry_run:
+        return f"(dry run) prune would delete {count(result.deleted, 'object')} ({size}){young}"
+    if result.deleted:
+        return f"✓ Pruned {count(result.deleted, 'object')} ({size}){young}"
+    return f"✓ Nothing to prune{young}"
 
 
 def table_lines(rows: list[tuple[str, ...]]) -> list[str]:

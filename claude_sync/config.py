@@ -12,6 +12,7 @@ config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
     rclone: {binary: null, timeout: 30}        # seconds to wait for an unreachable remote
     sync: {include: [...], exclude: [...]}     # on top of the defaults and the deny list
     hooks: {pull_timeout: 5}                   # seconds a hook-run pull may take in all
+    trash: {keep_days: 30}                     # days trash/<time>/ folders are kept
     path_map: {/srv: ~/work}                   # local prefix -> canonical prefix of projects
     projects: {key: path, git: [~/src/app]}    # key: git keys every repository by its origin
 """
@@ -40,6 +41,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
     "rclone": ("binary", "timeout"),
     "sync": ("include", "exclude"),
     "hooks": ("pull_timeout",),
+    "trash": ("keep_days",),
     "path_map": None,
     "projects": ("key", "git"),
 }
@@ -58,6 +60,7 @@ class Config:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     hook_pull_timeout: int = 5
+    trash_keep_days: int = 30  # a push or pull removes trash/<time>/ folders older than this
     path_map: dict[str, str] = field(default_factory=dict)
     project_key: str = "path"  # or git: a project in a repository is keyed by its origin
     git_projects: list[str] = field(default_factory=list)  # keyed by git whatever project_key
@@ -75,6 +78,7 @@ class Config:
             "rclone": {"binary": self.rclone_binary, "timeout": self.timeout},
             "sync": {"include": self.include, "exclude": self.exclude},
             "hooks": {"pull_timeout": self.hook_pull_timeout},
+            "trash": {"keep_days": self.trash_keep_days},
             "path_map": self.path_map,
             "projects": {"key": self.project_key, "git": self.git_projects},
         }
@@ -172,6 +176,7 @@ def load_config(home: Path) -> Config:
     rclone = _section(document, "rclone", path)
     sync = _section(document, "sync", path)
     hooks = _section(document, "hooks", path)
+    trash = _section(document, "trash", path)
     projects = _section(document, "projects", path)
     project_key = _typed(projects, "key", str, "projects", path) or "path"
     if project_key not in ("path", "git"):
@@ -191,6 +196,9 @@ def load_config(home: Path) -> Config:
     pull_timeout = _typed(hooks, "pull_timeout", int, "hooks", path) or 5
     if pull_timeout <= 0:
         raise ConfigError(f"{path}: `hooks.pull_timeout` must be a positive number of seconds")
+    keep_days = _typed(trash, "keep_days", int, "trash", path)
+    if keep_days is not None and keep_days < 0:
+        raise ConfigError(f"{path}: `trash.keep_days` must be a number of days, 0 or more")
     return Config(
         device_id=_typed(device, "id", str, "device", path, required=True),
         device_name=_typed(device, "name", str, "device", path, required=True),
@@ -203,6 +211,7 @@ def load_config(home: Path) -> Config:
         include=_typed(sync, "include", list, "sync", path) or [],
         exclude=_typed(sync, "exclude", list, "sync", path) or [],
         hook_pull_timeout=pull_timeout,
+        trash_keep_days=30 if keep_days is None else keep_days,
         path_map=_path_map(document.get("path_map"), path),
         project_key=project_key,
         git_projects=git_projects,

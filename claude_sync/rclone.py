@@ -22,6 +22,7 @@ from pathlib import Path
 from .errors import RcloneError
 
 NOT_FOUND_EXIT_CODES = (3, 4)
+UNKNOWN_TIME = "2999-01-01T00:00:00Z"  # what list_files says for a time the remote lacks
 
 
 class RemoteNotFound(RcloneError):
@@ -250,9 +251,20 @@ class Rclone:
     def rcat(self, path: str, data: bytes) -> None:
         self.run(["rcat", path], stdin=data, bounded=True)
 
-    def lsjson(self, path: str, recursive: bool = False) -> list[dict]:
-        args = ["lsjson", path, "--files-only"] + (["--recursive"] if recursive else [])
+    def list_files(self, path: str) -> list[dict]:
+        """Every file below `path` (lsjson entries: Path, Name, Size, ModTime), in one
+        listing. ModTime is the server's own where it keeps one (on S3 the upload's, read
+        without a request per file); one the remote does not know is UNKNOWN_TIME, far
+        ahead, so that it never looks old. Not bounded in total: its length grows with the
+        remote (callers have reached the remote already, in a bounded call)."""
+        args = ["lsjson", path, "--files-only", "--recursive", "--no-mimetype"]
+        args += ["--use-server-modtime", "--default-time", UNKNOWN_TIME]
         return json.loads(self.run(args) or b"[]")
+
+    def delete_files(self, path: str, list_file: Path) -> None:
+        """Delete the files named in list_file (relative to `path`), without listing `path`;
+        one already gone is no error."""
+        self.run(["delete", path, "--files-from-raw", str(list_file)])
 
     def copyto(self, source: str, destination: str) -> None:
         self.run(["copyto", source, destination])
@@ -273,7 +285,3 @@ class Rclone:
         alone: what is mirrored is written once under a new name, never changed in place."""
         filters = [flag for pattern in include for flag in ("--include", pattern)]
         self.run(["sync", source, destination, "--size-only", *filters], bounded=True)
-
-    def delete_files(self, folder: str, list_file: Path) -> None:
-        """Delete the files named in list_file (relative to folder), without listing it."""
-        self.run(["delete", folder, "--files-from-raw", str(list_file)], bounded=True)

@@ -16,6 +16,9 @@ after a snapshot, the device's own entries below it are deleted.
 
 Format 1 had `manifests/<device-id>.age` (one per device, overwritten by each push) in
 place of the journal, and the fixed salt; `claude-sync migrate` turns it into format 2.
+Deletions: `prune` deletes the objects no device's view names (none uploaded lately: a
+push may be between its objects and its journal entry); `devices forget` deletes one
+device's journal.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ import base64
 import binascii
 import configparser
 import contextlib
+import datetime
 import json
+import math
 import os
+import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,7 +233,14 @@ class Remote:
 
     def upload_objects(self, staging: Path, names: list[str], replace: bool = False) -> None:
         """Send staging/objects/<aa>/<name>.age for every name, in one rclone call. Objects
-        are immutable; only `replace` (a repair of corrupt ones) writes over one there."""
+        are immutable; only `replace` (a repair of corrupt ones) writes over one there.
+
+        Each is dated now first: rclone gives a file on the remote its local time, and the
+        grace period `prune` gives new objects (a push sends them before its journal entry
+        names them) must count from the sending, not from the encryption."""
+        now = time.time()
+        for name in names:
+            os.utime(staging / object_path(name), (now, now))
         list_file = staging / "upload-list"
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
         self.rclone.copy_files(str(staging), self.root, list_file, ignore_times=replace)
@@ -237,14 +251,46 @@ class Remote:
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
         self.rclone.copy_files(self.root, str(staging), list_file)
 
-    def list_objects(self) -> dict[str, int]:
-        """Every object on the remote: name -> size."""
+    def delete_journal(self, device_id: str) -> None:
+        """Remove a device's journal: what it published is no longer part of the remote."""
+        with contextlib.suppress(RemoteNotFound):
+            self.rclone.run(["purge", self.path(f"{JOURNAL}/{device_id}")], bounded=True)
+
+    def list_objects(self) -> dict[str, RemoteObject]:
+        """Every object on the remote, with its size and age, in one listing."""
         try:
-            entries = self.rclone.lsjson(self.path(OBJECTS), recursive=True)
+            entries = self.rclone.list_files(self.path(OBJECTS))
         except RemoteNotFound:
             return {}
         return {
-            entry["Name"][: -len(".age")]: entry["Size"]
+            entry["Name"][: -len(".age")]: RemoteObject(entry["Size"], _seconds(entry["ModTime"]))
             for entry in entries
             if entry["Name"].endswith(".age")
         }
+
+    def delete_objects(self, staging: Path, names: list[str]) -> None:
+        """Delete objects/<aa>/<name>.age for every name, in one rclone call that can touch
+        nothing outside objects/."""
+        list_file = staging / "delete-list"
+        below = [object_path(name).removeprefix(f"{OBJECTS}/") for name in names]
+        list_file.write_text("".join(path + "\n" for path in below))
+        self.rclone.delete_files(self.path(OBJECTS), list_file)
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    size: int
+    modified: float  # seconds since the epoch, as the remote dates it
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _seconds(text: str) -> float:
+    """A time as rclone writes it (RFC 3339, up to nanoseconds) in seconds since the epoch;
+    one it cannot read counts as the future: such an object never looks old."""
+    found = _RFC3339.match(text)
+    if found is None:
+        return math.inf
+    zone = "+00:00" if found[3] == "Z" else found[3]
+    return datetime.datetime.fromisoformat(found[1] + zone).timestamp() + float(found[2] or 0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import crypto
-from .claude_folder import move_folder_into
+from .claude_folder import empty_trash, move_folder_into
 from .config import Config
 from .errors import ClaudeSyncError
 from .instance import load_instance
@@ -203,6 +203,17 @@ class Session:
                 f"{self.ws.home}/config.yaml aside and run `claude-sync init --force` to give "
                 "this machine its own id"
             )
+        if self.state.own_seq and self.device not in view.entries and not self.accept_rollback:
+            # Pushing on would publish this state's versions, whose objects `prune` may
+            # have deleted since the device was forgotten.
+            raise ClaudeSyncError(
+                f"this device ({self.config.device_name}) pushed last at "
+                f"{self.state.last_push}, but the remote holds nothing it pushed: it was "
+                "retired with `claude-sync devices forget`, or the remote was reset; to "
+                f"sync here again, remove {self.state_path} (the files here are then "
+                "compared with the remote's, as on a new device), or run `claude-sync push "
+                "--all` if the remote lost its journal"
+            )
         for device_id in view.entries:
             seen = self.state.journal_seen.get(device_id, 0)
             self.state.journal_seen[device_id] = max(seen, view.last_seq(device_id))
@@ -224,6 +235,20 @@ class Session:
                     "warning",
                     detail=f"`sync.include` pattern `{pattern}` in "
                     f"{self.ws.home / 'config.yaml'} matches no file, here or synced (a typo?)",
+                )
+            )
+
+    def empty_trash(self) -> None:
+        """Remove the trash/ folders older than `trash.keep_days`: every push and pull does,
+        before it moves anything there, so trash/ does not grow without end."""
+        removed = empty_trash(self.ws.trash, self.config.trash_keep_days)
+        if removed:
+            self.listen(
+                Event(
+                    "note",
+                    detail=f"removed {removed} {'folder' if removed == 1 else 'folders'} "
+                    f"of {self.ws.trash} older than {self.config.trash_keep_days} days "
+                    "(trash.keep_days)",
                 )
             )
 

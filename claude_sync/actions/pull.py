@@ -157,6 +157,8 @@ def pull(
     With `project` (a path here) only that project; with `device` (a name or id) only the
     versions that device published."""
     session = Session(ws, listen)
+    if not dry_run:
+        session.empty_trash()
     scope = Scope(
         folder=project_folder(session, project) if project is not None else None,
         device=device_id(session.remote(), device) if device is not None else None,

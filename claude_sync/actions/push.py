@@ -64,28 +64,30 @@ class _HashingReader:
 
 
 def _encrypt_upload(
-    session: Session, action: Upload, staging: Path
+    session: Session, action: Upload, staging: Path, known: set[str]
 ) -> tuple[Version, Segment | None, Path] | None:
     """Encrypt a changed file into staging; return its version, the segment it encrypted
     (None for an empty file) and the file, or None when the file vanished meanwhile.
 
     A file that only grew since its base keeps the base's segments and adds one for the
-    appended bytes, unless that would make more than MAX_SEGMENTS. The prefix is checked on
-    the very bytes that are hashed, in one pass, so a file rewritten meanwhile is caught.
+    appended bytes, unless that would make more than MAX_SEGMENTS, or some base segment is
+    not `known` (named by a manifest now): a base pulled from a version since replaced may
+    have lost its objects to `prune`. The prefix is checked on the very bytes that are
+    hashed, in one pass, so a file rewritten meanwhile is caught.
     The version records the file's mode as the open file has it now (a chmod alone sends
     nothing; it travels with the next change of bytes).
     """
     file = session.ws.claude / session.paths.to_local(action.path)
     try:
         with open(file, "rb") as handle:
-            version, new_segment = _encrypt_handle(session, action, handle, staging)
+            version, new_segment = _encrypt_handle(session, action, handle, staging, known)
     except FileNotFoundError:
         return None
     return version, new_segment, file
 
 
 def _encrypt_handle(
-    session: Session, action: Upload, handle: BinaryIO, staging: Path
+    session: Session, action: Upload, handle: BinaryIO, staging: Path, known: set[str]
 ) -> tuple[Version, Segment | None]:
     base = action.base
     info = os.fstat(handle.fileno())
@@ -97,6 +99,7 @@ def _encrypt_handle(
         and base.segments
         and len(base.segments) < MAX_SEGMENTS
         and info.st_size > base.size
+        and all(segment.sha256 in known for segment in base.segments)
     ):
         prefix = hashlib.sha256()
         if read_prefix(handle, base.size, prefix.update) and prefix.hexdigest() == base.sha256:
@@ -221,12 +224,12 @@ def _send(
     summary: Summary,
     resend: bool,
 ) -> dict[str, tuple[Version, Path | None]]:
-    """Encrypt, send the objects, then the manifest; record the new bases. Returns what
-    was sent: path -> (version, the local file, None for a tombstone). The manifest names
-    what the state holds for the paths in `scope`, and keeps its entries for the others
-    as they were: a narrow push publishes nothing outside it. With `resend`, every object
-    the manifest names is looked for in one listing of the remote, not taken to be there
-    because a manifest names it; those missing are sent again from the bytes here."""
+    """Encrypt, send the objects, then the journal entry; record the new bases. Returns
+    what was sent: path -> (version, the local file, None for a tombstone). The entry
+    names what the state holds for the paths in `scope` (see `publish_entry`). With
+    `resend`, every object this device's view names is looked for in one listing of the
+    remote, not taken to be there because a view names it; those missing are sent again
+    from the bytes here."""
     ws = session.ws
     total = len(uploads) + len(tombstones)
     listed = set(ws.remote.list_objects()) if resend else set()
@@ -240,7 +243,7 @@ def _send(
     to_send: set[str] = set()
     updates: dict[str, tuple[Version, Path | None]] = {}
     for index, action in enumerate(uploads, 1):
-        encrypted = _encrypt_upload(session, action, staging)
+        encrypted = _encrypt_upload(session, action, staging, known)
         if encrypted is None:
             session.listen(Event("warning", action.path, detail=f"{action.path} vanished"))
             continue
@@ -278,7 +281,8 @@ def _send(
         to_send |= _resend(session, files, listed | to_send, staging, summary)
     if to_send:
         ws.remote.upload_objects(staging, sorted(to_send))
-    publish_entry(session, scope, staging, snapshot=resend)
+    sent = {segment.sha256 for version, _ in updates.values() for segment in version.segments}
+    publish_entry(session, scope, staging, None if resend else known | sent, snapshot=resend)
     session.state.last_push = now_iso()
     session.state.publish_moves = False
     session.save()
@@ -288,17 +292,31 @@ def _send(
 SNAPSHOT_AFTER = 32  # deltas since the last snapshot
 
 
-def publish_entry(session: Session, scope: Scope, staging: Path, snapshot: bool = False) -> None:
+def publish_entry(
+    session: Session,
+    scope: Scope,
+    staging: Path,
+    present: set[str] | None,
+    snapshot: bool = False,
+) -> None:
     """Write this device's next journal entry: a delta of the paths in `scope` whose
     version differs from what the device published last, or, after SNAPSHOT_AFTER deltas
     or once the deltas name more paths than the last snapshot holds, a snapshot of its
     whole view (its versions outside `scope` as published); then delete its own entries
-    below a new snapshot. `snapshot`: write one whatever the count (`push --all`)."""
+    below a new snapshot. `snapshot`: write one whatever the count (`push --all`).
+
+    A base with a segment not `present` (named by a view when the run began, or sent by
+    it; None: every object was checked) keeps what was published for its path: a version
+    pulled here, and replaced by its device since, may have lost its objects to `prune`,
+    and an entry names no missing object."""
     ws, device = session.ws, session.device
     view = session.remote()
     published = view.manifests[device].files if device in view.manifests else {}
     current = {
-        path: entry.base for path, entry in session.state.files.items() if scope.includes(path)
+        path: entry.base
+        for path, entry in session.state.files.items()
+        if scope.includes(path)
+        and (present is None or all(s.sha256 in present for s in entry.base.segments))
     }
     changed = {path: version for path, version in current.items() if published.get(path) != version}
     own = view.entries.get(device, [])
@@ -379,6 +397,8 @@ def push(
     for a remote that was wiped or replaced) every object this device's manifest names
     and the remote lacks is sent again, and the manifest written, even with no change."""
     session = Session(ws, listen, accept_rollback=resend)
+    if not dry_run:
+        session.empty_trash()
     session.warn_unmatched_includes()
     summary = Summary()
     if not ws.claude.is_dir() and any(not e.base.deleted for e in session.state.files.values()):
