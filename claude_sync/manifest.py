@@ -1,26 +1,30 @@
-"""Manifests: one device's whole view of the synced tree, encrypted on the remote.
+"""A device's view of the synced tree, and the version entries journal entries carry.
 
-    {"format": 1,
-     "device": {"id": "9f2c...", "name": "laptop"},
-     "updated": "2026-11-21T17:00:00+00:00",
-     "stamp": "<random hex, new on every write: tells this home's writes from another's>",
-     "files": {"<remote path>": {
-         "sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
-         "vector": {"<device id>": 3}, "device": "<id that made this version>",
-         "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]], "mode": 384}},
-     "projects": {"~-code-app": {"key": "~/code/app", "path": "/home/ann/code/app"}},
-     "moves": {"-srv-app": {"to": "~-work-app", "at": 1764500000000000000}}}
+A version, as every journal entry (see `journal`) and state.json write it:
+
+    {"sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
+     "vector": {"<device id>": 3}, "device": "<id that made this version>",
+     "deleted": false, "segments": [["<hex>", 100], ["<hex>", 23]], "mode": 384}
 
 The file is the concatenation of its segments (objects); a tombstone has deleted: true, no
 segments, sha256 "" and size 0. `mode` is the file's permission bits where it was written
 (st_mode & 0o777; 384 is 0600), which a pull gives a file it creates; a tombstone has none,
 and an entry written before modes were recorded has none either (unknown: a pull creates
 the file as it always did, 0600). A change of mode alone is no new version: the mode
-travels with the next change of bytes. `projects` is this device's project table: the key
-and the recorded path of each project folder its files lie in (see `projects`); `moves` are
-the project folders renamed on the remote that this device knows of (see `moves`). A
-manifest written before either existed has none. Every field is checked on load: a
-manifest that names an unsafe path or malformed values is refused whole.
+travels with the next change of bytes.
+
+A view (`Manifest`) is one device's versions by remote path, with its project table (the
+key and the recorded path of each project folder its files lie in: see `projects`) and the
+moves of project folders it knows of (see `moves`). Format 1 kept each device's view whole
+in `manifests/<device-id>.age`:
+
+    {"format": 1, "device": {"id": "9f2c...", "name": "laptop"}, "updated": "<iso>",
+     "stamp": "<hex>", "files": {"<remote path>": <version>},
+     "projects": {"~-code-app": {"key": "~/code/app", "path": "/home/ann/code/app"}},
+     "moves": {"-srv-app": {"to": "~-work-app", "at": 1764500000000000000}}}
+
+`decode_manifest` reads one for `migrate`. Every field is checked on load: an entry that
+names an unsafe path or malformed values is refused whole.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import RemoteFormatError
-from .moves import Move, moves_from_json, moves_to_json
+from .moves import Move, moves_from_json
 from .pathmap import is_safe_path, validate_remote_path
 from .projects import Project, is_key
 from .versions import Segment, Version, VersionVector
@@ -48,7 +52,6 @@ class Manifest:
     device_name: str
     updated: str
     files: dict[str, Version]
-    stamp: str = ""
     projects: dict[str, Project] = field(default_factory=dict)
     moves: dict[str, Move] = field(default_factory=dict)
 
@@ -129,19 +132,6 @@ def version_from_json(path: str, raw: object) -> Version:
     )
 
 
-def encode_manifest(manifest: Manifest) -> bytes:
-    document = {
-        "format": FORMAT,
-        "device": {"id": manifest.device_id, "name": manifest.device_name},
-        "updated": manifest.updated,
-        "stamp": manifest.stamp,
-        "files": {path: version_to_json(v) for path, v in sorted(manifest.files.items())},
-        "projects": projects_to_json(manifest.projects),
-        "moves": moves_to_json(manifest.moves),
-    }
-    return json.dumps(document, separators=(",", ":")).encode()
-
-
 def decode_manifest(data: bytes, expected_device: str) -> Manifest:
     """Parse and validate a decrypted manifest stored as manifests/<expected_device>.age."""
     try:
@@ -163,7 +153,6 @@ def decode_manifest(data: bytes, expected_device: str) -> Manifest:
         device_id=expected_device,
         device_name=device["name"],
         updated=str(document.get("updated", "")),
-        stamp=str(document.get("stamp", "")),
         files={validate_remote_path(p): version_from_json(p, raw) for p, raw in files.items()},
         projects=projects_from_json(document.get("projects", {})),
         moves=moves_from_json(document.get("moves", {})),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from claude_sync.config import load_config
 from claude_sync.errors import ConfigError, RemoteFormatError
-from claude_sync.manifest import Manifest, decode_manifest, encode_manifest
+from claude_sync.journal import SNAPSHOT, JournalEntry, decode_entry, encode_entry
 from claude_sync.pathmap import PathMap
 from claude_sync.projects import Layout, Project, encode_project, normal_url, remote_folder
 
@@ -201,12 +202,17 @@ def test_two_remote_folders_never_share_a_local_one(ann: Path) -> None:
     assert paths.to_remote(second) == "projects/-elsewhere/s.jsonl"
 
 
-def test_the_manifest_carries_the_table_and_older_ones_still_read() -> None:
-    manifest = Manifest("dev1", "laptop", "now", {}, "s", {"~-app": Project("~/app", "/h/app")})
-    assert decode_manifest(encode_manifest(manifest), "dev1").projects == manifest.projects
-    older = json.loads(encode_manifest(manifest))
-    del older["projects"]
-    assert decode_manifest(json.dumps(older).encode(), "dev1").projects == {}
+KEY = b"k" * 32
+
+
+def entry_with(projects: dict[str, Project]) -> JournalEntry:
+    return JournalEntry("dev1", "laptop", 1, SNAPSHOT, "now", "i", 0, {}, projects)
+
+
+def test_an_entry_carries_the_table_and_one_without_it_still_reads() -> None:
+    entry = entry_with({"~-app": Project("~/app", "/h/app")})
+    assert decode_entry(encode_entry(entry, KEY), KEY, "dev1", 1).projects == entry.projects
+    assert decode_entry(encode_entry(entry_with({}), KEY), KEY, "dev1", 1).projects == {}
 
 
 @pytest.mark.parametrize(
@@ -221,10 +227,14 @@ def test_the_manifest_carries_the_table_and_older_ones_still_read() -> None:
     ],
 )
 def test_a_forged_project_table_is_refused(table: object) -> None:
-    document = json.loads(encode_manifest(Manifest("dev1", "laptop", "now", {}, "s")))
+    """Written by a holder of the key (a device gone wrong): authentic, and still refused."""
+    document = json.loads(encode_entry(entry_with({}), KEY))
+    del document["mac"]
     document["projects"] = table
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    document["mac"] = hmac.new(KEY, canonical.encode(), "sha256").hexdigest()
     with pytest.raises(RemoteFormatError):
-        decode_manifest(json.dumps(document).encode(), "dev1")
+        decode_entry(json.dumps(document).encode(), KEY, "dev1", 1)
 
 
 @pytest.mark.parametrize(
