@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import json
 import os
@@ -85,6 +86,11 @@ def remote_root_on_disk(server: Server) -> Path:
     return markers[0].parent
 
 
+def salt_of(root: Path) -> bytes:
+    """The passphrase salt in the CLAUDE-SYNC.json of the remote folder `root`."""
+    return base64.b64decode(json.loads((root / "CLAUDE-SYNC.json").read_text())["kdf"]["salt"])
+
+
 def age_decrypt(key_file: Path, encrypted: Path) -> str:
     completed = subprocess.run(
         [AGE, "-d", "-i", str(key_file), str(encrypted)], capture_output=True, check=True
@@ -115,13 +121,13 @@ def test_first_inits_second_joins_third_with_another_passphrase_is_refused(
     assert "initialised a new remote" in out
     root = remote_root_on_disk(server)
     assert sorted(path.name for path in root.iterdir()) == ["CLAUDE-SYNC.json", "keycheck.age"]
-    assert json.loads((root / "CLAUDE-SYNC.json").read_text()) == {"format": 1}
+    assert json.loads((root / "CLAUDE-SYNC.json").read_text())["format"] == 2
     assert_private_home(first)
     config = read_config(first)
     assert config["device"]["name"] == "first"
     assert config["remote"]["provider"] == server.kind
     assert config["key"]["mode"] == "passphrase"
-    identity = derive_identity(PASSPHRASE)
+    identity = derive_identity(PASSPHRASE, salt_of(root))
     assert str(read_key_file(first.sync_home / "age-key.txt")) == str(identity)
 
     # The remote holds neither the identity nor the recipient in the clear.
@@ -286,7 +292,8 @@ def test_init_local_with_only_the_environment_passphrase(
     )
     assert_private_home(device)
     shown = succeeded(run(device, "key", "show"))
-    assert shown == str(derive_identity(PASSPHRASE).to_public()) + "\n"
+    store = Path(config["remote"]["root"].split(":", 1)[1])
+    assert shown == str(derive_identity(PASSPHRASE, salt_of(store)).to_public()) + "\n"
 
 
 def test_init_with_a_passphrase_file(make_device, tmp_path: Path) -> None:
@@ -303,7 +310,7 @@ def test_init_with_a_passphrase_file(make_device, tmp_path: Path) -> None:
         )
     )
     key = read_key_file(device.sync_home / "age-key.txt")
-    assert str(key) == str(derive_identity(OTHER_PASSPHRASE))
+    assert str(key) == str(derive_identity(OTHER_PASSPHRASE, salt_of(store)))
     assert read_config(device)["key"]["mode"] == "passphrase"
 
 
@@ -317,7 +324,8 @@ def test_random_key_then_a_second_device_with_the_copied_key_file(
     out = succeeded(run(first, *local, "--device-name", "first", "--random-key"))
     assert "keep a copy" in out and "age-key.txt" in out
     key = read_key_file(first.sync_home / "age-key.txt")
-    assert str(key) != str(derive_identity(PASSPHRASE))  # the passphrase in the env is ignored
+    passphrase_key = derive_identity(PASSPHRASE, salt_of(store))
+    assert str(key) != str(passphrase_key)  # the passphrase in the env is ignored
     assert read_config(first)["key"]["mode"] == "random"
 
     copied = tmp_path / "copied-key.txt"
@@ -435,7 +443,7 @@ def test_existing_setup_is_kept_without_force_and_replaced_with_it(
     assert config["device"]["name"] == "b"
     assert config["remote"]["root"] == f"claude-sync:{second_store}"
     assert str(read_key_file(device.sync_home / "age-key.txt")) == str(
-        derive_identity(OTHER_PASSPHRASE)
+        derive_identity(OTHER_PASSPHRASE, salt_of(second_store))
     )
     assert (second_store / "CLAUDE-SYNC.json").is_file()
     assert_private_home(device)
@@ -645,3 +653,16 @@ def test_a_missing_key_file_is_named_as_missing(make_device, local_server: Serve
     assert "--key-file /nonexistent/key.txt: no such file" in result.output
     assert "passphrase" not in result.output
     assert not device.sync_home.exists() or not (device.sync_home / "config.yaml").exists()
+
+
+def test_one_passphrase_gives_each_remote_its_own_key(make_device, tmp_path: Path) -> None:
+    """A new remote gets a random salt: the same passphrase is another key on another
+    remote, and a device joining a remote reads its salt and gets that remote's key."""
+    first, second, joining = make_device("first"), make_device("second"), make_device("joining")
+    for device, store in ((first, "one"), (second, "two"), (joining, "one")):
+        init = ["init", "--local", str(tmp_path / store), "--device-name", device.name, "--yes"]
+        succeeded(run(device, *init))
+    keys = [read_key_file(d.sync_home / "age-key.txt") for d in (first, second, joining)]
+    assert str(keys[0]) != str(keys[1])
+    assert str(keys[0]) == str(keys[2])
+    assert salt_of(tmp_path / "one") != salt_of(tmp_path / "two")

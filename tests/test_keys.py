@@ -15,6 +15,7 @@ from pyrage import x25519
 from claude_sync.cli import main
 from claude_sync.errors import KeyFileError
 from claude_sync.keys import (
+    KDF_SALT,
     MIN_PASSPHRASE_LENGTH,
     derive_identity,
     object_name_key,
@@ -61,27 +62,29 @@ VECTORS: list[tuple[str, str, str]] = [
 
 @pytest.mark.parametrize(("passphrase", "secret", "recipient"), VECTORS)
 def test_passphrase_derivation_is_bit_exact(passphrase: str, secret: str, recipient: str) -> None:
-    identity = derive_identity(passphrase)
+    identity = derive_identity(passphrase, KDF_SALT)
     assert str(identity) == secret
     assert str(identity.to_public()) == recipient
 
 
 def test_derivation_is_deterministic_and_passphrase_sensitive() -> None:
-    assert str(derive_identity("correct horse battery staple")) == VECTORS[0][1]
+    assert str(derive_identity("correct horse battery staple", KDF_SALT)) == VECTORS[0][1]
     # One character more, or a different case, is another key.
-    assert str(derive_identity("correct horse battery staplE")) != VECTORS[0][1]
+    assert str(derive_identity("correct horse battery staplE", KDF_SALT)) != VECTORS[0][1]
+    # Another remote's salt is another key.
+    assert str(derive_identity("correct horse battery staple", b"s" * 16)) != VECTORS[0][1]
 
 
 @pytest.mark.parametrize("passphrase", ["a" * 11, "ü" * 11, "", " " * 11])
 def test_short_passphrase_is_refused(passphrase: str) -> None:
     # "ü" * 11 is 22 UTF-8 bytes: the minimum counts characters, not bytes.
     with pytest.raises(KeyFileError, match=rf"at least {MIN_PASSPHRASE_LENGTH} characters"):
-        derive_identity(passphrase)
+        derive_identity(passphrase, KDF_SALT)
 
 
 def test_minimum_is_twelve_characters() -> None:
     assert MIN_PASSPHRASE_LENGTH == 12
-    assert str(derive_identity("b" * 12)).startswith("AGE-SECRET-KEY-1")
+    assert str(derive_identity("b" * 12, KDF_SALT)).startswith("AGE-SECRET-KEY-1")
 
 
 def test_random_identities_are_distinct_and_valid() -> None:
@@ -101,7 +104,7 @@ def test_object_name_key_depends_on_identity_and_hides_it() -> None:
 
 
 def test_key_file_is_in_age_keygen_format(tmp_path: Path) -> None:
-    identity = derive_identity(VECTORS[0][0])
+    identity = derive_identity(VECTORS[0][0], KDF_SALT)
     path = tmp_path / "fresh" / "age-key.txt"
     write_key_file(path, identity)
 
@@ -210,7 +213,7 @@ def test_stock_age_encrypts_to_key_show_and_decrypts_with_the_key_file(tmp_path:
 
 
 def test_key_show_prints_only_the_recipient() -> None:
-    identity = derive_identity(VECTORS[1][0])
+    identity = derive_identity(VECTORS[1][0], KDF_SALT)
     write_key_file(Path(os.environ["CLAUDE_SYNC_HOME"]) / "age-key.txt", identity)
     result = CliRunner().invoke(main, ["key", "show"])
     assert result.exit_code == 0
