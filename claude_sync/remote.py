@@ -51,6 +51,7 @@ MARKER = "CLAUDE-SYNC.json"
 KEYCHECK = "keycheck.age"
 KEYCHECK_TEXT = b"claude-sync keycheck v1\n"
 OBJECTS = "objects"
+OBJECT_NAME = re.compile(r"^[0-9a-f]{64}$")
 MANIFESTS = "manifests"  # format 1
 
 
@@ -256,17 +257,22 @@ class Remote:
         with contextlib.suppress(RemoteNotFound):
             self.rclone.run(["purge", self.path(f"{JOURNAL}/{device_id}")], bounded=True)
 
-    def list_objects(self) -> dict[str, RemoteObject]:
-        """Every object on the remote, with its size and age, in one listing."""
+    def list_objects(self, strays: list[str] | None = None) -> dict[str, RemoteObject]:
+        """Every object on the remote, with its size and age, in one listing. A name that
+        is no object's (a sync client's copy, a macOS `._` file) is left out, never taken
+        for one, and put in `strays` when given."""
         try:
             entries = self.rclone.list_files(self.path(OBJECTS))
         except RemoteNotFound:
             return {}
-        return {
-            entry["Name"][: -len(".age")]: RemoteObject(entry["Size"], _seconds(entry["ModTime"]))
-            for entry in entries
-            if entry["Name"].endswith(".age")
-        }
+        found = {}
+        for entry in entries:
+            name = entry["Name"][: -len(".age")]
+            if OBJECT_NAME.match(name) and entry["Path"] == f"{name[:2]}/{name}.age":
+                found[name] = RemoteObject(entry["Size"], _seconds(entry["ModTime"]))
+            elif strays is not None:
+                strays.append(f"{OBJECTS}/{entry['Path']}")
+        return found
 
     def delete_objects(self, staging: Path, names: list[str]) -> None:
         """Delete objects/<aa>/<name>.age for every name, in one rclone call that can touch

@@ -822,7 +822,18 @@ def test_a_stray_file_in_the_journal_is_ignored_with_a_warning(
     b.ok("push")
     a.ok("pull")
     assert a.read("settings.json") == b'{"b": 1}\n'
-    output = a.ok("verify")
+    objects = local_server.data_dir / "objects"
+    [object_file] = [p for p in objects.rglob("*.age")][:1]
+    odd = [
+        object_file.with_name(f"{object_file.stem} (conflicted copy).age"),
+        objects / f"._{object_file.name}",
+    ]
+    for path in odd:
+        shutil.copy(object_file, path)
+    output = a.ok("verify", "--deep")
     for name in strays:
         assert f"· journal/{name}: not written by claude-sync" in output
+    for path in odd:
+        relative = path.relative_to(local_server.data_dir).as_posix()
+        assert f"· {relative}: not written by claude-sync" in output
     assert "✓ No problems" in output

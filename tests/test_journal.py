@@ -7,8 +7,8 @@ import json
 import shutil
 
 import pytest
-from conftest import joined, put, remote_bytes
-from servers import Server
+from conftest import RCLONE, joined, put, remote_bytes
+from servers import Server, start_server
 
 from claude_sync import crypto
 from claude_sync.journal import DELTA, SNAPSHOT, JournalEntry, encode_entry, entry_name
@@ -148,3 +148,23 @@ def test_push_all_is_the_way_back_after_a_rollback(local_server: Server, make_de
     b.ok("push")
     a.ok("pull")
     assert a.read("CLAUDE.md") == b"three\n"
+
+
+@pytest.fixture
+def webdav_server(tmp_path):
+    started = start_server("webdav", tmp_path / "server-webdav", RCLONE)
+    yield started
+    started.stop()
+
+
+def test_same_second_same_size_pushes_on_webdav_are_never_lost(
+    webdav_server: Server, make_device
+) -> None:
+    """WebDAV keeps 1 s modification times: format 1 lost a manifest written in the same
+    second with the same size as the one before. Entries have new names."""
+    a, b = (joined(make_device(name), webdav_server) for name in "ab")
+    for turn in range(6):
+        a.write("settings.json", f'{{"turn": {turn}}}\n')  # the same size every time
+        assert "1 uploaded" in a.ok("push")
+        b.ok("pull")
+        assert b.read("settings.json") == f'{{"turn": {turn}}}\n'.encode()

@@ -52,7 +52,7 @@ def verify(ws: Workspace, deep: bool, repair: bool, listen: Listener) -> Verific
                 name = crypto.object_name(ws.name_key, segment.sha256)
                 wanted.setdefault(name, (device_id, path, segment))
     result.manifests = len(view.manifests)
-    present = ws.remote.list_objects()
+    present = ws.remote.list_objects(result.strays)
     result.objects = len(wanted)
     damaged: set[str] = set()
     for name, (device_id, path, _) in sorted(wanted.items()):
