@@ -84,17 +84,24 @@ def test_an_entry_forged_with_the_public_key_alone_is_refused(
         assert device.read("CLAUDE.md") == b"mine\n"
 
 
-def test_a_rolled_back_journal_is_refused(local_server: Server, make_device) -> None:
-    a, b = (joined(make_device(name), local_server) for name in "ab")
+def rolled_back(server: Server, make_device) -> tuple:
+    """A pushed CLAUDE.md "one", then "two", which B pulled; then the remote's journal was
+    restored from a backup taken between the two."""
+    a, b = (joined(make_device(name), server) for name in "ab")
     put(a, "CLAUDE.md", "one\n", 1)
     a.ok("push")
-    saved = local_server.data_dir.parent / "saved"
-    shutil.copytree(local_server.data_dir / "journal", saved)
+    saved = server.data_dir.parent / "saved"
+    shutil.copytree(server.data_dir / "journal", saved)
     put(a, "CLAUDE.md", "two\n", 2)
     a.ok("push")
     b.ok("pull")
-    shutil.rmtree(local_server.data_dir / "journal")
-    shutil.copytree(saved, local_server.data_dir / "journal")  # restored from a backup
+    shutil.rmtree(server.data_dir / "journal")
+    shutil.copytree(saved, server.data_dir / "journal")
+    return a, b
+
+
+def test_a_rolled_back_journal_is_refused(local_server: Server, make_device) -> None:
+    a, b = rolled_back(local_server, make_device)
     for device in (a, b):
         result = device.run("pull")
         assert result.exit_code == 1
@@ -130,16 +137,7 @@ def test_the_machine_a_home_was_copied_from_is_never_the_one_locked_out(
 
 
 def test_push_all_is_the_way_back_after_a_rollback(local_server: Server, make_device) -> None:
-    a, b = (joined(make_device(name), local_server) for name in "ab")
-    put(a, "CLAUDE.md", "one\n", 1)
-    a.ok("push")
-    saved = local_server.data_dir.parent / "saved"
-    shutil.copytree(local_server.data_dir / "journal", saved)
-    put(a, "CLAUDE.md", "two\n", 2)
-    a.ok("push")
-    b.ok("pull")
-    shutil.rmtree(local_server.data_dir / "journal")
-    shutil.copytree(saved, local_server.data_dir / "journal")
+    a, b = rolled_back(local_server, make_device)
     assert b.run("pull").exit_code == 1
     a.ok("push", "--all")
     assert "Already up to date" in b.ok("pull")
