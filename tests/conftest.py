@@ -210,3 +210,18 @@ def append_entry(server: Server, device: Device, document: dict) -> None:
     document["mac"] = hmac.new(metadata_key(identity), canonical.encode(), "sha256").hexdigest()
     data = crypto.encrypt_bytes(json.dumps(document).encode(), identity.to_public())
     (folder / f"{seq:012d}-{secrets.token_hex(4)}.age").write_bytes(data)
+
+
+def published_files(server: Server, device: Device) -> dict[str, dict]:
+    """The decrypted `files` of `device`'s view on the remote: its newest snapshot entry
+    with each later delta applied."""
+    identity = read_key_file(device.sync_home / "age-key.txt")
+    entries = [
+        json.loads(crypto.decrypt_bytes(path.read_bytes(), identity))
+        for path in sorted(journal_folder(server, device).iterdir())
+    ]
+    start = max(i for i, entry in enumerate(entries) if entry["kind"] == "snapshot")
+    files: dict[str, dict] = {}
+    for entry in entries[start:]:
+        files.update(entry["files"])
+    return files

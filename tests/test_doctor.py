@@ -22,6 +22,7 @@ CHECKS = [
     "key",
     "remote",
     "key matches remote",
+    "remote format",
     "hooks",
     "hook command",
     "Claude Code folder",

@@ -10,7 +10,6 @@ several devices against a real remote through real rclone.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import shutil
 import stat
@@ -20,12 +19,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RCLONE, T0, Device, copies, joined, put, remote_bytes, stamped, tree
+from conftest import (
+    RCLONE,
+    T0,
+    Device,
+    copies,
+    joined,
+    published_files,
+    put,
+    remote_bytes,
+    stamped,
+    tree,
+)
 from servers import Server, server_env, start_server
 
-from claude_sync import crypto
 from claude_sync.actions import push as push_action
-from claude_sync.keys import read_key_file
 from claude_sync.locations import sync_home
 from claude_sync.session import Event
 from claude_sync.workspace import load_workspace
@@ -45,15 +53,6 @@ def remote_snapshot(server: Server) -> dict[str, tuple[bytes, int]]:
         path.relative_to(server.data_dir).as_posix(): (data, path.stat().st_mtime_ns)
         for path, data in remote_bytes(server)
     }
-
-
-def manifest_files(server: Server, device: Device) -> dict[str, dict]:
-    """The decrypted `files` of `device`'s own manifest on the remote."""
-    identity = read_key_file(device.sync_home / "age-key.txt")
-    config = yaml.safe_load((device.sync_home / "config.yaml").read_text())
-    device_id = config["device"]["id"]
-    manifest = server.data_dir / "manifests" / f"{device_id}.age"
-    return json.loads(crypto.decrypt_bytes(manifest.read_bytes(), identity))["files"]
 
 
 def trashed(device: Device) -> dict[str, bytes]:
@@ -76,7 +75,7 @@ def test_backslash_name_is_skipped_with_a_warning(local_server: Server, make_dev
     assert warning.startswith("! ") and "agents/back" in warning and "slash.md" in warning
     assert "cannot be synced" in warning
 
-    assert sorted(manifest_files(local_server, a)) == ["agents/plain.md"]
+    assert sorted(published_files(local_server, a)) == ["agents/plain.md"]
     b.ok("pull")
     assert tree(b.claude) == {"agents/plain.md": b"plain\n"}
     assert "No problems" in b.ok("verify")
@@ -135,7 +134,7 @@ def test_exclusion_on_one_device_deletes_nothing_elsewhere(
     config_path.write_text(yaml.safe_dump(document))
     put(b, "CLAUDE.md", "# notes, edited on b\n", 10)
     b.ok("push")
-    assert "settings.json" not in manifest_files(local_server, b)
+    assert "settings.json" not in published_files(local_server, b)
 
     output = a.ok("pull")
     assert "settings.json" not in output
@@ -355,7 +354,7 @@ def test_lost_state_then_remote_edit_is_no_conflict(local_server: Server, make_d
 
 def test_lost_state_push_keeps_this_devices_versions(local_server: Server, make_device) -> None:
     a, b = _lost_state(local_server, make_device)
-    assert "rules/from-b.md" in manifest_files(local_server, b)
+    assert "rules/from-b.md" in published_files(local_server, b)
     c = joined(make_device("c"), local_server)
     c.ok("pull")
     assert tree(c.claude) == tree(a.claude) == tree(b.claude)
@@ -467,7 +466,7 @@ def test_file_vanishing_during_push_is_skipped(
     warnings = [e for e in events if e.kind == "warning"]
     assert [e.path for e in warnings] == ["agents/2-doomed.md"]
     assert "vanished" in warnings[0].detail
-    assert sorted(manifest_files(local_server, a)) == ["agents/1-first.md", "agents/3-last.md"]
+    assert sorted(published_files(local_server, a)) == ["agents/1-first.md", "agents/3-last.md"]
     assert "Nothing to push" in a.ok("push")
 
     b = joined(make_device("b"), local_server)

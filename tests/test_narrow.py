@@ -8,12 +8,9 @@ import os
 import re
 from pathlib import Path
 
-import yaml
-from conftest import Device, joined, put, tree
+from conftest import Device, joined, published_files, put, tree
 from servers import Server
 
-from claude_sync import crypto
-from claude_sync.keys import read_key_file
 from claude_sync.projects import encode_project
 
 
@@ -48,7 +45,7 @@ def test_push_session_sends_only_that_session_and_history(
     b.ok("push")
     a.ok("pull")  # A's state takes B's agents/y.md; its manifest still names its own
     before = tree(b.claude)
-    published = manifest_files(local_server, a)
+    published = published_files(local_server, a)
 
     append(a, f"{s1}.jsonl", line(app, "one more"), 10)
     put(a, f"{s1}/tool-results/r.txt", "r1 changed\n", 11)
@@ -59,7 +56,7 @@ def test_push_session_sends_only_that_session_and_history(
     (a.claude / "agents/x.md").unlink()
     output = a.ok("push", "--session", "s1")
     assert "4 uploaded, 0 deleted" in output
-    now = manifest_files(local_server, a)
+    now = published_files(local_server, a)
     outside = [path for path in published if "/s1" not in path and path != "history.jsonl"]
     assert {path: now[path] for path in outside} == {path: published[path] for path in outside}
     b.ok("pull")
@@ -128,14 +125,6 @@ def test_pull_device_takes_only_what_that_device_published(
     assert result.output.strip().splitlines() == [
         f"Error: no device 'nope' on the remote; known: a [{a_id(c)}], b [{b_id}]"
     ]
-
-
-def manifest_files(server: Server, device: Device) -> dict[str, dict]:
-    """The decrypted `files` of `device`'s own manifest on the remote."""
-    identity = read_key_file(device.sync_home / "age-key.txt")
-    device_id = yaml.safe_load((device.sync_home / "config.yaml").read_text())["device"]["id"]
-    manifest = server.data_dir / "manifests" / f"{device_id}.age"
-    return json.loads(crypto.decrypt_bytes(manifest.read_bytes(), identity))["files"]
 
 
 def a_id(device: Device) -> str:

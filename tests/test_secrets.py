@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import Result
-from conftest import PASSPHRASE, Device, joined, put, remote_bytes
+from conftest import PASSPHRASE, Device, joined, published_files, put, remote_bytes
 from servers import Server
 
 from claude_sync import crypto
@@ -208,13 +208,10 @@ def test_credentials_and_ide_never_leave_with_include_everything(
     assert "2 uploaded" in a.ok("push")
 
     identity = read_key_file(a.sync_home / "age-key.txt")
-    manifests = sorted((local_server.data_dir / "manifests").glob("*.age"))
-    assert manifests
-    for manifest in manifests:
-        paths = json.loads(crypto.decrypt_bytes(manifest.read_bytes(), identity))["files"]
-        assert sorted(paths) == ["settings.json", "todos/list.json"]
-        for path in paths:
-            assert ".credentials.json" not in path and not path.startswith("ide/"), path
+    paths = published_files(local_server, a)
+    assert sorted(paths) == ["settings.json", "todos/list.json"]
+    for path in paths:
+        assert ".credentials.json" not in path and not path.startswith("ide/"), path
     objects = 0
     for path, data in remote_bytes(local_server):
         assert secret.encode() not in data, path
