@@ -166,3 +166,24 @@ def test_same_second_same_size_pushes_on_webdav_are_never_lost(
         assert "1 uploaded" in a.ok("push")
         b.ok("pull")
         assert b.read("settings.json") == f'{{"turn": {turn}}}\n'.encode()
+
+
+def test_a_replayed_older_entry_changes_nothing(local_server: Server, make_device) -> None:
+    """An entry deleted below a snapshot, put back (a storage provider replaying an old
+    write), is below the device's newest snapshot: no device reads it."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "one\n", 1)
+    a.ok("push")
+    [first] = journal_of(local_server, a)
+    old = first.read_bytes()
+    for turn in range(2, 5):  # deltas outgrow the one-path snapshot: a new snapshot
+        put(a, "CLAUDE.md", f"v{turn}\n", turn)
+        a.ok("push")
+    assert first not in journal_of(local_server, a)
+    b.ok("pull")
+    first.write_bytes(old)
+    assert "Already up to date" in b.ok("pull")
+    assert b.read("CLAUDE.md") == b"v4\n"
+    c = joined(make_device("c"), local_server)
+    c.ok("pull")
+    assert c.read("CLAUDE.md") == b"v4\n"
