@@ -492,7 +492,7 @@ def push(
     claude-sync push
     claude-sync push --dry-run
     claude-sync push --session 0b1c2d3e-...   # the rest stays for the next push
-    claude-sync push --all                    # after the remote lost objects/ or manifests/
+    claude-sync push --all                    # after the remote lost objects/ or journal/
     """
     if hook and (session_id is not None or resend):
         raise ConfigError("--hook pushes what changed: leave out --session and --all")
@@ -652,7 +652,7 @@ def devices(ctx: click.Context) -> None:
 @devices.command("forget")
 @click.argument("name")
 def devices_forget(name: str) -> None:
-    """Retire the device NAME (its name or id, as `devices` shows them): its manifest is
+    """Retire the device NAME (its name or id, as `devices` shows them): its journal is
     deleted, so `prune` can reclaim what only it used. Refused while it holds the only copy
     of a file, and for this device.
 
@@ -753,8 +753,9 @@ def _show_diff(original: Path, copy: Path) -> None:
     help="Check as --deep does, then send again each damaged object this device has.",
 )
 def verify(deep: bool, repair: bool) -> None:
-    """Check that every object every manifest names exists (--deep: and decrypts to its
-    hash; --repair: and send again the missing or corrupt ones from this device's files).
+    """Check every journal entry, and that every object a device's view names exists
+    (--deep: and decrypts to its hash; --repair: and send again the missing or corrupt
+    ones from this device's files).
 
     \b
     claude-sync verify

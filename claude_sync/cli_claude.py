@@ -187,7 +187,7 @@ def _claude_binary() -> str:
 def _run_claude(arguments: list[str]) -> None:
     """Pull, run Claude Code with the terminal, then push; exit with Claude Code's code.
 
-    The pull's wait for the remote is bounded by rclone.timeout (the manifests); what it
+    The pull's wait for the remote is bounded by rclone.timeout (the journal); what it
     then downloads shows its progress, and Ctrl-C stops it."""
     binary = _claude_binary()
     around = os.environ.get(WRAPPED)

@@ -170,7 +170,7 @@ def decrypt_stream(source: Path, target: BinaryIO, identity: x25519.Identity) ->
 
 
 def encrypt_bytes(data: bytes, recipient: x25519.Recipient, compress: bool = True) -> bytes:
-    """age(zstd(data)), or age(data), for small metadata (manifests, keycheck)."""
+    """age(zstd(data)), or age(data), for small metadata (journal entries, keycheck)."""
     return pyrage.encrypt(zstd.compress(data) if compress else data, [recipient])
 
 

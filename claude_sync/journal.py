@@ -5,7 +5,7 @@
     {"format": 2, "device": {"id": "9f2c...", "name": "laptop"}, "seq": 7,
      "kind": "delta" | "snapshot", "updated": "<iso>",
      "instance": {"id": "<hex>", "created": <ns>},
-     "files": {"<remote path>": <version, as in a format-1 manifest>},
+     "files": {"<remote path>": <version: see `manifest`>},
      "projects": {...}, "moves": {...},
      "mac": "<hex>"}
 

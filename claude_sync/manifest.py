@@ -73,7 +73,7 @@ def version_to_json(version: Version) -> dict:
 
 def version_from_json(path: str, raw: object) -> Version:
     def bad(what: str) -> RemoteFormatError:
-        return RemoteFormatError(f"manifest entry for {path!r} is invalid: {what}")
+        return RemoteFormatError(f"the version of {path!r} is invalid: {what}")
 
     if not isinstance(raw, dict):
         raise bad("not a mapping")
@@ -169,7 +169,7 @@ def projects_to_json(projects: dict[str, Project]) -> dict:
 def projects_from_json(raw: object) -> dict[str, Project]:
     """A project table, checked: each remote folder one safe name, each key a key."""
     if not isinstance(raw, dict):
-        raise RemoteFormatError("manifest's project table is not a mapping")
+        raise RemoteFormatError("the project table is not a mapping")
     projects = {}
     for folder, entry in raw.items():
         if (
@@ -181,7 +181,7 @@ def projects_from_json(raw: object) -> dict[str, Project]:
             or not isinstance(entry.get("path"), str)
             or len(entry["path"]) > 4096
         ):
-            raise RemoteFormatError(f"manifest's project table entry {folder!r} is invalid")
+            raise RemoteFormatError(f"the project table entry {folder!r} is invalid")
         projects[folder] = Project(entry["key"], entry["path"])
     return projects
 

@@ -3,13 +3,14 @@
 A project synced under one key keeps its sessions' paths in that key's remote folder. When
 the key of that project changes on the device that has it (`path_map` or `projects.key`
 set after its first sync), the device records a move, `old remote folder -> new one`, and
-every device publishes the moves it knows in its manifest:
+every device publishes the moves it knows in its journal entries:
 
     "moves": {"-srv-app": {"to": "~-work-app", "at": 1764500000000000000}}
 
 A device reads every path under a moved folder as the same path under the folder it moved
-to: in the state, in its scan and in every manifest, so a file keeps its versions and
-nothing is uploaded again. Once every device has pushed, no manifest names the old folder.
+to: in the state, in its scan and in every device's view, so a file keeps its versions
+and nothing is uploaded again. Once every device has written a snapshot, no view names the
+old folder.
 
 Moves from all devices are taken oldest first (by `at`, then by names); a move into a
 folder drops any move out of it, so a key set back again returns to its old folder and no
@@ -87,7 +88,7 @@ def moves_to_json(moves: Mapping[str, Move]) -> dict:
 def moves_from_json(raw: object) -> dict[str, Move]:
     """A moves table, checked: each folder one safe name, each time an integer."""
     if not isinstance(raw, dict):
-        raise RemoteFormatError("manifest's moves table is not a mapping")
+        raise RemoteFormatError("the moves table is not a mapping")
     moves = {}
     for source, entry in raw.items():
         if (
@@ -97,7 +98,7 @@ def moves_from_json(raw: object) -> dict[str, Move]:
             or not isinstance(entry.get("at"), int)
             or isinstance(entry.get("at"), bool)
         ):
-            raise RemoteFormatError(f"manifest's moves table entry {source!r} is invalid")
+            raise RemoteFormatError(f"the moves table entry {source!r} is invalid")
         moves[source] = Move(entry["to"], entry["at"])
     return moves
 

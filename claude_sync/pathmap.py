@@ -172,7 +172,7 @@ def is_safe_path(path: str) -> bool:
 def validate_remote_path(path: object) -> str:
     """Return `path` if it is a safe relative POSIX path; raise naming it otherwise."""
     if not isinstance(path, str) or not is_safe_path(path):
-        raise RemoteFormatError(f"manifest names an unsafe path {path!r}: refused")
+        raise RemoteFormatError(f"names an unsafe path {path!r}: refused")
     return path
 
 
@@ -596,6 +596,6 @@ class PathMap:
         return waiting
 
     def published(self, paths: Iterable[str]) -> dict[str, Project]:
-        """The projects of the remote folders `paths` lie in: the table a manifest carries."""
+        """The projects of the remote folders `paths` lie in: the table a journal entry carries."""
         folders = {path.split("/")[1] for path in paths if path.startswith("projects/")}
         return {remote: self.projects[remote] for remote in sorted(folders & set(self.projects))}

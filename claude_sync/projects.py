@@ -25,7 +25,7 @@ A local folder's key comes from the path Claude Code recorded (`cwd`) on a trans
 in it, taking the first one that names this very folder (a transcript that came from
 another device records that device's path); else from `project` in history.jsonl; else the
 folder name (`~` for the encoded home folder). Each device writes its table of remote folder
--> (key, recorded path) into its manifest, so every device materialises each remote folder
+-> (key, recorded path) into its journal entries, so every device materialises each remote folder
 under the folder Claude Code would use for that key's path here.
 """
 

@@ -56,7 +56,7 @@ class Summary:
     deferred: bool = False
     pending: list[str] = field(default_factory=list)  # conflict copies in the folder after a pull
     refused: list[str] = field(default_factory=list)  # paths left: a needed object is damaged
-    checked: int = 0  # push --all: the objects the manifest names, looked for on the remote
+    checked: int = 0  # push --all: the objects this device's view names, looked for on the remote
     resent: int = 0  # push --all: those missing there, sent again from this device's bytes
     unrestorable: list[str] = field(default_factory=list)  # push --all: paths whose bytes are gone
 
