@@ -5,7 +5,7 @@ would then write one device's journal. `instance.json` holds a random id, when i
 made, and where: the machine's name and the home folder's real path and inode. A home
 that finds itself elsewhere makes a new instance, so a copy is always the younger one, and
 the machine it was copied *from* keeps the older: when both write, the younger stops (see
-`Session.check_instance`), and a home moved for good (the old machine gone) goes on.
+`Session.check_journal`), and a home moved for good (the old machine gone) goes on.
 """
 
 from __future__ import annotations

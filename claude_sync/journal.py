@@ -36,12 +36,14 @@ from dataclasses import dataclass, field
 from .errors import RemoteFormatError
 from .manifest import (
     Manifest,
+    moves_from_json,
+    moves_to_json,
     projects_from_json,
     projects_to_json,
     version_from_json,
     version_to_json,
 )
-from .moves import Move, moves_from_json, moves_to_json
+from .moves import Move
 from .pathmap import validate_remote_path
 from .projects import Project
 from .versions import Version
@@ -49,7 +51,6 @@ from .versions import Version
 FORMAT = 2
 JOURNAL = "journal"
 ENTRY_NAME = re.compile(r"^(\d{12})-[0-9a-f]{8}\.age$")
-DEVICE_ID = re.compile(r"^[0-9a-zA-Z_-]{1,64}$")
 DELTA, SNAPSHOT = "delta", "snapshot"
 
 

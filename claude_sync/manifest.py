@@ -32,17 +32,18 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import RemoteFormatError
-from .moves import Move, moves_from_json
+from .moves import Move
 from .pathmap import is_safe_path, validate_remote_path
 from .projects import Project, is_key
 from .versions import Segment, Version, VersionVector
 
 FORMAT = 1
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DEVICE_ID = re.compile(r"^[0-9a-zA-Z_-]{1,64}$")
+DEVICE_ID = re.compile(r"^[0-9a-zA-Z_-]{1,64}$")
 MANIFEST_NAME = re.compile(r"^[0-9a-zA-Z_-]{1,64}\.age$")  # manifests/<device id>.age
 
 
@@ -87,7 +88,7 @@ def version_from_json(path: str, raw: object) -> Version:
         raise bad("size")
     if not isinstance(mtime_ns, int) or isinstance(mtime_ns, bool):
         raise bad("mtime_ns")
-    if not isinstance(device, str) or not _DEVICE_ID.match(device):
+    if not isinstance(device, str) or not DEVICE_ID.match(device):
         raise bad("device")
     if mode is not None and (
         not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o777
@@ -96,7 +97,7 @@ def version_from_json(path: str, raw: object) -> Version:
     if not isinstance(vector, dict) or not vector:
         raise bad("vector")
     for key, count in vector.items():
-        if not _DEVICE_ID.match(key) or not isinstance(count, int) or count <= 0:
+        if not DEVICE_ID.match(key) or not isinstance(count, int) or count <= 0:
             raise bad("vector")
     if not isinstance(segments, list):
         raise bad("segments")
@@ -173,9 +174,7 @@ def projects_from_json(raw: object) -> dict[str, Project]:
     projects = {}
     for folder, entry in raw.items():
         if (
-            not isinstance(folder, str)
-            or "/" in folder
-            or not is_safe_path(folder)
+            not _is_folder(folder)
             or not isinstance(entry, dict)
             or not is_key(entry.get("key"))
             or not isinstance(entry.get("path"), str)
@@ -188,3 +187,31 @@ def projects_from_json(raw: object) -> dict[str, Project]:
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def moves_to_json(moves: Mapping[str, Move]) -> dict:
+    return {source: {"to": move.to, "at": move.at} for source, move in sorted(moves.items())}
+
+
+def moves_from_json(raw: object) -> dict[str, Move]:
+    """A moves table (see `moves`), checked: each folder one safe name, each time an
+    integer."""
+    if not isinstance(raw, dict):
+        raise RemoteFormatError("the moves table is not a mapping")
+    moves = {}
+    for source, entry in raw.items():
+        if (
+            not _is_folder(source)
+            or not isinstance(entry, dict)
+            or not _is_folder(entry.get("to"))
+            or not isinstance(entry.get("at"), int)
+            or isinstance(entry.get("at"), bool)
+        ):
+            raise RemoteFormatError(f"the moves table entry {source!r} is invalid")
+        moves[source] = Move(entry["to"], entry["at"])
+    return moves
+
+
+def _is_folder(name: object) -> bool:
+    """One safe name of a folder under projects/."""
+    return isinstance(name, str) and "/" not in name and is_safe_path(name)

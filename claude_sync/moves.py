@@ -19,12 +19,9 @@ chain of moves ever loops.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
-
-from .errors import RemoteFormatError
 
 T = TypeVar("T")
 
@@ -79,38 +76,3 @@ def moved_paths(moves: Mapping[str, Move], items: Mapping[str, T]) -> dict[str, 
     for path, item in items.items():
         result.setdefault(moved_path(moves, path), item)
     return result
-
-
-def moves_to_json(moves: Mapping[str, Move]) -> dict:
-    return {source: {"to": move.to, "at": move.at} for source, move in sorted(moves.items())}
-
-
-def moves_from_json(raw: object) -> dict[str, Move]:
-    """A moves table, checked: each folder one safe name, each time an integer."""
-    if not isinstance(raw, dict):
-        raise RemoteFormatError("the moves table is not a mapping")
-    moves = {}
-    for source, entry in raw.items():
-        if (
-            not _is_folder(source)
-            or not isinstance(entry, dict)
-            or not _is_folder(entry.get("to"))
-            or not isinstance(entry.get("at"), int)
-            or isinstance(entry.get("at"), bool)
-        ):
-            raise RemoteFormatError(f"the moves table entry {source!r} is invalid")
-        moves[source] = Move(entry["to"], entry["at"])
-    return moves
-
-
-def _is_folder(name: object) -> bool:
-    """One safe name of a folder under projects/ (no separator, no way out, UTF-8)."""
-    if not isinstance(name, str) or name in ("", ".", "..") or len(name) > 1024:
-        return False
-    if any(character in name for character in "/\\\x00") or re.match(r"^[A-Za-z]:", name):
-        return False
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -17,7 +17,6 @@ from . import crypto
 from .errors import RemoteFormatError
 from .files import private_folder, write_private
 from .journal import (
-    DEVICE_ID,
     JOURNAL,
     JournalEntry,
     decode_entry,
@@ -26,7 +25,7 @@ from .journal import (
     entry_name,
     entry_seq,
 )
-from .manifest import Manifest
+from .manifest import DEVICE_ID, Manifest
 from .remote import check_current
 from .versions import Version
 from .workspace import Workspace

@@ -44,8 +44,15 @@ from pathlib import Path
 
 from .errors import ClaudeSyncError
 from .files import write_private
-from .manifest import projects_from_json, projects_to_json, version_from_json, version_to_json
-from .moves import Move, moves_from_json, moves_to_json
+from .manifest import (
+    moves_from_json,
+    moves_to_json,
+    projects_from_json,
+    projects_to_json,
+    version_from_json,
+    version_to_json,
+)
+from .moves import Move
 from .projects import Project
 from .versions import Version
 

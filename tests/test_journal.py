@@ -102,13 +102,14 @@ def rolled_back(server: Server, make_device) -> tuple:
 
 def test_a_rolled_back_journal_is_refused(local_server: Server, make_device) -> None:
     a, b = rolled_back(local_server, make_device)
+    restored = dict(remote_bytes(local_server))
     for device in (a, b):
         result = device.run("pull")
         assert result.exit_code == 1
         assert "the remote was rolled back for device a" in result.output
         assert "run `claude-sync push --all` on a" in result.output
     assert b.read("CLAUDE.md") == b"two\n"
-    assert dict(remote_bytes(local_server))  # nothing was written over it
+    assert dict(remote_bytes(local_server)) == restored  # nothing was written over it
 
 
 def test_the_machine_a_home_was_copied_from_is_never_the_one_locked_out(

@@ -7,15 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from claude_sync.errors import RemoteFormatError
-from claude_sync.moves import (
-    Move,
-    final_folder,
-    merge_moves,
-    moved_path,
-    moved_paths,
-    moves_from_json,
-    moves_to_json,
-)
+from claude_sync.manifest import moves_from_json, moves_to_json
+from claude_sync.moves import Move, final_folder, merge_moves, moved_path, moved_paths
 
 
 def test_a_path_under_a_moved_folder_reads_as_under_the_new_one() -> None:

@@ -394,8 +394,8 @@ def push(
     """Push what changed among the paths `scope` takes in (the others stay pending). With
     `foreground_bytes`, a push that would send more than that does nothing and says so
     (summary.deferred): the caller hands it to the background. With `resend` (push --all,
-    for a remote that was wiped or replaced) every object this device's manifest names
-    and the remote lacks is sent again, and the manifest written, even with no change."""
+    for a remote that was wiped, replaced or rolled back) every object this device's view
+    names and the remote lacks is sent again, and a snapshot written, even with no change."""
     session = Session(ws, listen, accept_rollback=resend)
     if not dry_run:
         session.empty_trash()
@@ -411,7 +411,7 @@ def push(
     if session.forget_unsynced() and not dry_run:
         session.save()
     offline = plan_push(session, {}, scope)
-    # The manifest is written even with no file to send: a move to publish, or push --all.
+    # An entry is written even with no file to send: a move to publish, or push --all.
     rewrite = session.state.publish_moves or resend
     if not offline and not rewrite:
         return summary
