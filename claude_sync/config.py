@@ -9,7 +9,8 @@ config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
       rclone_config: /home/me/.claude-sync/rclone.conf  # null: rclone's own default config
       provider: s3                             # the template used; null for a user's own remote
     key: {mode: passphrase}                    # or random
-    rclone: {binary: null, timeout: 30}        # seconds to wait for an unreachable remote
+    rclone: {binary: null, timeout: 30, transfers: 8}  # timeout: seconds to wait for an
+                                               # unreachable remote; transfers: files sent at once
     sync: {include: [...], exclude: [...]}     # on top of the defaults and the deny list
     hooks: {pull_timeout: 5}                   # seconds a hook-run pull may take in all
     trash: {keep_days: 30}                     # days trash/<time>/ folders are kept
@@ -38,7 +39,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
     "device": ("id", "name"),
     "remote": ("root", "rclone_config", "provider"),
     "key": ("mode",),
-    "rclone": ("binary", "timeout"),
+    "rclone": ("binary", "timeout", "transfers"),
     "sync": ("include", "exclude"),
     "hooks": ("pull_timeout",),
     "trash": ("keep_days",),
@@ -57,6 +58,7 @@ class Config:
     key_mode: str = "passphrase"
     rclone_binary: str | None = None
     timeout: int = 30
+    transfers: int = 8  # files rclone sends or fetches at once
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     hook_pull_timeout: int = 5
@@ -75,7 +77,11 @@ class Config:
                 "provider": self.provider,
             },
             "key": {"mode": self.key_mode},
-            "rclone": {"binary": self.rclone_binary, "timeout": self.timeout},
+            "rclone": {
+                "binary": self.rclone_binary,
+                "timeout": self.timeout,
+                "transfers": self.transfers,
+            },
             "sync": {"include": self.include, "exclude": self.exclude},
             "hooks": {"pull_timeout": self.hook_pull_timeout},
             "trash": {"keep_days": self.trash_keep_days},
@@ -193,6 +199,10 @@ def load_config(home: Path) -> Config:
     timeout = _typed(rclone, "timeout", int, "rclone", path) or 30
     if timeout <= 0:
         raise ConfigError(f"{path}: `rclone.timeout` must be a positive number of seconds")
+    transfers = _typed(rclone, "transfers", int, "rclone", path)
+    transfers = 8 if transfers is None else transfers
+    if transfers <= 0:
+        raise ConfigError(f"{path}: `rclone.transfers` must be a positive number of files")
     pull_timeout = _typed(hooks, "pull_timeout", int, "hooks", path) or 5
     if pull_timeout <= 0:
         raise ConfigError(f"{path}: `hooks.pull_timeout` must be a positive number of seconds")
@@ -208,6 +218,7 @@ def load_config(home: Path) -> Config:
         key_mode=key_mode,
         rclone_binary=_typed(rclone, "binary", str, "rclone", path),
         timeout=timeout,
+        transfers=transfers,
         include=_typed(sync, "include", list, "sync", path) or [],
         exclude=_typed(sync, "exclude", list, "sync", path) or [],
         hook_pull_timeout=pull_timeout,

@@ -41,10 +41,14 @@ class Digest:
 class _CompressingReader:
     """A file-like reader giving zstd(source) while hashing what it reads from source."""
 
-    def __init__(self, source: BinaryIO, limit: int | None) -> None:
+    def __init__(self, source: BinaryIO, limit: int | None, threads: int) -> None:
         self._source = source
         self._remaining = limit
-        self._compressor = zstd.ZstdCompressor()
+        self._compressor = (
+            zstd.ZstdCompressor(options={zstd.CompressionParameter.nb_workers: threads})
+            if threads
+            else zstd.ZstdCompressor()
+        )
         self._buffer = bytearray()
         self._finished = False
         self.hash = hashlib.sha256()
@@ -134,11 +138,20 @@ class _KeepingWriteErrors:
         self._target.flush()
 
 
+def parse_recipient(text: str) -> x25519.Recipient:
+    return x25519.Recipient.from_str(text)
+
+
 def encrypt_stream(
-    source: BinaryIO, target: Path, recipient: x25519.Recipient, limit: int | None = None
+    source: BinaryIO,
+    target: Path,
+    recipient: x25519.Recipient,
+    limit: int | None = None,
+    threads: int = 0,
 ) -> Digest:
-    """Write age(zstd(source)) to target, reading at most `limit` bytes (all when None)."""
-    reader = _CompressingReader(source, limit)
+    """Write age(zstd(source)) to target, reading at most `limit` bytes (all when None).
+    With `threads`, zstd compresses on that many threads of its own (a big file)."""
+    reader = _CompressingReader(source, limit, threads)
     with open(target, "wb") as out:
         writer = _KeepingWriteErrors(out)
         try:

@@ -251,6 +251,8 @@ def recorded_path(transcript: Path) -> str | None:
                 read += len(line)
                 if read > FIRST_BYTES:
                     return None
+                if b'"cwd"' not in line:  # most lines: no need to parse them
+                    continue
                 try:
                     cwd = json.loads(line).get("cwd")
                 except (ValueError, AttributeError, UnicodeDecodeError):

@@ -233,8 +233,9 @@ class Remote:
         self.rclone.delete_files(self.path(f"{JOURNAL}/{device_id}"), list_file)
 
     def upload_objects(self, staging: Path, names: list[str], replace: bool = False) -> None:
-        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call. Objects
-        are immutable; only `replace` (a repair of corrupt ones) writes over one there.
+        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call; each
+        leaves staging as it is sent. Objects are immutable; only `replace` (a repair of
+        corrupt ones) writes over one there.
 
         Each is dated now first: rclone gives a file on the remote its local time, and the
         grace period `prune` gives new objects (a push sends them before its journal entry
@@ -244,7 +245,7 @@ class Remote:
             os.utime(staging / object_path(name), (now, now))
         list_file = staging / "upload-list"
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
-        self.rclone.copy_files(str(staging), self.root, list_file, ignore_times=replace)
+        self.rclone.move_files(str(staging), self.root, list_file, ignore_times=replace)
 
     def download_objects(self, staging: Path, names: list[str]) -> None:
         """Fetch the objects into staging/objects/<aa>/<name>.age, in one rclone call."""

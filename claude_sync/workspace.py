@@ -51,7 +51,8 @@ class Workspace:
 
 
 def rclone_for(config: Config) -> Rclone:
-    return Rclone(find_rclone(config.rclone_binary), config.rclone_config, config.timeout)
+    binary = find_rclone(config.rclone_binary)
+    return Rclone(binary, config.rclone_config, config.timeout, transfers=config.transfers)
 
 
 def load_workspace(home: Path) -> Workspace:

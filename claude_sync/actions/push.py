@@ -12,16 +12,15 @@ pending, and this device's manifest keeps its other entries as they were.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from .. import crypto
+from ..encrypting import Encrypted, Job, encrypt_all
 from ..errors import ClaudeSyncError
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..instance import load_instance
@@ -39,7 +38,6 @@ from ..plan import (
 )
 from ..remote import object_path
 from ..remote_view import delete_entries, write_entry
-from ..scan import read_prefix
 from ..scope import EVERYTHING, Scope, check_session_known
 from ..session import Event, Listener, Session, Summary
 from ..state import Entry
@@ -50,81 +48,48 @@ MAX_SEGMENTS = 16
 MANIFEST_ROOM = 1024 * 1024  # staging space kept for the manifest, beyond the objects
 
 
-class _HashingReader:
-    """Passes reads through while hashing them: the whole-file hash of an appended file."""
-
-    def __init__(self, source: BinaryIO, digest) -> None:
-        self._source = source
-        self._digest = digest
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
-        self._digest.update(data)
-        return data
-
-
-def _encrypt_upload(
-    session: Session, action: Upload, staging: Path, known: set[str]
-) -> tuple[Version, Segment | None, Path] | None:
-    """Encrypt a changed file into staging; return its version, the segment it encrypted
-    (None for an empty file) and the file, or None when the file vanished meanwhile.
-
-    A file that only grew since its base keeps the base's segments and adds one for the
-    appended bytes, unless that would make more than MAX_SEGMENTS, or some base segment is
-    not `known` (named by a manifest now): a base pulled from a version since replaced may
-    have lost its objects to `prune`. The prefix is checked on the very bytes that are
-    hashed, in one pass, so a file rewritten meanwhile is caught.
-    The version records the file's mode as the open file has it now (a chmod alone sends
-    nothing; it travels with the next change of bytes).
-    """
-    file = session.ws.claude / session.paths.to_local(action.path)
-    try:
-        with open(file, "rb") as handle:
-            version, new_segment = _encrypt_handle(session, action, handle, staging, known)
-    except FileNotFoundError:
-        return None
-    return version, new_segment, file
-
-
-def _encrypt_handle(
-    session: Session, action: Upload, handle: BinaryIO, staging: Path, known: set[str]
-) -> tuple[Version, Segment | None]:
+def _job(session: Session, action: Upload, staging: Path, known: set[str]) -> Job:
+    """How to encrypt a changed file. A file that only grew since its base keeps the
+    base's segments and adds one for the appended bytes, unless that would make more than
+    MAX_SEGMENTS, or some base segment is not `known` (named by a view now): a base pulled
+    from a version since replaced may have lost its objects to `prune`. The prefix is
+    checked on the very bytes that are hashed, in one pass, so a file rewritten meanwhile
+    is caught (see `encrypting`)."""
     base = action.base
-    info = os.fstat(handle.fileno())
-    whole = hashlib.sha256()
-    segments: list[Segment] = []
-    if (
+    extend = (
         base is not None
         and not base.deleted
         and base.segments
         and len(base.segments) < MAX_SEGMENTS
-        and info.st_size > base.size
+        and action.local.size > base.size
         and all(segment.sha256 in known for segment in base.segments)
-    ):
-        prefix = hashlib.sha256()
-        if read_prefix(handle, base.size, prefix.update) and prefix.hexdigest() == base.sha256:
-            whole, segments = prefix, list(base.segments)
-        else:
-            handle.seek(0)
-    temporary = staging / temporary_name()
-    digest = crypto.encrypt_stream(_HashingReader(handle, whole), temporary, session.ws.recipient)
-    new_segment = Segment(digest.sha256, digest.size) if digest.size else None
-    if new_segment is not None:
-        segments.append(new_segment)
-        _into_staging(session, temporary, digest.sha256, staging)
-    else:
-        temporary.unlink()
-    version = Version(
-        whole.hexdigest(),
-        sum(segment.size for segment in segments),
-        info.st_mtime_ns,
+    )
+    return Job(
+        action.path,
+        session.ws.claude / session.paths.to_local(action.path),
+        staging / temporary_name(),
+        action.local.size,
+        base.size if extend and base is not None else 0,
+        base.sha256 if extend and base is not None else "",
+    )
+
+
+def _version(session: Session, action: Upload, encrypted: Encrypted) -> Version:
+    """The version an encrypted file is published as. It records the file's mode as the
+    open file had it (a chmod alone sends nothing; it travels with the next change)."""
+    segments = list(action.base.segments) if encrypted.extended and action.base else []
+    if encrypted.object is not None:
+        segments.append(Segment(encrypted.object.sha256, encrypted.object.size))
+    return Version(
+        encrypted.sha256,
+        encrypted.size,
+        encrypted.mtime_ns,
         action.vector,
         session.device,
         False,
         tuple(segments),
-        info.st_mode & 0o777,
+        encrypted.mode,
     )
-    return version, new_segment
 
 
 def _into_staging(session: Session, temporary: Path, sha256: str, staging: Path) -> None:
@@ -214,6 +179,51 @@ def plan_push(
     return actions
 
 
+UPLOAD_BATCH = 128 * 1024 * 1024  # plaintext bytes encrypted before rclone is handed them
+
+
+def _encrypt_and_send(
+    session: Session,
+    uploads: list[Upload],
+    staging: Path,
+    known: set[str],
+    on_remote: Callable[[str], bool],
+    total: int,
+) -> tuple[dict[str, tuple[Version, Path | None]], set[str]]:
+    """Encrypt every upload (see `encrypting`) and send the new objects, in batches while
+    the rest are still being encrypted; return path -> (version, local file), and the
+    names of the objects sent. A batch is at least UPLOAD_BATCH bytes, or a quarter of
+    the push, so that a big push starts few rclones."""
+    jobs = {action.path: _job(session, action, staging, known) for action in uploads}
+    by_path = {action.path: action for action in uploads}
+    batch_bytes = max(UPLOAD_BATCH, sum(job.size for job in jobs.values()) // 4)
+    updates: dict[str, tuple[Version, Path | None]] = {}
+    sent: set[str] = set()
+    batch: list[str] = []
+    pending = 0
+    recipient = str(session.ws.recipient)
+    for index, (job, encrypted) in enumerate(encrypt_all(list(jobs.values()), recipient), 1):
+        if encrypted is None:
+            session.listen(Event("warning", job.path, detail=f"{job.path} vanished"))
+            continue
+        version = _version(session, by_path[job.path], encrypted)
+        if encrypted.object is not None:
+            _into_staging(session, job.temporary, encrypted.object.sha256, staging)
+            name = session.object_name(encrypted.object.sha256)
+            if not on_remote(encrypted.object.sha256) and name not in sent:
+                batch.append(name)
+                sent.add(name)
+                pending += job.size
+        updates[job.path] = (version, job.file)
+        session.listen(Event("upload", job.path, version.size, index, total))
+        if pending >= batch_bytes:
+            session.ws.remote.upload_objects(staging, sorted(batch))
+            batch, pending = [], 0
+    if batch:
+        session.ws.remote.upload_objects(staging, sorted(batch))
+    return updates, sent
+
+
 def _send(
     session: Session,
     actions: list[PushAction],
@@ -240,18 +250,7 @@ def _send(
         sent before the manifest that names them)."""
         return session.object_name(sha256) in listed if resend else sha256 in known
 
-    to_send: set[str] = set()
-    updates: dict[str, tuple[Version, Path | None]] = {}
-    for index, action in enumerate(uploads, 1):
-        encrypted = _encrypt_upload(session, action, staging, known)
-        if encrypted is None:
-            session.listen(Event("warning", action.path, detail=f"{action.path} vanished"))
-            continue
-        version, new_segment, file = encrypted
-        if new_segment is not None and not on_remote(new_segment.sha256):
-            to_send.add(session.object_name(new_segment.sha256))
-        updates[action.path] = (version, file)
-        session.listen(Event("upload", action.path, version.size, index, total))
+    updates, sent_objects = _encrypt_and_send(session, uploads, staging, known, on_remote, total)
     for index, action in enumerate(tombstones, len(uploads) + 1):
         tombstone = Version("", 0, time.time_ns(), action.vector, session.device, deleted=True)
         updates[action.path] = (tombstone, None)
@@ -278,9 +277,9 @@ def _send(
             **(previous.files if previous else {}),
             **{p: entry.base for p, entry in session.state.files.items() if scope.includes(p)},
         }
-        to_send |= _resend(session, files, listed | to_send, staging, summary)
-    if to_send:
-        ws.remote.upload_objects(staging, sorted(to_send))
+        to_send = _resend(session, files, listed | sent_objects, staging, summary)
+        if to_send:
+            ws.remote.upload_objects(staging, sorted(to_send))
     sent = {segment.sha256 for version, _ in updates.values() for segment in version.segments}
     publish_entry(session, scope, staging, None if resend else known | sent, snapshot=resend)
     session.state.last_push = now_iso()

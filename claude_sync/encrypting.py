@@ -1,0 +1,137 @@
+"""Encrypting the files a push sends, on every core.
+
+Each file is read once: the pass that compresses and encrypts it also takes its SHA-256,
+and, for a file that grew, the SHA-256 of the prefix its base already holds. Small files
+are spread over a pool of processes (age and zstd hold Python's lock, so threads would
+not help); a big one is encrypted in this process with zstd's own threads, while the pool
+goes on with the small ones. Results arrive as each file is done, so that the caller can
+hand finished objects to rclone while the rest are still being encrypted.
+
+Only the recipient (the public key) goes to the pool's processes; the identity stays here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from . import crypto
+from .scan import read_prefix
+
+BIG_FILE = 32 * 1024 * 1024  # from here on, a file gets zstd's threads instead of the pool
+POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
+
+
+@dataclass(frozen=True)
+class Job:
+    """A file to encrypt into `temporary`. With `prefix_size`, a file that grew since its
+    base: when its first `prefix_size` bytes still hash to `prefix_sha256`, only the rest
+    is encrypted."""
+
+    path: str  # the remote path it is sent as
+    file: Path
+    temporary: Path
+    size: int  # the size the scan saw: where the file goes, and what the progress counts
+    prefix_size: int = 0
+    prefix_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Encrypted:
+    """A file encrypted: its SHA-256 and size as read (the whole file), the object written
+    (None when nothing was: an empty file, or an empty tail), and the stat of the open file
+    before it was read."""
+
+    sha256: str
+    size: int
+    extended: bool  # the prefix matched: the object holds only the bytes past it
+    object: crypto.Digest | None
+    mtime_ns: int
+    mode: int
+
+
+def encrypt_file(job: Job, recipient: str, threads: int = 0) -> Encrypted | None:
+    """Encrypt one file as `job` says; None when it vanished before it was opened."""
+    try:
+        with open(job.file, "rb") as handle:
+            return _encrypt_handle(job, handle, recipient, threads)
+    except FileNotFoundError:
+        return None
+
+
+def _encrypt_handle(job: Job, handle: BinaryIO, recipient: str, threads: int) -> Encrypted:
+    info = os.fstat(handle.fileno())
+    whole = hashlib.sha256()
+    extended = False
+    if job.prefix_size and info.st_size > job.prefix_size:
+        prefix = hashlib.sha256()
+        read = read_prefix(handle, job.prefix_size, prefix.update)
+        if read and prefix.hexdigest() == job.prefix_sha256:
+            whole, extended = prefix, True
+        else:
+            handle.seek(0)
+    digest = crypto.encrypt_stream(
+        _HashingReader(handle, whole),
+        job.temporary,
+        crypto.parse_recipient(recipient),
+        threads=threads,
+    )
+    if not digest.size:
+        job.temporary.unlink()
+    return Encrypted(
+        whole.hexdigest(),
+        digest.size + (job.prefix_size if extended else 0),
+        extended,
+        digest if digest.size else None,
+        info.st_mtime_ns,
+        info.st_mode & 0o777,
+    )
+
+
+class _HashingReader:
+    """Passes reads through while hashing them: the whole-file hash of an appended file."""
+
+    def __init__(self, source: BinaryIO, digest) -> None:
+        self._source = source
+        self._digest = digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._digest.update(data)
+        return data
+
+
+def _ignore_interrupts() -> None:
+    """In a pool process: Ctrl-C is the parent's to handle; it stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypted | None]]:
+    """Encrypt every job; yield each with its result as it is done (None: the file
+    vanished). Leaving the loop early (an error, Ctrl-C) cancels what has not started."""
+    big = [job for job in jobs if job.size >= BIG_FILE]
+    small = [job for job in jobs if job.size < BIG_FILE]
+    threads = cores() if cores() > 1 else 0
+    if len(small) < 2 or sum(job.size for job in small) < POOL_FROM or cores() < 2:
+        for job in small + big:
+            yield job, encrypt_file(job, recipient, threads if job in big else 0)
+        return
+    pool = concurrent.futures.ProcessPoolExecutor(cores(), initializer=_ignore_interrupts)
+    try:
+        futures = {pool.submit(encrypt_file, job, recipient): job for job in small}
+        for job in big:
+            yield job, encrypt_file(job, recipient, threads)
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

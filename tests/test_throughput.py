@@ -1,0 +1,113 @@
+"""Big pushes and pulls: files encrypted on every core, objects sent in batches while the
+rest are encrypted, a grown transcript sending and fetching only what it grew by.
+
+Sizes here are chosen from the thresholds in `encrypting`, so that each path (the pool of
+processes, zstd's own threads, the batches handed to rclone) really runs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import yaml
+from conftest import Device, joined, put, tree
+from servers import Server
+
+from claude_sync import encrypting
+from claude_sync.actions import push
+
+WORDS = [
+    "the",
+    "a",
+    "function",
+    "file",
+    "test",
+    "error",
+    "import",
+    "value",
+    "return",
+    "class",
+    "sync",
+    "remote",
+]
+
+
+def text(seed: int, size: int) -> bytes:
+    """`size` bytes of JSON lines that compress about as transcripts do."""
+    rng = random.Random(seed)
+    lines, total = [], 0
+    while total < size:
+        words = " ".join(rng.choices(WORDS, k=rng.randint(5, 200)))
+        line = f'{{"type":"assistant","n":{rng.randrange(10**9)},"text":"{words}"}}\n'
+        lines.append(line.encode())
+        total += len(line)
+    return b"".join(lines)[:size]
+
+
+def remote_size(server: Server) -> int:
+    return sum(p.stat().st_size for p in server.data_dir.rglob("*") if p.is_file())
+
+
+def set_transfers(device: Device, value: object) -> None:
+    config = device.sync_home / "config.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["rclone"]["transfers"] = value
+    config.write_text(yaml.safe_dump(document))
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 1 MiB, so that a push of a few MiB hands rclone several."""
+    monkeypatch.setattr(push, "UPLOAD_BATCH", 1 << 20)
+
+
+def test_a_push_on_every_core_arrives_whole(
+    local_or_s3_server: Server, make_device, small_batches: None
+) -> None:
+    a, b = (joined(make_device(name), local_or_s3_server) for name in "ab")
+    each = encrypting.POOL_FROM // 4 + 1
+    for index in range(6):  # past POOL_FROM in all: the pool of processes
+        put(a, f"projects/-p/s{index}.jsonl", text(index, each), 0)
+    put(a, "projects/-p/big.jsonl", text(99, encrypting.BIG_FILE + 5), 0)  # zstd's threads
+    put(a, "projects/-p/empty.jsonl", b"", 0)
+    set_transfers(a, 2)
+    a.ok("push")
+    assert "Nothing to push" in a.ok("push")
+    b.ok("pull")
+    assert tree(b.claude) == tree(a.claude)
+
+
+def test_a_grown_big_transcript_sends_and_fetches_only_what_it_grew_by(
+    local_server: Server, make_device
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    body = text(7, encrypting.BIG_FILE + 5)
+    put(a, "projects/-p/big.jsonl", body, 0)
+    for index in range(4):
+        put(a, f"projects/-p/s{index}.jsonl", text(index, encrypting.POOL_FROM // 2), 0)
+    a.ok("push")
+    b.ok("pull")
+    before = remote_size(local_server)
+    grown = body + text(8, 100_000)
+    put(a, "projects/-p/big.jsonl", grown, 10)
+    a.ok("push")
+    assert remote_size(local_server) - before < 150_000
+    b.ok("pull")
+    assert b.read("projects/-p/big.jsonl") == grown
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (0, "`rclone.transfers` must be a positive number of files"),
+        ("many", "`rclone.transfers` must be a int"),
+    ],
+)
+def test_transfers_is_a_positive_integer(
+    local_server: Server, make_device, value: object, words: str
+) -> None:
+    a = joined(make_device("a"), local_server)
+    set_transfers(a, value)
+    result = a.run("push")
+    assert result.exit_code == 2, result.output
+    assert words in result.output
