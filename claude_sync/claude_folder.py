@@ -41,22 +41,36 @@ LAST_NAMEABLE_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def copy_beside(source: Path, target: Path, mtime_ns: int | None, mode: int | None) -> Path:
-    """A fsynced copy of `source` in a temporary file beside `target`, ready to rename.
+def new_beside(target: Path, mode: int | None) -> Path:
+    """An empty temporary file beside `target`, to fill and then rename over it.
 
     It takes the mode of the file it replaces (the user's choice here: a private
     settings.json stays private), else `mode` (None: a new file's default, 0666 less the
-    umask). The temporary has that mode before it holds a byte, so the content is never
-    readable by more than the file it becomes allows."""
+    umask). It has that mode before it holds a byte, so the content is never readable by
+    more than the file it becomes allows."""
     private_folder(target.parent)
     temporary = target.with_name(temporary_name())
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(os.stat(target).st_mode)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+    fd = os.open(temporary, flags, 0o666 if mode is None else 0o600)
     try:
-        with os.fdopen(os.open(temporary, flags, 0o666 if mode is None else 0o600), "wb") as out:
-            if mode is not None:
-                os.fchmod(out.fileno(), mode)
+        if mode is not None:
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        temporary.unlink()
+        raise
+    os.close(fd)
+    return temporary
+
+
+def copy_beside(source: Path, target: Path, mtime_ns: int | None, mode: int | None) -> Path:
+    """A fsynced copy of `source` in a temporary file beside `target` (see new_beside),
+    ready to rename."""
+    temporary = new_beside(target, mode)
+    try:
+        with open(temporary, "r+b") as out:
             with open(source, "rb") as reading:
                 shutil.copyfileobj(reading, out, 1 << 20)
             out.flush()
@@ -251,25 +265,45 @@ def write_file(
     trash: Path,
     relative: str,
     keep_replaced: bool = True,
+    prepared: bool = False,
 ) -> Written:
     """Make `target` (which the scan saw as `seen`, None: absent) hold the bytes of `source`.
 
     When `seen` is a byte-prefix of `source`, the missing bytes are appended to the live
     file; otherwise a fsynced temporary (`mtime_ns`, and the target's mode, or `mode` for a
-    file it creates: see copy_beside) is renamed over it,
+    file it creates: see new_beside) is renamed over it,
     the replaced file kept in trash/<time>/<relative> first when `keep_replaced`. Either way
     nothing is written when the file no longer matches `seen`, and no byte someone else
-    writes to the file meanwhile is lost (see `Written`)."""
+    writes to the file meanwhile is lost (see `Written`).
+
+    A `prepared` source is already that temporary, beside `target` and on disk (the caller
+    synced it): it is renamed over the target as it is, or removed once its missing bytes
+    are appended; the caller syncs again after the whole batch of writes."""
     size = source.stat().st_size
     if seen is not None and seen.size <= size and prefix_sha256(source, seen.size) == seen.sha256:
-        extended = _extend(source, target, seen, size, mtime_ns)
+        extended = _extend(source, seen.size, target, seen, size, mtime_ns, sync=not prepared)
         if extended is not None:
+            if prepared:
+                source.unlink()
             return extended
-    temporary = copy_beside(source, target, mtime_ns, mode)
+    if prepared:
+        temporary = source
+        if mtime_ns is not None:
+            os.utime(temporary, ns=(mtime_ns, mtime_ns))
+    else:
+        temporary = copy_beside(source, target, mtime_ns, mode)
     try:
         return _replace(temporary, target, seen, trash, relative, keep_replaced)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def extend_file(tail: Path, target: Path, seen: LocalFile, mtime_ns: int | None) -> Written:
+    """Append the bytes of `tail` to `target`, which the scan saw as `seen` and which must
+    still be exactly that (else nothing is written); the caller syncs after the batch."""
+    size = seen.size + tail.stat().st_size
+    extended = _extend(tail, 0, target, seen, size, mtime_ns, sync=False)
+    return LEFT if extended is None else extended
 
 
 @contextlib.contextmanager
@@ -301,10 +335,16 @@ def _whole_lines(reading: BinaryIO) -> Iterator[bytes]:
 
 
 def _extend(
-    source: Path, target: Path, seen: LocalFile, size: int, mtime_ns: int | None
+    source: Path,
+    start: int,
+    target: Path,
+    seen: LocalFile,
+    size: int,
+    mtime_ns: int | None,
+    sync: bool,
 ) -> Written | None:
-    """Append source[seen.size:] to the live target; None when it cannot be opened for
-    writing (a read-only file: the caller replaces it instead)."""
+    """Append source[start:] to the live target, making it `size` bytes; None when it
+    cannot be opened for writing (a read-only file: the caller replaces it instead)."""
     try:
         fd = os.open(target, os.O_WRONLY | os.O_APPEND | _NOFOLLOW)
     except PermissionError:
@@ -315,9 +355,10 @@ def _extend(
         if not _matches(os.fstat(fd), seen):
             return LEFT
         with open(source, "rb") as reading, signals_held():
-            reading.seek(seen.size)
+            reading.seek(start)
             _append(fd, reading, seen.size)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
         if mtime_ns is not None:
             os.utime(fd if os.utime in os.supports_fd else target, ns=(mtime_ns, mtime_ns))
         after = os.fstat(fd)

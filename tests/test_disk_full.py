@@ -197,3 +197,25 @@ def test_a_claude_folder_that_fills_during_a_pull_keeps_every_file_whole(
     b.ok("pull")
     assert tree(b.claude) == files
     shutil.rmtree(b.sync_home / "trash", ignore_errors=True)
+
+
+def test_a_grown_transcript_is_pulled_without_room_for_its_whole_size(
+    local_server: Server, make_device, small_disks
+) -> None:
+    """Only the bytes it grew by are fetched and written: its prefix is read, never copied
+    (staging here has room for the new bytes, not for the file)."""
+    a, b = joined(make_device("a"), local_server), make_device("b")
+    small_disks(b.sync_home, 32)
+    joined(b, local_server)
+    transcript = "projects/-p/s.jsonl"
+    body = os.urandom(8 * MB)
+    a.write(transcript, body)
+    a.ok("push")
+    b.ok("pull")
+    inode = (b.claude / transcript).stat().st_ino
+    resize(b.sync_home, 2)
+    a.write(transcript, body + os.urandom(100 * 1024))
+    a.ok("push")
+    b.ok("pull")
+    assert b.read(transcript) == a.read(transcript)
+    assert (b.claude / transcript).stat().st_ino == inode

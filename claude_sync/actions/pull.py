@@ -1,12 +1,15 @@
 """pull: fetch and apply what changed elsewhere.
 
-Fetch the manifests that changed (one rclone call), plan, fetch every needed object in one
-call, assemble and verify every file in staging/ (nothing in the Claude folder changes until
-all of them check out), then write each path (claude_folder.write_file): a file that only
-grew is extended by appending the missing bytes; any other is replaced by renaming a fsynced
-temporary over it, and the old file is checked again after, so that bytes Claude Code wrote
-meanwhile end in the file or in trash/. A path whose version needs an object that is missing
-or damaged on the remote is refused alone (summary.refused), and every other one applied.
+Fetch the journal entries that are new (one rclone call), plan, fetch every needed object
+in one call, assemble and verify every file (see `assemble`: a download is decrypted into a
+temporary beside its file, the new segments of a grown transcript into staging/; nothing
+in the Claude folder changes until all of them check out), sync the disks once, then write
+each path (claude_folder.write_file): a file that only grew is extended by appending the
+missing bytes; any other is replaced by renaming its temporary over it, and the old file is
+checked again after, so that bytes Claude Code wrote meanwhile end in the file or in
+trash/. The disks are synced once more before the state records what was written. A path
+whose version needs an object that is missing or damaged on the remote is refused alone
+(summary.refused), and every other one applied.
 A narrow pull (one project, one device's versions, the paths `restore` brings back: see
 `scope`) plans over those alone.
 
@@ -24,12 +27,13 @@ import os
 import shutil
 from pathlib import Path
 
-from ..assemble import Assembler, Needed
+from ..assemble import Assembler, Needed, sync_disks
 from ..claude_folder import (
     Written,
     conflict_name,
     copy_beside,
     delete_file,
+    extend_file,
     free_copy_name,
     make_way,
     write_file,
@@ -81,12 +85,12 @@ def _download_need(session: Session, path: str, version: Version) -> Needed:
     segments (a transcript that grew elsewhere), only the new ones."""
     entry, local = session.state.files.get(path), session.local.get(path)
     if entry is None or local is None or entry.base.deleted or not entry.base.segments:
-        return Needed(path, version)
+        return Needed(path, version, beside=True)
     held = entry.base.segments
     unchanged = (local.sha256, local.size) == (entry.base.sha256, entry.base.size)
     if unchanged and version.segments[: len(held)] == held and len(version.segments) > len(held):
         return Needed(path, version, len(held), entry.base.sha256)
-    return Needed(path, version)
+    return Needed(path, version, beside=True)
 
 
 def _to_fetch(session: Session, actions: list[PullAction]) -> list[Needed]:
@@ -107,16 +111,22 @@ def _to_fetch(session: Session, actions: list[PullAction]) -> list[Needed]:
 
 
 def _space_needed(session: Session, wanted: list[Needed]) -> dict[Path, int]:
-    """About what a pull writes: in staging the objects and every assembled file; in the
-    Claude folder what files grow by, and the largest temporary beside its target."""
-    staging = grown = largest = 0
+    """About what a pull writes: in staging the objects, the new segments of grown files
+    and the versions a conflict reads; in the Claude folder every downloaded file beside
+    its target, what grown files grow by, and the largest copy a conflict makes."""
+    staging = claude = largest = 0
     for need in wanted:
-        size = need.version.size
-        staging += size + sum(segment.size for segment in need.version.segments[need.reused :])
-        local = session.local.get(need.path)
-        grown += max(0, size - (local.size if local else 0))
-        largest = max(largest, size)
-    return {session.ws.staging: staging, session.ws.claude: grown + largest}
+        fetched = sum(segment.size for segment in need.version.segments[need.reused :])
+        staging += fetched
+        if need.reused:
+            staging += fetched
+            claude += fetched
+        elif need.beside:
+            claude += need.version.size
+        else:
+            staging += need.version.size
+            largest = max(largest, need.version.size)
+    return {session.ws.staging: staging, session.ws.claude: claude + largest}
 
 
 def _writable(session: Session, path: str) -> bool:
@@ -203,6 +213,7 @@ def pull_over(
     downloads = ws.staging / "pull"
     shutil.rmtree(downloads, ignore_errors=True)
     private_folder(downloads)
+    assembler = Assembler(session, downloads)
     try:
         wanted = _to_fetch(session, actions)
         check_free_space(_space_needed(session, wanted), "pull")
@@ -214,8 +225,8 @@ def pull_over(
         try:
             if names:
                 ws.remote.download_objects(downloads, sorted(names))
-            assembler = Assembler(session, downloads)
             refused = _assemble(session, assembler, wanted)
+            sync_disks()
         except OSError as error:
             if error.errno in NO_SPACE:
                 raise disk_full(error, ws.staging, "pull") from None
@@ -231,6 +242,7 @@ def pull_over(
                 raise disk_full(error, ws.claude, "pull") from None
             raise
     finally:
+        assembler.discard()
         shutil.rmtree(downloads, ignore_errors=True)
     summary.pending = session.pending_conflicts(summary.pending)
     return summary
@@ -301,6 +313,8 @@ def _apply_pull(
         if scope == EVERYTHING and not summary.refused:
             session.state.rebuilding = False  # every path settled once: it knows its bases
     finally:
+        if visible:
+            sync_disks()  # what was written is on disk before the state says so
         session.state.last_pull = now_iso()
         session.save()
 
@@ -388,15 +402,23 @@ def _apply_download(
 ) -> bool:
     """Extend the local file when it is a prefix of `version`, else replace it (the old one
     kept in trash/); record `version` unless the file is not exactly it."""
-    written = write_file(
-        assembler.path_of(version),
-        session.target(path),
-        session.local.get(path),
-        None if fresh else version.mtime_ns,
-        version.mode,
-        session.ws.trash,
-        session.paths.to_local(path),
-    )
+    assembled = assembler.get(path, version)
+    target, seen = session.target(path), session.local.get(path)
+    mtime_ns = None if fresh else version.mtime_ns
+    if assembled.tail:
+        assert seen is not None  # only a file here that holds the first segments grows
+        written = extend_file(assembled.file, target, seen, mtime_ns)
+    else:
+        written = write_file(
+            assembled.file,
+            target,
+            seen,
+            mtime_ns,
+            version.mode,
+            session.ws.trash,
+            session.paths.to_local(path),
+            prepared=assembled.beside,
+        )
     if not _apply_written(session, path, written, "replaced"):
         return False
     session.state.files[path] = Entry(version, written.size, written.mtime_ns)
@@ -426,7 +448,7 @@ def _apply_resolve(
     def content(version: Version) -> Path:
         if local is not None and (version.sha256, version.size) == (local.sha256, local.size):
             return target
-        return assembler.path_of(version)
+        return assembler.path_of(action.path, version)
 
     def is_prefix(shorter: Version, longer: Version) -> bool:
         return prefix_sha256(content(longer), shorter.size) == shorter.sha256
