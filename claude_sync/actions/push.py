@@ -37,6 +37,7 @@ from ..plan import (
     Upload,
     decide_push,
 )
+from ..rclone import Progress
 from ..remote import object_path
 from ..remote_view import delete_entries, write_entry
 from ..scan import read_prefix
@@ -223,6 +224,7 @@ def _send(
     scope: Scope,
     summary: Summary,
     resend: bool,
+    progress: Progress | None = None,
 ) -> dict[str, tuple[Version, Path | None]]:
     """Encrypt, send the objects, then the journal entry; record the new bases. Returns
     what was sent: path -> (version, the local file, None for a tombstone). The entry
@@ -280,7 +282,7 @@ def _send(
         }
         to_send |= _resend(session, files, listed | to_send, staging, summary)
     if to_send:
-        ws.remote.upload_objects(staging, sorted(to_send))
+        ws.remote.upload_objects(staging, sorted(to_send), progress=progress)
     sent = {segment.sha256 for version, _ in updates.values() for segment in version.segments}
     publish_entry(session, scope, staging, None if resend else known | sent, snapshot=resend)
     session.state.last_push = now_iso()
@@ -390,12 +392,14 @@ def push(
     foreground_bytes: int | None = None,
     scope: Scope = EVERYTHING,
     resend: bool = False,
+    progress: Progress | None = None,
 ) -> Summary:
     """Push what changed among the paths `scope` takes in (the others stay pending). With
     `foreground_bytes`, a push that would send more than that does nothing and says so
     (summary.deferred): the caller hands it to the background. With `resend` (push --all,
     for a remote that was wiped, replaced or rolled back) every object this device's view
-    names and the remote lacks is sent again, and a snapshot written, even with no change."""
+    names and the remote lacks is sent again, and a snapshot written, even with no change.
+    `progress` is told how the upload of the objects goes."""
     session = Session(ws, listen, accept_rollback=resend)
     if not dry_run:
         session.empty_trash()
@@ -467,7 +471,9 @@ def push(
     check_free_space({ws.staging: encrypting + MANIFEST_ROOM}, "push")
     private_folder(staging)
     try:
-        updates = _send(session, actions, uploads, tombstones, staging, scope, summary, resend)
+        updates = _send(
+            session, actions, uploads, tombstones, staging, scope, summary, resend, progress
+        )
     except OSError as error:
         if error.errno in NO_SPACE:
             raise disk_full(error, ws.staging, "push") from None
