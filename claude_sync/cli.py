@@ -437,7 +437,14 @@ def _do_pull(
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
-        summary = pull_action.pull(ws, printer, dry_run=dry_run, project=project, device=device)
+        summary = pull_action.pull(
+            ws,
+            printer,
+            dry_run=dry_run,
+            project=project,
+            device=device,
+            progress=printer.progress,
+        )
     printer.done(pull_line(summary, dry_run))
     return summary
 
@@ -449,7 +456,13 @@ def _do_push(
     _warn_failed_background(ws.home)
     with locked(ws.home):
         summary = push_action.push(
-            ws, printer, dry_run=dry_run, force=force, scope=scope, resend=resend
+            ws,
+            printer,
+            dry_run=dry_run,
+            force=force,
+            scope=scope,
+            resend=resend,
+            progress=printer.progress,
         )
     if not dry_run:
         outcome = "failed" if summary.unrestorable else "ok"

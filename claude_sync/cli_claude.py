@@ -203,7 +203,7 @@ def _run_claude(arguments: list[str]) -> None:
     try:
         ws = load_workspace(sync_home())
         with locked(ws.home):
-            summary = pull_action.pull(ws, printer)
+            summary = pull_action.pull(ws, printer, progress=printer.progress)
         printer.done(pull_line(summary, dry_run=False))
         if summary.pending:
             click.echo(
@@ -229,7 +229,9 @@ def _push_after_claude(ws: Workspace) -> None:
     printer = Printer(quiet=False, verbose=False, to_stderr=True)
     try:
         with locked(ws.home):
-            summary = push_action.push(ws, printer, foreground_bytes=FOREGROUND_PUSH_BYTES)
+            summary = push_action.push(
+                ws, printer, foreground_bytes=FOREGROUND_PUSH_BYTES, progress=printer.progress
+            )
         if not summary.deferred:
             runlog.record(ws.home, "push", "ok", push_line(summary, dry_run=False))
             printer.done(push_line(summary, dry_run=False))

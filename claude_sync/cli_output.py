@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import math
 import sys
 import time
 
@@ -10,11 +12,14 @@ import click
 
 from .actions.prune import GRACE_SECONDS, Pruned
 from .files import size_text
+from .rclone import TransferStats
 from .session import Event, Summary
 
 
 class Printer:
-    """Shows action events: per-file lines, conflicts, warnings; nothing when quiet."""
+    """Shows action events: per-file lines, conflicts, warnings; nothing when quiet. On a
+    terminal, also a line redrawn in place on stderr: a bar of files done, or while objects
+    are sent or fetched, the bytes done, the rate and the time left (`progress`)."""
 
     ARROWS = {"upload": "↑", "download": "↓", "delete": "−"}
 
@@ -44,6 +49,19 @@ class Printer:
         sys.stderr.write(f"\r[{bar}] {event.index}/{event.total}")
         sys.stderr.flush()
         self.bar_shown = True
+
+    def progress(self, stats: TransferStats | None) -> None:
+        """Draw where a transfer is in place of the line drawn last, or, with None (the
+        transfer is over), take it away: the next line starts where it started. Only on a
+        terminal, and not with -q: it is for a person watching, and a log has no use for
+        it. A terminal gone meanwhile is no failure of the transfer."""
+        with contextlib.suppress(OSError):
+            if stats is None:
+                self._clear_bar()
+            elif self.terminal and not self.quiet:
+                sys.stderr.write("\r\033[K" + transfer_line(stats))
+                sys.stderr.flush()
+                self.bar_shown = True
 
     def __call__(self, event: Event) -> None:
         self._clear_bar()
@@ -81,6 +99,30 @@ class Printer:
         if not self.quiet:
             suffix = f" in {time.monotonic() - self.started:.2f}s" if self.verbose else ""
             click.echo(line + suffix, err=self.to_stderr)
+
+
+def transfer_line(stats: TransferStats) -> str:
+    """A transfer for a person: `  412.0 MB / 1.6 GB  48.0 MB/s  25 s left`; the rate and
+    the time left only once rclone knows them."""
+    parts = [f"{size_text(stats.bytes)} / {size_text(stats.total_bytes)}"]
+    if stats.speed > 0:
+        parts.append(f"{size_text(round(stats.speed))}/s")
+    if stats.eta is not None:
+        parts.append(f"{duration_text(stats.eta)} left")
+    return "  " + "  ".join(parts)
+
+
+def duration_text(seconds: float) -> str:
+    """A time left, rounded up to the second, in the two largest units: `25 s`,
+    `4 min 10 s`, `1 h 5 min`."""
+    whole = math.ceil(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, seconds_left = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {seconds_left} s"
+    return f"{seconds_left} s"
 
 
 def count(number: int, noun: str) -> str:

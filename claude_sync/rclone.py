@@ -15,7 +15,9 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +140,91 @@ def _explain(message: str) -> str:
     return message
 
 
+# With these, rclone's JSON log gets a line with a "stats" object every second of a
+# transfer, and one more as it ends (even when it took less than a second).
+STATS_FLAGS = ["--stats", "1s", "--stats-log-level", "NOTICE"]
+
+
+@dataclass(frozen=True)
+class TransferStats:
+    """Where a transfer is, in rclone's own figures (from one of its stats lines)."""
+
+    bytes: int  # sent or fetched so far
+    total_bytes: int  # to send or fetch in all
+    speed: float  # bytes a second, on average so far (0 until rclone has measured it)
+    eta: float | None  # seconds left; None while rclone cannot tell
+
+
+# Told each stats line of a transfer as rclone writes it, then None once the transfer is
+# over (done, failed or stopped), so that a line drawn for it can be taken away.
+Progress = Callable[[TransferStats | None], None]
+
+
+def parse_stats(line: bytes) -> TransferStats | None:
+    """The stats in one line of rclone's JSON log, or None for any other line."""
+    try:
+        entry = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    stats = entry.get("stats") if isinstance(entry, dict) else None
+    if not isinstance(stats, dict):
+        return None
+    eta = stats.get("eta")
+    return TransferStats(
+        bytes=int(stats.get("bytes") or 0),
+        total_bytes=int(stats.get("totalBytes") or 0),
+        speed=float(stats.get("speed") or 0),
+        eta=float(eta) if isinstance(eta, (int, float)) else None,
+    )
+
+
+class _LogReader:
+    """rclone's stderr, read line by line while rclone runs (communicate() gives it only
+    once rclone has exited): each stats line goes to `progress`, every other line is kept
+    for the failure message. It reads in a thread of its own, so that the caller's wait
+    for rclone (its timeout, Ctrl-C) is the same as without progress."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress: Progress | None = progress
+        self._read_end, self.write_end = os.pipe()
+        self._kept: list[bytes] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self.error: Exception | None = None  # what `progress` raised, if it did
+
+    def start(self) -> None:
+        """Start reading, once rclone holds the pipe's write end (or failed to start): our
+        copy is closed, so the log ends when rclone's process group has exited."""
+        os.close(self.write_end)
+        self._thread.start()
+
+    def finish(self) -> bytes:
+        """Wait for the log's end, tell `progress` the transfer is over, and return every
+        line but the stats."""
+        self._thread.join()
+        self._tell(None)
+        return b"".join(self._kept)
+
+    def _read(self) -> None:
+        with open(self._read_end, "rb") as log:
+            for line in log:
+                stats = parse_stats(line)
+                if stats is None:
+                    self._kept.append(line)
+                else:
+                    self._tell(stats)
+
+    def _tell(self, stats: TransferStats | None) -> None:
+        """Call `progress`; one that fails is called no more, and its error is kept for
+        the caller, while the log is still read to its end: rclone stops when nobody reads
+        what it writes."""
+        if self._progress is None:
+            return
+        try:
+            self._progress(stats)
+        except Exception as error:
+            self._progress, self.error = None, error
+
+
 STOP_GRACE_SECONDS = 1.0
 
 
@@ -171,7 +258,14 @@ class Rclone:
             command += ["--config", self.config_file]
         return command
 
-    def run(self, args: list[str], *, stdin: bytes | None = None, bounded: bool = False) -> bytes:
+    def run(
+        self,
+        args: list[str],
+        *,
+        stdin: bytes | None = None,
+        bounded: bool = False,
+        progress: Progress | None = None,
+    ) -> bytes:
         """Run one rclone command; return its stdout, or raise RcloneError with one line.
 
         A `bounded` call (a small metadata read or write, where a remote that does not
@@ -179,23 +273,29 @@ class Rclone:
         `give_up_at` (a time.monotonic() value) bounds every call of the run. Past either,
         rclone's whole process group is stopped. rclone runs in a process group of its own,
         so an interrupted claude-sync (Ctrl-C, SIGTERM, SIGHUP) stops its transfers too.
+        With `progress`, rclone writes its transfer stats every second, and `progress` is
+        told each of them as they come (see `Progress`).
         """
-        command = self._command(args)
+        command = self._command(args) + (STATS_FLAGS if progress is not None else [])
         limit, why = self._limit(bounded)
         if limit is not None and limit <= 0:
             raise RcloneError(f"rclone {args[0]} not started: {why} is up")
+        log = _LogReader(progress) if progress is not None else None
         try:
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.PIPE if log is None else log.write_end,
                 start_new_session=True,
             )
         except FileNotFoundError:
             raise RcloneError(f"rclone not found at {self.binary}") from None
         except PermissionError:
             raise RcloneError(f"rclone at {self.binary} is not executable") from None
+        finally:
+            if log is not None:
+                log.start()
         try:
             stdout, stderr = process.communicate(stdin, timeout=limit)
         except subprocess.TimeoutExpired:
@@ -206,6 +306,9 @@ class Rclone:
         except BaseException:
             _stop(process)
             raise
+        finally:
+            if log is not None:
+                stderr = log.finish()
         if process.returncode != 0:
             line = _failure_line(stderr.decode("utf-8", "replace"))
             if process.returncode in NOT_FOUND_EXIT_CODES:
@@ -213,6 +316,8 @@ class Rclone:
             if process.returncode < 0:
                 raise RcloneError(f"rclone {args[0]} was killed (signal {-process.returncode})")
             raise RcloneError(f"rclone {args[0]} failed: {_explain(line)}")
+        if log is not None and log.error is not None:
+            raise log.error
         return stdout
 
     def _limit(self, bounded: bool) -> tuple[float | None, str]:
@@ -270,25 +375,33 @@ class Rclone:
     def copyto(self, source: str, destination: str) -> None:
         self.run(["copyto", source, destination])
 
-    def copy_files(self, source: str, destination: str, list_file: Path) -> None:
+    def copy_files(
+        self, source: str, destination: str, list_file: Path, progress: Progress | None = None
+    ) -> None:
         """Copy the files named in list_file (relative to source), without listing either
-        side: a download of objects.
+        side: a download of objects. With `progress`, told how the copy goes every second
+        (see `Progress`).
 
         rclone's check of each copy's checksum is left out: every object is authenticated
         by age and its plaintext checked against its SHA-256 as the pull reads it, and on a
         local remote rclone's check reads every byte twice more."""
         flags = [*self._files_from(list_file), "--ignore-checksum"]
-        self.run(["copy", source, destination, *flags])
+        self.run(["copy", source, destination, *flags], progress=progress)
 
     def move_files(
-        self, source: str, destination: str, list_file: Path, ignore_times: bool = False
+        self,
+        source: str,
+        destination: str,
+        list_file: Path,
+        ignore_times: bool = False,
+        progress: Progress | None = None,
     ) -> None:
         """Send the files named in list_file (relative to source), without listing either
         side; they leave `source`, so that on a remote in a local folder on the same disk
         each is one rename, not a copy. With `ignore_times`, also over a file there of the
-        same size and time."""
+        same size and time; with `progress`, as copy_files."""
         flags = [*self._files_from(list_file), *(["--ignore-times"] if ignore_times else [])]
-        self.run(["move", source, destination, *flags])
+        self.run(["move", source, destination, *flags], progress=progress)
 
     def _files_from(self, list_file: Path) -> list[str]:
         """Only the listed files, neither side listed, `transfers` at once."""

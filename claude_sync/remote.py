@@ -44,7 +44,7 @@ from .errors import KeyFileError, RemoteFolderMissing, RemoteFormatError
 from .files import private_folder
 from .journal import JOURNAL
 from .keys import KDF_SALT
-from .rclone import Rclone, RemoteNotFound
+from .rclone import Progress, Rclone, RemoteNotFound
 
 FORMAT = 2
 MARKER = "CLAUDE-SYNC.json"
@@ -232,10 +232,16 @@ class Remote:
         list_file.write_text("".join(f"{name}\n" for name in names))
         self.rclone.delete_files(self.path(f"{JOURNAL}/{device_id}"), list_file)
 
-    def upload_objects(self, staging: Path, names: list[str], replace: bool = False) -> None:
-        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call; each
-        leaves staging as it is sent. Objects are immutable; only `replace` (a repair of
-        corrupt ones) writes over one there.
+    def upload_objects(
+        self,
+        staging: Path,
+        names: list[str],
+        replace: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        """Send staging/objects/<aa>/<name>.age for every name, in one rclone call (told to
+        `progress` as it goes); each leaves staging as it is sent. Objects are immutable;
+        only `replace` (a repair of corrupt ones) writes over one there.
 
         Each is dated now first: rclone gives a file on the remote its local time, and the
         grace period `prune` gives new objects (a push sends them before its journal entry
@@ -245,13 +251,18 @@ class Remote:
             os.utime(staging / object_path(name), (now, now))
         list_file = staging / "upload-list"
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
-        self.rclone.move_files(str(staging), self.root, list_file, ignore_times=replace)
+        self.rclone.move_files(
+            str(staging), self.root, list_file, ignore_times=replace, progress=progress
+        )
 
-    def download_objects(self, staging: Path, names: list[str]) -> None:
-        """Fetch the objects into staging/objects/<aa>/<name>.age, in one rclone call."""
+    def download_objects(
+        self, staging: Path, names: list[str], progress: Progress | None = None
+    ) -> None:
+        """Fetch the objects into staging/objects/<aa>/<name>.age, in one rclone call (told
+        to `progress` as it goes)."""
         list_file = staging / "download-list"
         list_file.write_text("".join(object_path(name) + "\n" for name in names))
-        self.rclone.copy_files(self.root, str(staging), list_file)
+        self.rclone.copy_files(self.root, str(staging), list_file, progress=progress)
 
     def delete_journal(self, device_id: str) -> None:
         """Remove a device's journal: what it published is no longer part of the remote."""

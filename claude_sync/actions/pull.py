@@ -53,6 +53,7 @@ from ..plan import (
     remote_rank,
     resolve,
 )
+from ..rclone import Progress
 from ..scan import prefix_sha256, under
 from ..scope import EVERYTHING, Scope, device_id, project_folder
 from ..session import Event, Listener, Session, Summary, Unwritable
@@ -161,11 +162,13 @@ def pull(
     held_session: str | None = None,
     project: str | None = None,
     device: str | None = None,
+    progress: Progress | None = None,
 ) -> Summary:
     """Pull everything; with `held_session`, all but that session's transcript, which a
     running Claude Code has already loaded (the paths held back are in summary.held).
     With `project` (a path here) only that project; with `device` (a name or id) only the
-    versions that device published."""
+    versions that device published. `progress` is told how the download of the objects
+    goes."""
     session = Session(ws, listen)
     if not dry_run:
         session.empty_trash()
@@ -173,7 +176,7 @@ def pull(
         folder=project_folder(session, project) if project is not None else None,
         device=device_id(session.remote(), device) if device is not None else None,
     )
-    return pull_over(session, scope, dry_run, held_session)
+    return pull_over(session, scope, dry_run, held_session, progress=progress)
 
 
 def pull_over(
@@ -182,6 +185,7 @@ def pull_over(
     dry_run: bool = False,
     held_session: str | None = None,
     fresh: bool = False,
+    progress: Progress | None = None,
 ) -> Summary:
     """Pull the paths `scope` takes in. With `fresh` what is written takes the current
     time as its mtime, not its version's (a restored session, which Claude Code's cleanup
@@ -224,7 +228,7 @@ def pull_over(
         }
         try:
             if names:
-                ws.remote.download_objects(downloads, sorted(names))
+                ws.remote.download_objects(downloads, sorted(names), progress=progress)
             refused = _assemble(session, assembler, wanted)
             sync_disks()
         except OSError as error:

@@ -36,6 +36,7 @@ from ..plan import (
     Upload,
     decide_push,
 )
+from ..rclone import Progress
 from ..remote import object_path
 from ..remote_view import delete_entries, write_entry
 from ..scope import EVERYTHING, Scope, check_session_known
@@ -189,6 +190,7 @@ def _encrypt_and_send(
     known: set[str],
     on_remote: Callable[[str], bool],
     total: int,
+    progress: Progress | None,
 ) -> tuple[dict[str, tuple[Version, Path | None]], set[str]]:
     """Encrypt every upload (see `encrypting`) and send the new objects, in batches while
     the rest are still being encrypted; return path -> (version, local file), and the
@@ -217,10 +219,10 @@ def _encrypt_and_send(
         updates[job.path] = (version, job.file)
         session.listen(Event("upload", job.path, version.size, index, total))
         if pending >= batch_bytes:
-            session.ws.remote.upload_objects(staging, sorted(batch))
+            session.ws.remote.upload_objects(staging, sorted(batch), progress=progress)
             batch, pending = [], 0
     if batch:
-        session.ws.remote.upload_objects(staging, sorted(batch))
+        session.ws.remote.upload_objects(staging, sorted(batch), progress=progress)
     return updates, sent
 
 
@@ -233,6 +235,7 @@ def _send(
     scope: Scope,
     summary: Summary,
     resend: bool,
+    progress: Progress | None = None,
 ) -> dict[str, tuple[Version, Path | None]]:
     """Encrypt, send the objects, then the journal entry; record the new bases. Returns
     what was sent: path -> (version, the local file, None for a tombstone). The entry
@@ -250,7 +253,9 @@ def _send(
         sent before the manifest that names them)."""
         return session.object_name(sha256) in listed if resend else sha256 in known
 
-    updates, sent_objects = _encrypt_and_send(session, uploads, staging, known, on_remote, total)
+    updates, sent_objects = _encrypt_and_send(
+        session, uploads, staging, known, on_remote, total, progress
+    )
     for index, action in enumerate(tombstones, len(uploads) + 1):
         tombstone = Version("", 0, time.time_ns(), action.vector, session.device, deleted=True)
         updates[action.path] = (tombstone, None)
@@ -279,7 +284,7 @@ def _send(
         }
         to_send = _resend(session, files, listed | sent_objects, staging, summary)
         if to_send:
-            ws.remote.upload_objects(staging, sorted(to_send))
+            ws.remote.upload_objects(staging, sorted(to_send), progress=progress)
     sent = {segment.sha256 for version, _ in updates.values() for segment in version.segments}
     publish_entry(session, scope, staging, None if resend else known | sent, snapshot=resend)
     session.state.last_push = now_iso()
@@ -389,12 +394,14 @@ def push(
     foreground_bytes: int | None = None,
     scope: Scope = EVERYTHING,
     resend: bool = False,
+    progress: Progress | None = None,
 ) -> Summary:
     """Push what changed among the paths `scope` takes in (the others stay pending). With
     `foreground_bytes`, a push that would send more than that does nothing and says so
     (summary.deferred): the caller hands it to the background. With `resend` (push --all,
     for a remote that was wiped, replaced or rolled back) every object this device's view
-    names and the remote lacks is sent again, and a snapshot written, even with no change."""
+    names and the remote lacks is sent again, and a snapshot written, even with no change.
+    `progress` is told how the upload of the objects goes."""
     session = Session(ws, listen, accept_rollback=resend)
     if not dry_run:
         session.empty_trash()
@@ -466,7 +473,9 @@ def push(
     check_free_space({ws.staging: encrypting + MANIFEST_ROOM}, "push")
     private_folder(staging)
     try:
-        updates = _send(session, actions, uploads, tombstones, staging, scope, summary, resend)
+        updates = _send(
+            session, actions, uploads, tombstones, staging, scope, summary, resend, progress
+        )
     except OSError as error:
         if error.errno in NO_SPACE:
             raise disk_full(error, ws.staging, "push") from None
