@@ -5,7 +5,8 @@ name every scan passes over and removes), so that applying it is one rename. A f
 only grew elsewhere gets just its new segments, in staging/, which are then appended to
 the live file: its unchanged prefix is read once (to check the whole file's hash) and
 never written. Versions a conflict needs (several per path, read more than once) are
-assembled in staging/.
+assembled in staging/. With megabytes to decrypt, whole files are decrypted on every core
+(see `workers`); the identity goes to those processes through a pipe, never argv or disk.
 
 Nothing is synced to disk here, file by file: the pull syncs once, after every file is
 assembled and before the first rename (see `sync_disks`).
@@ -13,11 +14,14 @@ assembled and before the first rename (see `sync_disks`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from pyrage import x25519
 
 from . import crypto
 from .claude_folder import new_beside
@@ -25,7 +29,10 @@ from .errors import ClaudeSyncError, DamagedObject, RemoteFormatError
 from .remote import object_path
 from .scan import read_prefix
 from .session import Session
-from .versions import Version
+from .versions import Segment, Version
+from .workers import process_pool
+
+POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,19 @@ class Assembled:
     beside: bool
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A downloaded object, its path on the remote (for messages), and what it holds."""
+
+    file: Path
+    remote_path: str
+    holds: Segment
+
+
+Damage = tuple[str, str]  # (an object's path on the remote, what is wrong with it)
+WHOLE_MISMATCH = "whole file"
+
+
 class Assembler:
     """Builds files from downloaded objects, verifying every segment and the whole.
 
@@ -71,18 +91,72 @@ class Assembler:
     def path_of(self, path: str, version: Version) -> Path:
         return self.get(path, version).file
 
-    def assemble(self, need: Needed) -> None:
-        version = need.version
-        key = (need.path, version.sha256, version.size)
-        if key in self.assembled:
-            return
-        destination, beside = self._destination(need)
+    def assemble_all(self, wanted: list[Needed]) -> dict[str, DamagedObject]:
+        """Assemble every needed version; the paths refused, each with why: an object it
+        needs is missing or damaged on the remote."""
+        refused: dict[str, DamagedObject] = {}
+        whole = [need for need in wanted if not need.reused]
+        pooled = len(whole) > 1 and sum(need.version.size for need in whole) >= POOL_FROM
+        identity = self.session.ws.identity
+        pool = process_pool(_load_identity, (str(identity),)) if pooled else None
+        pending: dict[concurrent.futures.Future, Needed] = {}
         try:
-            self._write(need, destination)
-        except BaseException:
-            destination.unlink(missing_ok=True)
-            raise
-        self.assembled[key] = Assembled(destination, need.reused > 0, beside)
+            for need in wanted:
+                key = (need.path, need.version.sha256, need.version.size)
+                if key in self.assembled or need.path in refused:
+                    continue
+                destination, beside = self._destination(need)
+                self.assembled[key] = Assembled(destination, need.reused > 0, beside)
+                expected = (need.version.sha256, need.version.size)
+                if need.reused:
+                    damage = self._assemble_tail(need, destination)
+                elif pool is not None:
+                    fetched = self._fetched(need)
+                    future = pool.submit(_decrypt_in_pool, fetched, destination, expected)
+                    pending[future] = need
+                    continue
+                else:
+                    damage = decrypt_file(self._fetched(need), destination, expected, identity)
+                if damage is not None:
+                    refused[need.path] = _refusal(need, damage)
+            for future in concurrent.futures.as_completed(pending):
+                damage = future.result()
+                if damage is not None:
+                    need = pending[future]
+                    refused.setdefault(need.path, _refusal(need, damage))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return refused
+
+    def _assemble_tail(self, need: Needed, destination: Path) -> Damage | None:
+        """Write the new segments of a grown file into `destination`, checking the whole
+        file's hash over the local prefix (read, not copied) and them."""
+        version, path = need.version, need.path
+        whole = hashlib.sha256()
+        held = sum(segment.size for segment in version.segments[: need.reused])
+        with open(self.session.target(path), "rb") as local:
+            read = read_prefix(local, held, whole.update)
+        if not read or whole.hexdigest() != need.reused_sha256:
+            raise ClaudeSyncError(f"{path} changed during the pull; run it again")
+        identity = self.session.ws.identity
+        with open(destination, "wb") as out:
+            for fetched in self._fetched(need):
+                damage = _decrypt_segment(fetched, TeeWriter(out, whole), identity)
+                if damage is not None:
+                    return damage
+            written = out.tell()
+        if (whole.hexdigest(), held + written) != (version.sha256, version.size):
+            return WHOLE_MISMATCH, ""
+        return None
+
+    def _fetched(self, need: Needed) -> list[Fetched]:
+        """The downloaded objects of the segments `need` fetched, in order."""
+        found = []
+        for segment in need.version.segments[need.reused :]:
+            remote_path = object_path(self.session.object_name(segment.sha256))
+            found.append(Fetched(self.downloads / remote_path, remote_path, segment))
+        return found
 
     def _destination(self, need: Needed) -> tuple[Path, bool]:
         """Where to write `need`, and whether that is beside its file."""
@@ -94,47 +168,75 @@ class Assembler:
         folder.mkdir(mode=0o700, exist_ok=True)
         return folder / str(len(self.assembled)), False
 
-    def _write(self, need: Needed, destination: Path) -> None:
-        """Decrypt the segments `need` fetched into `destination` (after the reused ones,
-        which are only read, to check the whole file's hash)."""
-        version, path = need.version, need.path
-        whole = hashlib.sha256()
-        with open(destination, "wb") as out:  # one beside its file has its mode already
-            if need.reused:
-                held = sum(segment.size for segment in version.segments[: need.reused])
-                with open(self.session.target(path), "rb") as local:
-                    read = read_prefix(local, held, whole.update)
-                if not read or whole.hexdigest() != need.reused_sha256:
-                    raise ClaudeSyncError(f"{path} changed during the pull; run it again")
-            for segment in version.segments[need.reused :]:
-                self._decrypt(path, segment.sha256, segment.size, TeeWriter(out, whole))
-            written = out.tell()
-        held = sum(segment.size for segment in version.segments[: need.reused])
-        if (whole.hexdigest(), held + written) != (version.sha256, version.size):
-            raise RemoteFormatError(f"{path} does not match its recorded hash: refused")
-
-    def _decrypt(self, path: str, sha256: str, size: int, out: BinaryIO) -> None:
-        name = self.session.object_name(sha256)
-        source = self.downloads / object_path(name)
-        try:
-            digest = crypto.decrypt_stream(source, out, self.session.ws.identity)
-        except FileNotFoundError:
-            raise DamagedObject(path, object_path(name), "is missing on the remote") from None
-        except RemoteFormatError as error:
-            raise DamagedObject(
-                path, object_path(name), f"is corrupt or tampered ({error})"
-            ) from None
-        if (digest.sha256, digest.size) != (sha256, size):
-            raise DamagedObject(
-                path, object_path(name), "does not match its hash (swapped or tampered)"
-            )
-
     def discard(self) -> None:
         """Remove the temporaries beside files that were not applied (a refused path, an
         interrupted pull); what is in staging/ goes with it."""
         for assembled in self.assembled.values():
             if assembled.beside:
                 assembled.file.unlink(missing_ok=True)
+
+
+def _refusal(need: Needed, damage: Damage) -> DamagedObject:
+    """The refusal of `need` for `damage`. A file whose segments each check out but whose
+    whole does not was published so by a holder of the key: the pull stops."""
+    if damage[0] == WHOLE_MISMATCH:
+        raise RemoteFormatError(f"{need.path} does not match its recorded hash: refused")
+    return DamagedObject(need.path, *damage)
+
+
+def decrypt_file(
+    fetched: list[Fetched],
+    destination: Path,
+    expected: tuple[str, int],
+    identity: x25519.Identity,
+) -> Damage | None:
+    """Decrypt each object in turn into `destination`; None when every one checks out and
+    the whole is `expected` (its SHA-256 and size), else what is wrong.
+
+    A file of one segment is that segment, so the segment's hash is the whole file's; a
+    file of several is hashed whole as well."""
+    whole = hashlib.sha256() if len(fetched) > 1 else None
+    with open(destination, "wb") as out:  # one beside its file has its mode already
+        writer: BinaryIO = out if whole is None else TeeWriter(out, whole)
+        for one in fetched:
+            damage = _decrypt_segment(one, writer, identity)
+            if damage is not None:
+                return damage
+        size = out.tell()
+    if whole is not None:
+        wrote = (whole.hexdigest(), size)
+    elif fetched:
+        wrote = (fetched[0].holds.sha256, size)
+    else:
+        wrote = (hashlib.sha256().hexdigest(), size)
+    return None if wrote == expected else (WHOLE_MISMATCH, "")
+
+
+def _decrypt_segment(fetched: Fetched, out: BinaryIO, identity: x25519.Identity) -> Damage | None:
+    try:
+        digest = crypto.decrypt_stream(fetched.file, out, identity)
+    except FileNotFoundError:
+        return fetched.remote_path, "is missing on the remote"
+    except RemoteFormatError as error:
+        return fetched.remote_path, f"is corrupt or tampered ({error})"
+    if (digest.sha256, digest.size) != (fetched.holds.sha256, fetched.holds.size):
+        return fetched.remote_path, "does not match its hash (swapped or tampered)"
+    return None
+
+
+_pool_identity: x25519.Identity | None = None  # in a pool process: the identity to decrypt with
+
+
+def _load_identity(text: str) -> None:
+    global _pool_identity
+    _pool_identity = x25519.Identity.from_str(text)
+
+
+def _decrypt_in_pool(
+    fetched: list[Fetched], destination: Path, expected: tuple[str, int]
+) -> Damage | None:
+    assert _pool_identity is not None
+    return decrypt_file(fetched, destination, expected, _pool_identity)
 
 
 def _folders_can_be_made(folder: Path) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import BinaryIO
 
 from . import crypto
 from .scan import read_prefix
+from .workers import cores, process_pool
 
 BIG_FILE = 32 * 1024 * 1024  # from here on, a file gets zstd's threads instead of the pool
 POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
@@ -107,15 +107,6 @@ class _HashingReader:
         return data
 
 
-def _ignore_interrupts() -> None:
-    """In a pool process: Ctrl-C is the parent's to handle; it stops the pool."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypted | None]]:
     """Encrypt every job; yield each with its result as it is done (None: the file
     vanished). Leaving the loop early (an error, Ctrl-C) cancels what has not started."""
@@ -126,7 +117,7 @@ def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypte
         for job in small + big:
             yield job, encrypt_file(job, recipient, threads if job in big else 0)
         return
-    pool = concurrent.futures.ProcessPoolExecutor(cores(), initializer=_ignore_interrupts)
+    pool = process_pool()
     try:
         futures = {pool.submit(encrypt_file, job, recipient): job for job in small}
         for job in big:

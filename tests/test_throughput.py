@@ -12,8 +12,10 @@ import pytest
 import yaml
 from conftest import Device, joined, put, tree
 from servers import Server
+from test_disk_full import temporaries
+from test_repair import flip_body_byte, object_file, relative
 
-from claude_sync import encrypting
+from claude_sync import assemble, encrypting
 from claude_sync.actions import push
 
 WORDS = [
@@ -111,3 +113,21 @@ def test_transfers_is_a_positive_integer(
     result = a.run("push")
     assert result.exit_code == 2, result.output
     assert words in result.output
+
+
+def test_a_corrupt_object_among_files_decrypted_on_every_core_refuses_its_path_alone(
+    local_server: Server, make_device
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    each = assemble.POOL_FROM // 3 + 1  # past POOL_FROM in all: the pool of processes
+    files = {f"projects/-p/s{index}.jsonl": text(index, each) for index in range(4)}
+    for path, data in files.items():
+        put(a, path, data, 0)
+    a.ok("push")
+    victim = "projects/-p/s2.jsonl"
+    flip_body_byte(a, relative(local_server, object_file(local_server, a, files[victim])))
+    result = b.run("pull")
+    assert result.exit_code == 1, result.output
+    assert f"! {victim}: object " in result.output and "is corrupt" in result.output
+    assert tree(b.claude) == {path: data for path, data in files.items() if path != victim}
+    assert temporaries(b.claude) == []

@@ -38,7 +38,6 @@ from ..claude_folder import (
     make_way,
     write_file,
 )
-from ..errors import DamagedObject
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..manifest import now_iso
 from ..merges import merge_lines
@@ -256,23 +255,17 @@ def _assemble(session: Session, assembler: Assembler, wanted: list[Needed]) -> s
     """Assemble every needed version; the paths refused because an object they need is
     missing or damaged on the remote, each named in one warning. Those paths stay as they
     are, with no new base, so the next pull tries them again."""
-    refused: set[str] = set()
-    for need in wanted:
-        if need.path in refused:
-            continue
-        try:
-            assembler.assemble(need)
-        except DamagedObject as damage:
-            refused.add(need.path)
-            session.listen(
-                Event(
-                    "warning",
-                    need.path,
-                    detail=f"{session.paths.to_local(need.path)}: object {damage.object_path} "
-                    f"{damage.why}; left as it is",
-                )
+    refused = assembler.assemble_all(wanted)
+    for path, damage in sorted(refused.items()):
+        session.listen(
+            Event(
+                "warning",
+                path,
+                detail=f"{session.paths.to_local(path)}: object {damage.object_path} "
+                f"{damage.why}; left as it is",
             )
-    return refused
+        )
+    return set(refused)
 
 
 def _apply_pull(

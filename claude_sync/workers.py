@@ -1,0 +1,36 @@
+"""The pool of processes that encrypts a push's files and decrypts a pull's, one per core.
+
+age and zstd hold Python's lock while they work, so threads would take turns on one core;
+processes do not. A pool costs tens of milliseconds to start, so callers use one only for
+work of several megabytes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+from collections.abc import Callable
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def process_pool(
+    initializer: Callable[..., None] | None = None, initargs: tuple = ()
+) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of one process per core; `initializer(*initargs)` runs in each first."""
+    return concurrent.futures.ProcessPoolExecutor(
+        cores(), initializer=_start_worker, initargs=(initializer, initargs)
+    )
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    # Ctrl-C is the parent's to handle: it stops the pool, and each worker with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
