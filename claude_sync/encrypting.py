@@ -46,7 +46,8 @@ class Job:
 class Encrypted:
     """A file encrypted: its SHA-256 and size as read (the whole file), the object written
     (None when nothing was: an empty file, or an empty tail), and the stat of the open file
-    before it was read."""
+    before it was read; `stable` when nothing wrote to it while it was read, so that this
+    stat is that of these very bytes (a scan later need not read them again)."""
 
     sha256: str
     size: int
@@ -54,6 +55,7 @@ class Encrypted:
     object: crypto.Digest | None
     mtime_ns: int
     mode: int
+    stable: bool
 
 
 def encrypt_file(job: Job, recipient: str, threads: int = 0) -> Encrypted | None:
@@ -84,13 +86,17 @@ def _encrypt_handle(job: Job, handle: BinaryIO, recipient: str, threads: int) ->
     )
     if not digest.size:
         job.temporary.unlink()
+    size = digest.size + (job.prefix_size if extended else 0)
+    after = os.fstat(handle.fileno())
     return Encrypted(
         whole.hexdigest(),
-        digest.size + (job.prefix_size if extended else 0),
+        size,
         extended,
         digest if digest.size else None,
         info.st_mtime_ns,
         info.st_mode & 0o777,
+        (info.st_size, info.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+        and after.st_size == size,
     )
 
 

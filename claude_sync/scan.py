@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path, is_utf8
-from .state import State
+from .state import Entry, State
 
 READ_CHUNK = 1 << 20
 
@@ -34,6 +34,9 @@ def hash_file(path: Path) -> tuple[str, int]:
 
 
 CHANGING_MTIME_NS = -1  # recorded for a file written to while it was read: read it again
+# The hash of a changed file a push reads only as it encrypts it (see `scan`): no SHA-256
+# is this, nor "" (a deletion's), so it equals no version's.
+UNHASHED = "unhashed"
 HASH_ATTEMPTS = 3
 
 
@@ -164,8 +167,15 @@ class Scan:
     unknown: list[str]  # remote path prefixes of folders that could not be read
 
 
-def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
+def scan(
+    claude: Path, rules: Rules, paths: PathMap, state: State, defer_hashes: bool = False
+) -> Scan:
     """remote path -> LocalFile; files whose size and mtime match the state are not read.
+
+    With `defer_hashes` (a push), a changed file whose size differs from its base's, or
+    that has no base, is not read either: its content differs from the base whatever its
+    hash, so the push reads it once, as it encrypts it, and hashes it then. It gets the hash
+    UNHASHED (see `Session.hash_deferred` for the few a push must hash first).
 
     Temporary files of an interrupted run (the caller holds the lock) are removed. A file
     that cannot be read counts as unchanged, and so does every file the state knows below a
@@ -197,6 +207,9 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
             and entry.mtime_ns == info.st_mtime_ns
             and info.st_mtime_ns < state.saved_ns  # else racily clean: read it again
         )
+        if not unchanged and defer_hashes and _surely_changed(entry, info):
+            result.files[remote] = LocalFile(UNHASHED, info.st_size, info.st_mtime_ns)
+            continue
         if not unchanged:
             try:
                 hashed = hash_with_stat(claude / local)
@@ -218,6 +231,14 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
                 entry.base.sha256, entry.base.size, entry.mtime_ns or 0
             )
     return result
+
+
+def _surely_changed(entry: Entry | None, info: os.stat_result) -> bool:
+    """Whether a file differs from its base whatever its bytes: it has none, or another
+    size (an empty file is hashed all the same: that costs nothing)."""
+    if info.st_size == 0:
+        return False
+    return entry is None or entry.base.deleted or entry.base.size != info.st_size
 
 
 def under(path: str, prefixes: list[str]) -> bool:

@@ -18,7 +18,7 @@ from .moves import merge_moves, moved_paths
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .projects import Layout, Project
 from .remote_view import RemoteView, fetch_remote_view
-from .scan import follow_link, scan
+from .scan import UNHASHED, LocalFile, follow_link, hash_with_stat, scan
 from .state import Entry, State, load_state, save_state
 from .versions import Version
 from .workspace import Workspace
@@ -65,7 +65,11 @@ class Session:
     """One run of push or pull over a workspace (the lock is taken by the caller)."""
 
     def __init__(
-        self, workspace: Workspace, listen: Listener, accept_rollback: bool = False
+        self,
+        workspace: Workspace,
+        listen: Listener,
+        accept_rollback: bool = False,
+        defer_hashes: bool = False,
     ) -> None:
         self.ws = workspace
         # `push --all`: this device republishes its whole view after a rollback
@@ -80,14 +84,14 @@ class Session:
         self.listen: Listener = lambda event: listen(
             dataclasses.replace(event, path=self.paths.to_local(event.path))
         )
-        self._open(self.state.projects)
+        self._open(self.state.projects, defer_hashes)
         if warning:
             self.listen(Event("warning", detail=warning))
         added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
         self._unmatched = unmatched_patterns(added, [*self.local, *self.state.files])
         self._remote: RemoteView | None = None
 
-    def _open(self, known: dict[str, Project]) -> None:
+    def _open(self, known: dict[str, Project], defer_hashes: bool) -> None:
         """Map this device's project folders (moving what belongs in another folder here),
         read every path through the moves known, and scan the Claude folder."""
         ws = self.ws
@@ -130,7 +134,7 @@ class Session:
                     "that project's sessions here",
                 )
             )
-        scanned = scan(ws.claude, self.rules, self.paths, self.state)
+        scanned = scan(ws.claude, self.rules, self.paths, self.state, defer_hashes)
         self.local = scanned.files
         self.unknown = scanned.unknown  # folders that could not be read: left as they are
         for message in scanned.warnings:
@@ -306,6 +310,23 @@ class Session:
         self.state.layout = layout_fingerprint(self.paths.layout)
         self.state.numbered = self.paths.numbered()
         save_state(self.state_path, self.state)
+
+    def hash_deferred(self, remote: dict[str, list[Version]]) -> None:
+        """Hash the files the scan left UNHASHED that a remote version of the same size
+        could equal: whether the bytes are already there decides what a push does."""
+        for path, local in list(self.local.items()):
+            if local.sha256 != UNHASHED:
+                continue
+            if any(v.size == local.size for v in remote.get(path, []) if not v.deleted):
+                try:
+                    self.local[path] = hash_with_stat(self.ws.claude / self.paths.to_local(path))
+                except OSError:
+                    # Gone or unreadable since the scan: as a scan would have found it then
+                    # (the scan's warning for an unreadable file comes with the next run).
+                    del self.local[path]
+                    entry = self.state.files.get(path)
+                    if entry is not None and not entry.base.deleted:
+                        self.local[path] = LocalFile(entry.base.sha256, entry.base.size, 0)
 
     def all_paths(self) -> set[str]:
         return {path for path in set(self.local) | set(self.state.files) if self.rules.synced(path)}

@@ -191,15 +191,17 @@ def _encrypt_and_send(
     on_remote: Callable[[str], bool],
     total: int,
     progress: Progress | None,
-) -> tuple[dict[str, tuple[Version, Path | None]], set[str]]:
+) -> tuple[dict[str, tuple[Version, Path | None]], dict[str, tuple[int, int]], set[str]]:
     """Encrypt every upload (see `encrypting`) and send the new objects, in batches while
-    the rest are still being encrypted; return path -> (version, local file), and the
-    names of the objects sent. A batch is at least UPLOAD_BATCH bytes, or a quarter of
+    the rest are still being encrypted; return path -> (version, local file), path ->
+    (size, mtime) of the files nothing wrote to while they were read, and the names of the
+    objects sent. A batch is at least UPLOAD_BATCH bytes, or a quarter of
     the push, so that a big push starts few rclones."""
     jobs = {action.path: _job(session, action, staging, known) for action in uploads}
     by_path = {action.path: action for action in uploads}
     batch_bytes = max(UPLOAD_BATCH, sum(job.size for job in jobs.values()) // 4)
     updates: dict[str, tuple[Version, Path | None]] = {}
+    read_at: dict[str, tuple[int, int]] = {}
     sent: set[str] = set()
     batch: list[str] = []
     pending = 0
@@ -217,13 +219,15 @@ def _encrypt_and_send(
                 sent.add(name)
                 pending += job.size
         updates[job.path] = (version, job.file)
+        if encrypted.stable:
+            read_at[job.path] = (encrypted.size, encrypted.mtime_ns)
         session.listen(Event("upload", job.path, version.size, index, total))
         if pending >= batch_bytes:
             session.ws.remote.upload_objects(staging, sorted(batch), progress=progress)
             batch, pending = [], 0
     if batch:
         session.ws.remote.upload_objects(staging, sorted(batch), progress=progress)
-    return updates, sent
+    return updates, read_at, sent
 
 
 def _send(
@@ -253,7 +257,7 @@ def _send(
         sent before the manifest that names them)."""
         return session.object_name(sha256) in listed if resend else sha256 in known
 
-    updates, sent_objects = _encrypt_and_send(
+    updates, read_at, sent_objects = _encrypt_and_send(
         session, uploads, staging, known, on_remote, total, progress
     )
     for index, action in enumerate(tombstones, len(uploads) + 1):
@@ -270,11 +274,14 @@ def _send(
             )
             entry.publish = False
     for path, (version, file) in updates.items():
+        # The stat of the bytes sent, so that the next scan need not read them again: as
+        # they were read, or as the scan saw the same bytes.
         entry = Entry(version)
-        if file is not None:
-            entry.size, entry.mtime_ns = session.local[path].size, session.local[path].mtime_ns
-            if version.sha256 != session.local[path].sha256:
-                entry.size = entry.mtime_ns = None
+        seen = session.local.get(path)
+        if path in read_at:
+            entry.size, entry.mtime_ns = read_at[path]
+        elif file is not None and seen is not None and version.sha256 == seen.sha256:
+            entry.size, entry.mtime_ns = seen.size, seen.mtime_ns
         session.state.files[path] = entry
     if resend:
         previous = session.remote().manifests.get(session.device)
@@ -402,7 +409,7 @@ def push(
     for a remote that was wiped, replaced or rolled back) every object this device's view
     names and the remote lacks is sent again, and a snapshot written, even with no change.
     `progress` is told how the upload of the objects goes."""
-    session = Session(ws, listen, accept_rollback=resend)
+    session = Session(ws, listen, accept_rollback=resend, defer_hashes=True)
     if not dry_run:
         session.empty_trash()
     session.warn_unmatched_includes()
@@ -432,6 +439,7 @@ def push(
             session.save()
         return summary
     remote = session.remote().versions()
+    session.hash_deferred(remote)
     actions = plan_push(session, remote, scope)
     tombstones = [a for a in actions if isinstance(a, Tombstone)]
     # Conflict copies are removed by settling them: never what the guard is for.
