@@ -242,7 +242,7 @@ def test_a_signal_mid_push_stops_rclone_and_cleans_staging(
 ) -> None:
     device = joined(make_device("a"), local_server)
     put(device, "CLAUDE.md", "hello\n", 1)
-    wrapper = slow_rclone(tmp_path, "copy")
+    wrapper = slow_rclone(tmp_path, "move")
     environment = {**os.environ, **device.environment(CLAUDE_SYNC_RCLONE=str(wrapper))}
     process = subprocess.Popen(
         [CLI, "push"], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
