@@ -325,7 +325,7 @@ def test_push_hook_hands_the_push_to_the_background(
     wrapper = tmp_path / "marking-rclone"
     wrapper.write_text(
         "#!/bin/sh\n"
-        f'if [ "$1" = copy ]; then touch "{tmp_path}/copying"; sleep 1; fi\n'
+        f'if [ "$1" = move ]; then touch "{tmp_path}/copying"; sleep 1; fi\n'
         f'exec "{RCLONE}" "$@"\n'
     )
     wrapper.chmod(0o755)
