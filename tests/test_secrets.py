@@ -266,7 +266,7 @@ def test_no_secret_on_rclone_argv(s3_server: Server, make_device, tmp_path: Path
 
     argv = log.read_text()
     assert argv.count("\n") > 20, argv  # every command went through the wrapper
-    for verb in ("cat", "copy", "copyto", "sync", "lsjson"):
+    for verb in ("cat", "copy", "move", "copyto", "sync", "lsjson"):
         assert any(line.split(" ")[0] == verb for line in argv.splitlines()), verb
     secret = s3_server.rclone_section["secret_access_key"]
     identity = str(read_key_file(a.sync_home / "age-key.txt"))
