@@ -25,6 +25,9 @@ except ImportError:
 from .errors import NotForThisKey, RemoteFormatError
 
 CHUNK = 1 << 20
+# zstd's fastest positive level: on transcripts about 3x faster than its default (3), for
+# objects about a fifth larger; it keeps compression from being what a push waits for.
+ZSTD_LEVEL = 1
 NO_MATCHING_KEY = "No matching keys found"  # pyrage's only way of saying "another key"
 
 
@@ -44,11 +47,10 @@ class _CompressingReader:
     def __init__(self, source: BinaryIO, limit: int | None, threads: int) -> None:
         self._source = source
         self._remaining = limit
-        self._compressor = (
-            zstd.ZstdCompressor(options={zstd.CompressionParameter.nb_workers: threads})
-            if threads
-            else zstd.ZstdCompressor()
-        )
+        options = {zstd.CompressionParameter.compression_level: ZSTD_LEVEL}
+        if threads:
+            options[zstd.CompressionParameter.nb_workers] = threads
+        self._compressor = zstd.ZstdCompressor(options=options)
         self._buffer = bytearray()
         self._finished = False
         self.hash = hashlib.sha256()
