@@ -113,6 +113,10 @@ class _HashingReader:
         return data
 
 
+BATCH_FILES = 64  # small files handed to a pool process at once: one message, not 64
+BATCH_BYTES = 4 * 1024 * 1024
+
+
 def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypted | None]]:
     """Encrypt every job; yield each with its result as it is done (None: the file
     vanished). Leaving the loop early (an error, Ctrl-C) cancels what has not started."""
@@ -125,10 +129,28 @@ def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypte
         return
     pool = process_pool()
     try:
-        futures = {pool.submit(encrypt_file, job, recipient): job for job in small}
+        futures = {pool.submit(encrypt_batch, batch, recipient): batch for batch in _batches(small)}
         for job in big:
             yield job, encrypt_file(job, recipient, threads)
         for future in concurrent.futures.as_completed(futures):
-            yield futures[future], future.result()
+            yield from zip(futures[future], future.result(), strict=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def encrypt_batch(jobs: list[Job], recipient: str) -> list[Encrypted | None]:
+    return [encrypt_file(job, recipient) for job in jobs]
+
+
+def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
+    """`jobs` in order, in groups of at most BATCH_FILES files or about BATCH_BYTES."""
+    batch: list[Job] = []
+    size = 0
+    for job in jobs:
+        if batch and (len(batch) == BATCH_FILES or size + job.size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(job)
+        size += job.size
+    if batch:
+        yield batch
