@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +26,15 @@ class Workspace:
     identity: x25519.Identity
     remote: Remote
 
-    @property
+    @functools.cached_property
     def recipient(self) -> x25519.Recipient:
         return self.identity.to_public()
 
-    @property
+    @functools.cached_property
     def name_key(self) -> bytes:
         return object_name_key(self.identity)
 
-    @property
+    @functools.cached_property
     def metadata_key(self) -> bytes:
         return metadata_key(self.identity)
 
