@@ -90,12 +90,17 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts) + "(/.*)?", re.DOTALL)
 
 
+def _literal_start(pattern: str) -> str:
+    """What every path a pattern matches begins with: the pattern up to its first wildcard."""
+    return re.split(r"[*?]", pattern)[0]
+
+
 def unmatched_patterns(patterns: Iterable[str], paths: Iterable[str]) -> list[str]:
     """The patterns that match none of `paths`. A path is tried against a pattern only
     when it starts with the pattern's literal beginning, and the loop ends once every
     pattern has matched: cheap next to the walk that listed the paths."""
     remaining = {
-        pattern: (re.split(r"[*?]", pattern)[0], _pattern_regex(pattern)) for pattern in patterns
+        pattern: (_literal_start(pattern), _pattern_regex(pattern)) for pattern in patterns
     }
     for path in paths:
         if not remaining:
@@ -106,9 +111,26 @@ def unmatched_patterns(patterns: Iterable[str], paths: Iterable[str]) -> list[st
     return list(remaining)
 
 
+def _may_match_below(start: str, folder: str) -> bool:
+    """Whether a pattern whose matches all begin with `start` may match some path below
+    `folder`: one of the two is the beginning of the other."""
+    return start.startswith(folder + "/") or (folder + "/").startswith(start)
+
+
+def _denied_part(part: str) -> bool:
+    return part in DENIED_NAMES or part.startswith(TEMPORARY_PREFIX)
+
+
 @dataclass
 class Rules:
-    """Which relative paths are synced: the deny list, then excludes, then includes."""
+    """Which relative paths are synced: the deny list, then excludes, then includes.
+
+    The patterns are matched once per folder, not once per file: every pattern that matches
+    a folder matches everything below it (see `_pattern_regex`), so in a folder that an
+    exclude matches no file is synced, and in one an include matches, that no exclude can
+    reach, every file is, but for a denied name. Only in the other folders (the top of the
+    tree, and those an exclude may reach into) is each file matched on its own.
+    """
 
     include: tuple[str, ...]
     exclude: tuple[str, ...]
@@ -116,6 +138,9 @@ class Rules:
     def __post_init__(self) -> None:
         self._include = [_pattern_regex(p) for p in self.include]
         self._exclude = [_pattern_regex(p) for p in self.exclude]
+        self._include_starts = [_literal_start(p) for p in self.include]
+        self._exclude_starts = [_literal_start(p) for p in self.exclude]
+        self._folders: dict[str, bool | None] = {}  # folder -> folder_decision(folder)
 
     @classmethod
     def from_config(cls, include: list[str], exclude: list[str]) -> Rules:
@@ -123,6 +148,35 @@ class Rules:
 
     def synced(self, path: str) -> bool:
         """Whether `path` is synced; a conflict copy is synced when its original is."""
+        folder, _, name = path.rpartition("/")
+        if folder not in self._folders:
+            self._folders[folder] = self.folder_decision(folder)
+        whole = self._folders[folder]
+        if whole is None:
+            return self.path_synced(path)
+        return whole and not _denied_part(original_of(name) if CONFLICT_COPY.search(name) else name)
+
+    def folder_decision(self, folder: str) -> bool | None:
+        """True when every file directly or deeper below `folder` is synced unless its own
+        name is denied (a conflict copy's: its original's), False when none is, None when
+        it depends on the file."""
+        if not folder:
+            return None  # the top: each file there is matched by its own name
+        parts = folder.split("/")
+        if parts[0] in DENIED_TOP_LEVEL or any(map(_denied_part, parts)):
+            return False
+        if any(regex.fullmatch(folder) for regex in self._exclude):
+            return False
+        if any(_may_match_below(start, folder) for start in self._exclude_starts):
+            return None
+        if any(regex.fullmatch(folder) for regex in self._include):
+            return True
+        if any(_may_match_below(start, folder) for start in self._include_starts):
+            return None
+        return False
+
+    def path_synced(self, path: str) -> bool:
+        """`synced`, decided for `path` alone, every pattern matched against it."""
         if CONFLICT_COPY.search(path):
             path = original_of(path)
         parts = path.split("/")
