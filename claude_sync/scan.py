@@ -192,7 +192,7 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
         entry = state.files.get(remote)
         unchanged = (
             entry is not None
-            and not entry.base.deleted
+            and not entry.base_deleted
             and entry.size == info.st_size
             and entry.mtime_ns == info.st_mtime_ns
             and info.st_mtime_ns < state.saved_ns  # else racily clean: read it again
@@ -204,19 +204,21 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
                 continue
             except OSError as error:
                 result.warnings.append(f"{local}: cannot be read ({error.strerror}); skipped")
-                if entry is None or entry.base.deleted:
+                if entry is None or entry.base_deleted:
                     continue
                 unchanged = True
             else:
                 result.files[remote] = hashed
         if unchanged:
             assert entry is not None
-            result.files[remote] = LocalFile(entry.base.sha256, entry.base.size, info.st_mtime_ns)
-    for remote, entry in state.files.items():
-        if remote not in result.files and not entry.base.deleted and under(remote, result.unknown):
-            result.files[remote] = LocalFile(
-                entry.base.sha256, entry.base.size, entry.mtime_ns or 0
-            )
+            result.files[remote] = LocalFile(entry.base_sha256, entry.base_size, info.st_mtime_ns)
+    for remote in state.files if result.unknown else ():
+        if remote not in result.files and under(remote, result.unknown):
+            entry = state.files[remote]
+            if not entry.base_deleted:
+                result.files[remote] = LocalFile(
+                    entry.base_sha256, entry.base_size, entry.mtime_ns or 0
+                )
     return result
 
 

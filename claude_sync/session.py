@@ -19,7 +19,7 @@ from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_p
 from .projects import Layout, Project
 from .remote_view import RemoteView, fetch_remote_view
 from .scan import follow_link, scan
-from .state import Entry, State, load_state, save_state
+from .state import STATE_FILE, Entry, State, load_state, save_state
 from .versions import Version
 from .workspace import Workspace
 
@@ -73,8 +73,8 @@ class Session:
         self.config = workspace.config
         self.device = workspace.config.device_id
         self.rules = Rules.from_config(self.config.include, self.config.exclude)
-        self.state_path = workspace.home / "state.json"
-        self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
+        self.state_path = workspace.home / STATE_FILE
+        self.state, warning = load_state(workspace.home, self.device, self.config.remote_root)
         # Whether the state records earlier syncs: a file it has no entry for is then new.
         self.state_known = not self.state.rebuilding
         self.listen: Listener = lambda event: listen(
@@ -114,7 +114,9 @@ class Session:
                     )
             self.state.moves, self.state.publish_moves = self.paths.moves, True
         if self.state.moves:
-            self.state.files = moved_paths(self.state.moves, self.state.files)
+            moved = moved_paths(self.state.moves, self.state.files)
+            self.state.files.clear()
+            self.state.files.update(moved)
         for placeholder, own in self.paths.placeholders():
             moved = move_folder_into(
                 ws.claude / "projects" / placeholder,
@@ -305,7 +307,7 @@ class Session:
         self.state.projects = self.paths.published(self.state.files)
         self.state.layout = layout_fingerprint(self.paths.layout)
         self.state.numbered = self.paths.numbered()
-        save_state(self.state_path, self.state)
+        save_state(self.ws.home, self.state)
 
     def all_paths(self) -> set[str]:
         return {path for path in set(self.local) | set(self.state.files) if self.rules.synced(path)}
