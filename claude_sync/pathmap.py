@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import posixpath
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from .projects import (
     HOME_MARKER,
     Layout,
     Project,
+    RecordedPaths,
     encode_project,
-    folder_paths,
     history_projects,
     real_path,
     recorded_path,
@@ -154,7 +153,9 @@ class Rules:
         whole = self._folders[folder]
         if whole is None:
             return self.path_synced(path)
-        return whole and not _denied_part(original_of(name) if CONFLICT_COPY.search(name) else name)
+        if whole and CONFLICT_COPY.search(name):
+            name = original_of(name)
+        return whole and not _denied_part(name)
 
     def folder_decision(self, folder: str) -> bool | None:
         """True when every file directly or deeper below `folder` is synced unless its own
@@ -209,17 +210,17 @@ def is_utf8(name: str) -> bool:
     return True
 
 
+WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
+
+
 def is_safe_path(path: str) -> bool:
-    """A relative, normalised POSIX path in UTF-8 with no way out of the tree, on any system."""
-    return not (
-        not path
-        or not is_utf8(path)
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or posixpath.normpath(path) != path
-        or any(part in ("", ".", "..") for part in path.split("/"))
-        or re.match(r"^[A-Za-z]:", path) is not None
+    """A relative, normalised POSIX path in UTF-8 with no way out of the tree, on any system.
+    (A path with no empty, `.` or `..` part that does not start with `/` is normalised.)"""
+    if not path or path[0] == "/" or "\\" in path or "\x00" in path or not is_utf8(path):
+        return False
+    parts = path.split("/")
+    return (
+        "" not in parts and "." not in parts and ".." not in parts and not WINDOWS_DRIVE.match(path)
     )
 
 
@@ -284,6 +285,17 @@ def _session_id(name: str) -> str:
     return name[: -len(".jsonl")] if name.endswith(".jsonl") else name
 
 
+def _sessions_synced(paths: Iterable[str], moves: Mapping[str, Move]) -> dict[str, set[str]]:
+    """Session id -> the remote folders (after `moves`) that `paths` hold its files in."""
+    synced: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.split("/", 3)
+        if len(parts) > 2 and parts[0] == "projects" and _session_entry(parts[2]):
+            remote = final_folder(moves, parts[1])
+            synced.setdefault(_session_id(parts[2]), set()).add(remote)
+    return synced
+
+
 def _unclaimed(name: str, owner: str, claims: Mapping[str, str]) -> str:
     """`name`, or `name.2`, `name.3`... : the first that `claims` gives to nobody but
     `owner`."""
@@ -312,10 +324,12 @@ class PathMap:
         known: Mapping[str, Project] | None = None,
         moves: Mapping[str, Move] | None = None,
         rekey: bool = False,
-        synced_paths: Iterable[str] = (),
+        synced_paths: Collection[str] = (),
         numbered: Mapping[str, str] | None = None,
+        recorded: Mapping[str, list] | None = None,
     ) -> None:
         self.layout = layout
+        self.recorded = RecordedPaths(recorded)  # what transcripts record, kept in the state
         self.home_folder = encode_project(layout.home)
         self.moves: dict[str, Move] = dict(moves or {})
         self.projects: dict[str, Project] = {}  # remote folder -> project
@@ -378,7 +392,7 @@ class PathMap:
                     named = self.layout.path_of(project.key)
                 self._take(folder, remote, project, named)
                 continue
-            for recorded in folder_paths(projects / folder):
+            for recorded in self.recorded.folder_paths(projects, folder):
                 if folder in (encode_project(recorded), encode_project(real_path(recorded))):
                     key = self.layout.key_of(recorded)
                     self._take(folder, remote_folder(key), Project(key, recorded), recorded)
@@ -458,18 +472,13 @@ class PathMap:
             for name in names:
                 self._placed.setdefault((remote, name), folder)
 
-    def _split(self, projects: Path, synced_paths: Iterable[str]) -> None:
+    def _split(self, projects: Path, synced_paths: Collection[str]) -> None:
         """Sessions in one local folder that belong to two projects: Claude Code's names
         of `/home/ann-work/app` and `/home/ann/work/app` are equal, and it keeps both
         projects' sessions in that folder. A session synced under another project whose
         key Claude Code keeps in this folder stays there; a new one goes to the project of
         the path its transcript records."""
-        synced: dict[str, set[str]] = {}  # session id -> remote folders
-        for path in synced_paths:
-            parts = path.split("/", 3)
-            if len(parts) > 2 and parts[0] == "projects" and _session_entry(parts[2]):
-                remote = final_folder(self.moves, parts[1])
-                synced.setdefault(_session_id(parts[2]), set()).add(remote)
+        synced: dict[str, set[str]] | None = None  # session id -> remote folders
         for folder, own in sorted(self._remote_of.items()):
             if folder in self._numbered.values() or own not in self.projects:
                 continue
@@ -480,6 +489,12 @@ class PathMap:
             for name in names:
                 if not _session_entry(name):
                     continue
+                # A session synced under the folder's own project, as most are, stays there:
+                # only another needs every synced path looked at.
+                if f"projects/{own}/{_session_id(name)}.jsonl" in synced_paths:
+                    continue
+                if synced is None:
+                    synced = _sessions_synced(synced_paths, self.moves)
                 remote = self._session_project(projects / folder, folder, own, name, synced)
                 if remote != own:
                     self._session_remote[folder, name] = remote

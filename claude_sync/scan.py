@@ -16,7 +16,7 @@ from .state import State
 READ_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
     sha256: str
     size: int
@@ -79,10 +79,10 @@ def prefix_sha256(path: Path, length: int) -> str | None:
 
 @dataclass
 class Walk:
-    """remote path -> (local relative path, stat) for every synced regular file, and the
-    temporary files an interrupted run left behind (local relative paths)."""
+    """remote path -> (local relative path, size, mtime_ns) for every synced regular file,
+    and the temporary files an interrupted run left behind (local relative paths)."""
 
-    files: dict[str, tuple[str, os.stat_result]]
+    files: dict[str, tuple[str, int, int]]
     temporaries: list[str]
     unsyncable: list[str]
     unreadable: list[tuple[str, str]]  # (local folder, why) that could not be listed
@@ -151,7 +151,9 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
                     found.temporaries.append(local)
                 elif rules.synced(remote):
                     if is_safe_path(remote):
-                        found.files[remote] = (local, info)
+                        # One string for both where they are equal, as for most files.
+                        local = remote if remote == local else local
+                        found.files[remote] = (local, info.st_size, info.st_mtime_ns)
                     else:
                         found.unsyncable.append(local)
     return found
@@ -188,14 +190,14 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
             f"{local!r}: a name that cannot be synced safely (not UTF-8, or a way out of "
             "the folder); skipped"
         )
-    for remote, (local, info) in walked.files.items():
+    for remote, (local, size, mtime_ns) in walked.files.items():
         entry = state.files.get(remote)
         unchanged = (
             entry is not None
             and not entry.base_deleted
-            and entry.size == info.st_size
-            and entry.mtime_ns == info.st_mtime_ns
-            and info.st_mtime_ns < state.saved_ns  # else racily clean: read it again
+            and entry.size == size
+            and entry.mtime_ns == mtime_ns
+            and mtime_ns < state.saved_ns  # else racily clean: read it again
         )
         if not unchanged:
             try:
@@ -211,7 +213,7 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
                 result.files[remote] = hashed
         if unchanged:
             assert entry is not None
-            result.files[remote] = LocalFile(entry.base_sha256, entry.base_size, info.st_mtime_ns)
+            result.files[remote] = LocalFile(entry.base_sha256, entry.base_size, mtime_ns)
     for remote in state.files if result.unknown else ():
         if remote not in result.files and under(remote, result.unknown):
             entry = state.files[remote]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from .claude_folder import empty_trash, move_folder_into
 from .config import Config
 from .errors import ClaudeSyncError
 from .instance import load_instance
-from .moves import merge_moves, moved_paths
+from .moves import merge_moves, moved_path, moved_paths
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .projects import Layout, Project
 from .remote_view import RemoteView, fetch_remote_view
@@ -84,7 +85,7 @@ class Session:
         if warning:
             self.listen(Event("warning", detail=warning))
         added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
-        self._unmatched = unmatched_patterns(added, [*self.local, *self.state.files])
+        self._unmatched = unmatched_patterns(added, itertools.chain(self.local, self.state.files))
         self._remote: RemoteView | None = None
 
     def _open(self, known: dict[str, Project]) -> None:
@@ -101,6 +102,7 @@ class Session:
             rekey=changed,
             synced_paths=self.state.files,
             numbered=self.state.numbered,
+            recorded=self.state.recorded,
         )
         if self.paths.made_moves:
             for source, move in sorted(self.paths.moves.items()):
@@ -113,8 +115,10 @@ class Session:
                         )
                     )
             self.state.moves, self.state.publish_moves = self.paths.moves, True
-        if self.state.moves:
-            moved = moved_paths(self.state.moves, self.state.files)
+        moves = self.state.moves
+        # Once every path has moved (the first run that knows the moves), none is rewritten.
+        if moves and any(moved_path(moves, path) != path for path in self.state.files):
+            moved = moved_paths(moves, self.state.files)
             self.state.files.clear()
             self.state.files.update(moved)
         for placeholder, own in self.paths.placeholders():
@@ -307,10 +311,13 @@ class Session:
         self.state.projects = self.paths.published(self.state.files)
         self.state.layout = layout_fingerprint(self.paths.layout)
         self.state.numbered = self.paths.numbered()
+        self.state.recorded = self.paths.recorded.seen
         save_state(self.ws.home, self.state)
 
     def all_paths(self) -> set[str]:
-        return {path for path in set(self.local) | set(self.state.files) if self.rules.synced(path)}
+        paths = set(self.local)
+        paths.update(self.state.files)
+        return {path for path in paths if self.rules.synced(path)}
 
     def forget_unsynced(self) -> bool:
         """Stop tracking paths the rules no longer sync (never a deletion elsewhere)."""
@@ -334,6 +341,7 @@ def path_map(ws: Workspace, state: State) -> PathMap:
         state.moves,
         synced_paths=state.files,
         numbered=state.numbered,
+        recorded=state.recorded,
     )
 
 

@@ -27,6 +27,7 @@ never between.
         layout                     -- "<path_map and projects settings, as JSON>"
         numbered                   -- {"<remote folder>": "<local folder>.2"}
         journal_seen, own_seq      -- {"<device id>": 41}, 17
+        recorded                   -- {"<folder>/<name>.jsonl": [inode, size, mtime_ns, path]}
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again, but only when
@@ -51,7 +52,9 @@ device's config decided keys (`path_map`, `projects`) when last saved: a change 
 `numbered` names the remote folders materialised here as `<name>.N`, because another had
 their folder name here first. `journal_seen` is the highest journal entry read of each
 device (a lower end later means the remote was rolled back); `own_seq` the last entry this
-home wrote.
+home wrote. `recorded` is the path each transcript of a project folder records, as a run
+read it (see `projects.RecordedPaths`): kept so that a folder whose transcripts name no path
+is not read again on every run.
 
 Earlier versions kept all of it in one `state.json` (the same fields, every path's entry as
 `{"base": <version>, "size", "mtime_ns", "swept", "publish", "settled"}` under "files"),
@@ -338,6 +341,7 @@ class State:
     numbered: dict[str, str] = field(default_factory=dict)  # remote folder -> `<name>.N`
     journal_seen: dict[str, int] = field(default_factory=dict)  # device -> highest entry
     own_seq: int = 0  # the last entry this home wrote
+    recorded: dict[str, list] = field(default_factory=dict)  # see projects.RecordedPaths
 
 
 def load_state(home: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -415,6 +419,7 @@ def _read(store: Path, device_id: str, remote_root: str) -> State:
         _numbered(meta["numbered"]),
         _journal_seen(meta["journal_seen"]),
         _integer(meta["own_seq"]),
+        _recorded(meta["recorded"]),
     )
 
 
@@ -434,6 +439,7 @@ def _write(store: Path, state: State, saved_ns: int) -> None:
         "numbered": state.numbered,
         "journal_seen": state.journal_seen,
         "own_seq": state.own_seq,
+        "recorded": state.recorded,
     }
     # Made here, so that it is private from the start (SQLite gives its journal the same mode).
     os.close(os.open(store, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -520,6 +526,19 @@ def _journal_seen(raw: object) -> dict[str, int]:
     ):
         raise ValueError("journal_seen")
     return dict(raw)
+
+
+def _recorded(raw: object) -> dict[str, list]:
+    if not isinstance(raw, dict) or not all(
+        isinstance(name, str)
+        and isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(number, int) for number in value[:3])
+        and (value[3] is None or isinstance(value[3], str))
+        for name, value in raw.items()
+    ):
+        raise ValueError("recorded")
+    return raw
 
 
 def _integer(raw: object) -> int:

@@ -20,7 +20,7 @@ def conflict_copies(claude: Path, rules: Rules) -> list[Path]:
     user's symbolic links), so that what a pull counts is what this lists."""
     walked = walk(claude, rules, PathMap(Layout.of(Path.home(), {})))
     return sorted(
-        claude / local for local, _ in walked.files.values() if CONFLICT_COPY.search(local)
+        claude / local for local, _, _ in walked.files.values() if CONFLICT_COPY.search(local)
     )
 
 
