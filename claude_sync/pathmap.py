@@ -153,9 +153,11 @@ class Rules:
         whole = self._folders[folder]
         if whole is None:
             return self.path_synced(path)
-        if whole and CONFLICT_COPY.search(name):
+        if not whole:
+            return False
+        if ".conflict-" in name and CONFLICT_COPY.search(name):
             name = original_of(name)
-        return whole and not _denied_part(name)
+        return not _denied_part(name)
 
     def folder_decision(self, folder: str) -> bool | None:
         """True when every file directly or deeper below `folder` is synced unless its own
@@ -561,6 +563,8 @@ class PathMap:
         self._materialised = None
 
     def to_remote(self, local: str) -> str:
+        if not local.startswith("projects/"):
+            return local  # only a project folder has another name here
         parts = local.split("/")
         entry = (parts[1], parts[2]) if parts[0] == "projects" and len(parts) > 2 else None
         if entry in self._session_remote:

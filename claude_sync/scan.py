@@ -214,13 +214,14 @@ def scan(claude: Path, rules: Rules, paths: PathMap, state: State) -> Scan:
         if unchanged:
             assert entry is not None
             result.files[remote] = LocalFile(entry.base_sha256, entry.base_size, mtime_ns)
-    for remote in state.files if result.unknown else ():
-        if remote not in result.files and under(remote, result.unknown):
-            entry = state.files[remote]
-            if not entry.base_deleted:
-                result.files[remote] = LocalFile(
-                    entry.base_sha256, entry.base_size, entry.mtime_ns or 0
-                )
+    if result.unknown:  # what the state knows below them counts as unchanged
+        for remote in state.files:
+            if remote not in result.files and under(remote, result.unknown):
+                entry = state.files[remote]
+                if not entry.base_deleted:
+                    result.files[remote] = LocalFile(
+                        entry.base_sha256, entry.base_size, entry.mtime_ns or 0
+                    )
     return result
 
 

@@ -284,7 +284,7 @@ class Files(MutableMapping[str, Entry]):
     def __iter__(self) -> Iterator[str]:
         removed = self._removed
         yield from (path for path in self._stored if path not in removed)
-        yield from (path for path in self._entries if path not in self._stored)
+        yield from [path for path in self._entries if path not in self._stored]
 
     def __len__(self) -> int:
         added = sum(path not in self._stored for path in self._entries)
@@ -394,10 +394,13 @@ def _connect(store: Path) -> sqlite3.Connection:
 
 
 def _read(store: Path, device_id: str, remote_root: str) -> State:
-    if not store.exists() or store.stat().st_size == 0:  # none, or a first save cut short
+    if not store.exists():
         raise FileNotFoundError(store)
     with closing(_connect(store)) as db:
-        if db.execute("PRAGMA user_version").fetchone()[0] != STATE_VERSION:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and db.execute("SELECT 1 FROM sqlite_master").fetchone() is None:
+            raise FileNotFoundError(store)  # empty: the first save was cut short
+        if version != STATE_VERSION:
             raise ValueError("unknown version")
         meta = {name: json.loads(value) for name, value in db.execute("SELECT * FROM meta")}
         if meta["device_id"] != device_id or meta["remote_root"] != remote_root:

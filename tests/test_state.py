@@ -9,6 +9,8 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -187,6 +189,44 @@ def test_an_mtime_past_what_sqlite_holds_is_not_kept(tmp_path: Path) -> None:
     assert entry.base.mtime_ns == far
 
 
+KILLED_BEFORE_COMMIT = """
+import os, sqlite3, sys
+from pathlib import Path
+from claude_sync import state
+
+class Dying(sqlite3.Connection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        super().execute("PRAGMA cache_size = 1")  # pages reach the file before the commit
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            os._exit(9)
+        return super().execute(sql, *args)
+
+connect = sqlite3.connect
+sqlite3.connect = lambda *args, **kwargs: connect(*args, factory=Dying, **kwargs)
+home = Path(sys.argv[1])
+loaded, _ = state.load_state(home, "dev1", "remote:claude-sync")
+for path in list(loaded.files):
+    loaded.files[path].swept = True
+for n in range(2000):
+    loaded.files[f"rules/r{n}.md"] = loaded.files["agents/a0.md"]
+loaded.own_seq = 99
+state.save_state(home, loaded)
+"""
+
+
+def test_a_save_killed_before_its_commit_leaves_the_state_as_it_was(tmp_path: Path) -> None:
+    saved(tmp_path, {f"agents/a{n}.md": Entry(version(str(n))) for n in range(300)}, own_seq=3)
+    before = as_values(loaded(tmp_path))
+    killed = subprocess.run([sys.executable, "-c", KILLED_BEFORE_COMMIT, str(tmp_path)])
+    assert killed.returncode == 9
+    assert (tmp_path / f"{STATE_FILE}-journal").exists()  # what the save had written
+    back = loaded(tmp_path)  # SQLite rolls the journal back
+    assert as_values(back) == before and back.own_seq == 3
+
+
 def test_the_save_time_is_on_the_clock_that_stamps_files(tmp_path: Path) -> None:
     """The racily-clean rule trusts a recorded stat only for an mtime older than the save:
     a file written after the save is never older than it."""
@@ -212,6 +252,16 @@ def test_no_store_is_a_state_to_rebuild(tmp_path: Path) -> None:
     state, warning = load_state(tmp_path, DEVICE, ROOT)
     assert warning is None and state.rebuilding and not state.files and state.saved_ns == 0
     assert not (tmp_path / STATE_FILE).exists()  # a load never creates one
+
+
+def test_a_first_save_cut_short_is_no_state(tmp_path: Path) -> None:
+    """The store is made empty before its first transaction, which SQLite rolls back."""
+    (tmp_path / STATE_FILE).touch()
+    state, warning = load_state(tmp_path, DEVICE, ROOT)
+    assert warning is None and state.rebuilding and not state.files
+    state.files["CLAUDE.md"] = Entry(version("c"))
+    save_state(tmp_path, state)
+    assert list(loaded(tmp_path).files) == ["CLAUDE.md"]
 
 
 def _garbage(store: Path) -> None:
