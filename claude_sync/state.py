@@ -13,7 +13,7 @@ never between.
     files                          -- one row per remote path the device synced
         path TEXT PRIMARY KEY
         sha256, base_size, deleted -- the base's hash, size, and whether it is a tombstone
-        size, mtime_ns             -- the local file's stat when it matched the base, or NULL
+        size, mtime_ns             -- the local file's stat when it matched the base (or NULL)
         flags                      -- 1 swept, 2 publish, 4 settled
         base TEXT                  -- the base version as JSON, as a journal entry writes it
 
@@ -58,7 +58,8 @@ is not read again on every run.
 
 Earlier versions kept all of it in one `state.json` (the same fields, every path's entry as
 `{"base": <version>, "size", "mtime_ns", "swept", "publish", "settled"}` under "files"),
-rewritten whole by every save. One found in the home is moved into the store and removed.
+rewritten whole by every save. One found in the home (left by an earlier version, or written
+by one since) takes the store's place, and is removed.
 """
 
 from __future__ import annotations

@@ -294,6 +294,11 @@ def _missing_meta(store: Path) -> None:
         db.execute("DELETE FROM meta WHERE name = 'moves'")
 
 
+def _bad_recorded(store: Path) -> None:
+    with closing(sqlite3.connect(store)) as db, db:
+        db.execute("""UPDATE meta SET value = '{"p/s.jsonl": [1, 2]}' WHERE name = 'recorded'""")
+
+
 def _bad_projects(store: Path) -> None:
     with closing(sqlite3.connect(store)) as db, db:
         db.execute("UPDATE meta SET value = '{\"../x\": 1}' WHERE name = 'projects'")
@@ -301,7 +306,16 @@ def _bad_projects(store: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [_garbage, _truncated, _not_a_state, _newer_layout, _bad_meta, _missing_meta, _bad_projects],
+    [
+        _garbage,
+        _truncated,
+        _not_a_state,
+        _newer_layout,
+        _bad_meta,
+        _missing_meta,
+        _bad_projects,
+        _bad_recorded,
+    ],
 )
 def test_an_unusable_store_is_set_aside_and_rebuilt(tmp_path: Path, damage) -> None:
     saved(tmp_path, {f"agents/a{n}.md": Entry(version(str(n))) for n in range(200)})
