@@ -317,7 +317,8 @@ class Session:
     def all_paths(self) -> set[str]:
         paths = set(self.local)
         paths.update(self.state.files)
-        return {path for path in paths if self.rules.synced(path)}
+        paths.difference_update([path for path in paths if not self.rules.synced(path)])
+        return paths
 
     def forget_unsynced(self) -> bool:
         """Stop tracking paths the rules no longer sync (never a deletion elsewhere)."""

@@ -355,7 +355,7 @@ def load_state(home: Path, device_id: str, remote_root: str) -> tuple[State, str
         state, warning = _load_legacy(legacy, device_id, remote_root)
         if warning is None:  # the stats it recorded keep their time: see saved_ns
             _write(store, state, state.saved_ns)
-            legacy.unlink()
+            legacy.unlink(missing_ok=True)  # another run may have moved it in meanwhile
         return state, warning
     try:
         return _read(store, device_id, remote_root), None
