@@ -1,5 +1,6 @@
 """The `claude-sync` command. `push --hook` takes a short way past the CLI's imports: Claude
-Code kills SessionEnd hooks after about 1.5 s, and the hand-off must take a fraction of it."""
+Code kills SessionEnd hooks after about 1.5 s, and the hand-off must take a fraction of it.
+`--version` does too: it needs nothing but the version, which the CLI prints the same way."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ def main() -> None:
         from .locations import sync_home
 
         push_hook(sync_home())
+        sys.exit(0)
+    if arguments == ["--version"]:
+        from . import __version__
+
+        print(f"claude-sync, version {__version__}")
         sys.exit(0)
     from .cli import main as cli_main
 

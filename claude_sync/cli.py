@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from pyrage import x25519
 
-from . import cli_claude, cli_projects, cli_sessions, runlog
+from . import __version__, cli_claude, cli_projects, cli_sessions, runlog
 from .actions import conflicts as conflicts_action
 from .actions import devices as devices_action
 from .actions import migrate as migrate_action
@@ -81,7 +81,7 @@ def _remember_verbose(ctx: click.Context, _: click.Parameter, value: bool) -> bo
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="claude-sync", prog_name="claude-sync")
+@click.version_option(__version__, prog_name="claude-sync")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Keep ~/.claude in step across your machines, end-to-end encrypted, over rclone."""

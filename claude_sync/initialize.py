@@ -19,6 +19,7 @@ from .files import write_private
 from .keys import derive_identity, new_salt, write_key_file
 from .rclone import Rclone, find_rclone
 from .remote import Remote, local_folder, missing_folder
+from .state import LEGACY_FILE, STATE_FILE
 from .templates import Template, render, resolve_values
 from .workspace import KEY_FILE, RCLONE_CONFIG
 
@@ -140,7 +141,7 @@ def initialize(request: InitRequest) -> InitResult:
     write_key_file(home / KEY_FILE, identity)
     write_private(home / "config.yaml", config.to_yaml())
     if previous is None or previous.remote_root != root or new_remote:
-        for stale in ("state.json", "cache", "staging"):
+        for stale in (STATE_FILE, f"{STATE_FILE}-journal", LEGACY_FILE, "cache", "staging"):
             target = home / stale
             if target.is_dir():
                 shutil.rmtree(target)

@@ -21,7 +21,6 @@ import hmac
 import secrets
 from pathlib import Path
 
-from argon2.low_level import Type, hash_secret_raw
 from pyrage import x25519
 
 from .errors import KeyFileError
@@ -71,6 +70,9 @@ def derive_identity(passphrase: str, salt: bytes) -> x25519.Identity:
     module docstring for the exact steps)."""
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise KeyFileError(f"the passphrase must be at least {MIN_PASSPHRASE_LENGTH} characters")
+    # Imported here: only `init` and the key commands derive a key, not every run.
+    from argon2.low_level import Type, hash_secret_raw
+
     key = bytearray(
         hash_secret_raw(
             secret=passphrase.encode("utf-8"),

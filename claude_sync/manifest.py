@@ -1,6 +1,6 @@
 """A device's view of the synced tree, and the version entries journal entries carry.
 
-A version, as every journal entry (see `journal`) and state.json write it:
+A version, as every journal entry (see `journal`) and the state (see `state`) write it:
 
     {"sha256": "<hex>", "size": 123, "mtime_ns": 1700000000000000000,
      "vector": {"<device id>": 3}, "device": "<id that made this version>",

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import posixpath
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from .projects import (
     HOME_MARKER,
     Layout,
     Project,
+    RecordedPaths,
     encode_project,
-    folder_paths,
     history_projects,
     real_path,
     recorded_path,
@@ -90,12 +89,17 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts) + "(/.*)?", re.DOTALL)
 
 
+def _literal_start(pattern: str) -> str:
+    """What every path a pattern matches begins with: the pattern up to its first wildcard."""
+    return re.split(r"[*?]", pattern)[0]
+
+
 def unmatched_patterns(patterns: Iterable[str], paths: Iterable[str]) -> list[str]:
     """The patterns that match none of `paths`. A path is tried against a pattern only
     when it starts with the pattern's literal beginning, and the loop ends once every
     pattern has matched: cheap next to the walk that listed the paths."""
     remaining = {
-        pattern: (re.split(r"[*?]", pattern)[0], _pattern_regex(pattern)) for pattern in patterns
+        pattern: (_literal_start(pattern), _pattern_regex(pattern)) for pattern in patterns
     }
     for path in paths:
         if not remaining:
@@ -106,9 +110,26 @@ def unmatched_patterns(patterns: Iterable[str], paths: Iterable[str]) -> list[st
     return list(remaining)
 
 
+def _may_match_below(start: str, folder: str) -> bool:
+    """Whether a pattern whose matches all begin with `start` may match some path below
+    `folder`: one of the two is the beginning of the other."""
+    return start.startswith(folder + "/") or (folder + "/").startswith(start)
+
+
+def _denied_part(part: str) -> bool:
+    return part in DENIED_NAMES or part.startswith(TEMPORARY_PREFIX)
+
+
 @dataclass
 class Rules:
-    """Which relative paths are synced: the deny list, then excludes, then includes."""
+    """Which relative paths are synced: the deny list, then excludes, then includes.
+
+    The patterns are matched once per folder, not once per file: every pattern that matches
+    a folder matches everything below it (see `_pattern_regex`), so in a folder that an
+    exclude matches no file is synced, and in one an include matches, that no exclude can
+    reach, every file is, but for a denied name. Only in the other folders (the top of the
+    tree, and those an exclude may reach into) is each file matched on its own.
+    """
 
     include: tuple[str, ...]
     exclude: tuple[str, ...]
@@ -116,6 +137,9 @@ class Rules:
     def __post_init__(self) -> None:
         self._include = [_pattern_regex(p) for p in self.include]
         self._exclude = [_pattern_regex(p) for p in self.exclude]
+        self._include_starts = [_literal_start(p) for p in self.include]
+        self._exclude_starts = [_literal_start(p) for p in self.exclude]
+        self._folders: dict[str, bool | None] = {}  # folder -> folder_decision(folder)
 
     @classmethod
     def from_config(cls, include: list[str], exclude: list[str]) -> Rules:
@@ -123,6 +147,39 @@ class Rules:
 
     def synced(self, path: str) -> bool:
         """Whether `path` is synced; a conflict copy is synced when its original is."""
+        folder, _, name = path.rpartition("/")
+        if folder not in self._folders:
+            self._folders[folder] = self.folder_decision(folder)
+        whole = self._folders[folder]
+        if whole is None:
+            return self.path_synced(path)
+        if not whole:
+            return False
+        if ".conflict-" in name and CONFLICT_COPY.search(name):
+            name = original_of(name)
+        return not _denied_part(name)
+
+    def folder_decision(self, folder: str) -> bool | None:
+        """True when every file directly or deeper below `folder` is synced unless its own
+        name is denied (a conflict copy's: its original's), False when none is, None when
+        it depends on the file."""
+        if not folder:
+            return None  # the top: each file there is matched by its own name
+        parts = folder.split("/")
+        if parts[0] in DENIED_TOP_LEVEL or any(map(_denied_part, parts)):
+            return False
+        if any(regex.fullmatch(folder) for regex in self._exclude):
+            return False
+        if any(_may_match_below(start, folder) for start in self._exclude_starts):
+            return None
+        if any(regex.fullmatch(folder) for regex in self._include):
+            return True
+        if any(_may_match_below(start, folder) for start in self._include_starts):
+            return None
+        return False
+
+    def path_synced(self, path: str) -> bool:
+        """`synced`, decided for `path` alone, every pattern matched against it."""
         if CONFLICT_COPY.search(path):
             path = original_of(path)
         parts = path.split("/")
@@ -155,17 +212,17 @@ def is_utf8(name: str) -> bool:
     return True
 
 
+WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
+
+
 def is_safe_path(path: str) -> bool:
-    """A relative, normalised POSIX path in UTF-8 with no way out of the tree, on any system."""
-    return not (
-        not path
-        or not is_utf8(path)
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or posixpath.normpath(path) != path
-        or any(part in ("", ".", "..") for part in path.split("/"))
-        or re.match(r"^[A-Za-z]:", path) is not None
+    """A relative, normalised POSIX path in UTF-8 with no way out of the tree, on any system.
+    (A path with no empty, `.` or `..` part that does not start with `/` is normalised.)"""
+    if not path or path[0] == "/" or "\\" in path or "\x00" in path or not is_utf8(path):
+        return False
+    parts = path.split("/")
+    return (
+        "" not in parts and "." not in parts and ".." not in parts and not WINDOWS_DRIVE.match(path)
     )
 
 
@@ -230,6 +287,17 @@ def _session_id(name: str) -> str:
     return name[: -len(".jsonl")] if name.endswith(".jsonl") else name
 
 
+def _sessions_synced(paths: Iterable[str], moves: Mapping[str, Move]) -> dict[str, set[str]]:
+    """Session id -> the remote folders (after `moves`) that `paths` hold its files in."""
+    synced: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.split("/", 3)
+        if len(parts) > 2 and parts[0] == "projects" and _session_entry(parts[2]):
+            remote = final_folder(moves, parts[1])
+            synced.setdefault(_session_id(parts[2]), set()).add(remote)
+    return synced
+
+
 def _unclaimed(name: str, owner: str, claims: Mapping[str, str]) -> str:
     """`name`, or `name.2`, `name.3`... : the first that `claims` gives to nobody but
     `owner`."""
@@ -258,10 +326,12 @@ class PathMap:
         known: Mapping[str, Project] | None = None,
         moves: Mapping[str, Move] | None = None,
         rekey: bool = False,
-        synced_paths: Iterable[str] = (),
+        synced_paths: Collection[str] = (),
         numbered: Mapping[str, str] | None = None,
+        recorded: Mapping[str, list] | None = None,
     ) -> None:
         self.layout = layout
+        self.recorded = RecordedPaths(recorded)  # what transcripts record, kept in the state
         self.home_folder = encode_project(layout.home)
         self.moves: dict[str, Move] = dict(moves or {})
         self.projects: dict[str, Project] = {}  # remote folder -> project
@@ -324,7 +394,7 @@ class PathMap:
                     named = self.layout.path_of(project.key)
                 self._take(folder, remote, project, named)
                 continue
-            for recorded in folder_paths(projects / folder):
+            for recorded in self.recorded.folder_paths(projects, folder):
                 if folder in (encode_project(recorded), encode_project(real_path(recorded))):
                     key = self.layout.key_of(recorded)
                     self._take(folder, remote_folder(key), Project(key, recorded), recorded)
@@ -404,18 +474,13 @@ class PathMap:
             for name in names:
                 self._placed.setdefault((remote, name), folder)
 
-    def _split(self, projects: Path, synced_paths: Iterable[str]) -> None:
+    def _split(self, projects: Path, synced_paths: Collection[str]) -> None:
         """Sessions in one local folder that belong to two projects: Claude Code's names
         of `/home/ann-work/app` and `/home/ann/work/app` are equal, and it keeps both
         projects' sessions in that folder. A session synced under another project whose
         key Claude Code keeps in this folder stays there; a new one goes to the project of
         the path its transcript records."""
-        synced: dict[str, set[str]] = {}  # session id -> remote folders
-        for path in synced_paths:
-            parts = path.split("/", 3)
-            if len(parts) > 2 and parts[0] == "projects" and _session_entry(parts[2]):
-                remote = final_folder(self.moves, parts[1])
-                synced.setdefault(_session_id(parts[2]), set()).add(remote)
+        synced: dict[str, set[str]] | None = None  # session id -> remote folders
         for folder, own in sorted(self._remote_of.items()):
             if folder in self._numbered.values() or own not in self.projects:
                 continue
@@ -426,6 +491,12 @@ class PathMap:
             for name in names:
                 if not _session_entry(name):
                     continue
+                # A session synced under the folder's own project, as most are, stays there:
+                # only another needs every synced path looked at.
+                if f"projects/{own}/{_session_id(name)}.jsonl" in synced_paths:
+                    continue
+                if synced is None:
+                    synced = _sessions_synced(synced_paths, self.moves)
                 remote = self._session_project(projects / folder, folder, own, name, synced)
                 if remote != own:
                     self._session_remote[folder, name] = remote
@@ -492,6 +563,8 @@ class PathMap:
         self._materialised = None
 
     def to_remote(self, local: str) -> str:
+        if not local.startswith("projects/"):
+            return local  # only a project folder has another name here
         parts = local.split("/")
         entry = (parts[1], parts[2]) if parts[0] == "projects" and len(parts) > 2 else None
         if entry in self._session_remote:

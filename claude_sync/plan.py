@@ -118,15 +118,15 @@ def _same_as_local(version: Version, local: LocalFile | None) -> bool:
 
 
 def local_changed(path: str, local: LocalFile | None, entry: Entry | None) -> bool:
-    base = _base(entry)
-    if base is None or base.deleted:
+    # The base's hash and size as the entry keeps them: its whole version is not needed.
+    if entry is None or entry.base_deleted:
         return local is not None
     if local is None:
-        if entry is not None and entry.swept:
+        if entry.swept:
             return False
         # Claude Code's cleanup is no deletion; `claude-sync conflicts` settling a copy is.
-        return not is_swept_with_session(path) or (entry is not None and entry.settled)
-    return (local.sha256, local.size) != (base.sha256, base.size)
+        return not is_swept_with_session(path) or entry.settled
+    return (local.sha256, local.size) != (entry.base_sha256, entry.base_size)
 
 
 def own_counter(remote: list[Version], device: str) -> int:
@@ -196,7 +196,7 @@ def decide_pull(
 def _without_base(
     path: str, local: LocalFile, remote: list[Version], device: str
 ) -> PullAction | None:
-    """A local copy whose base this device does not know (state.json lost, a device
+    """A local copy whose base this device does not know (the state lost, a device
     joining with files of its own) never outranks what the remote holds: one no newer than
     the remote's newest version is taken for stale and yields as an unchanged file would
     (kept in trash/); a newer one may be an edit, and is kept as a conflict copy beside the
@@ -225,7 +225,7 @@ def decide_push(
     path: str, local: LocalFile | None, entry: Entry | None, remote: list[Version], device: str
 ) -> PushAction | None:
     if not local_changed(path, local, entry):
-        if local is None and entry is not None and not entry.swept and not entry.base.deleted:
+        if local is None and entry is not None and not entry.swept and not entry.base_deleted:
             return Sweep(path)
         if entry is not None and entry.publish:
             if any(not version.vector <= entry.base.vector for version in remote):
@@ -237,7 +237,7 @@ def decide_push(
             return Publish(path, entry.base, vector)
         return None
     inferred = None if entry is not None else _already_remote(local, remote)
-    if inferred is not None:  # already on the remote (a lost state.json): record, send nothing
+    if inferred is not None:  # already on the remote (a lost state): record, send nothing
         return Adopt(path, inferred)
     if entry is None and remote:  # no base: a pull settles it (see decide_pull)
         return None

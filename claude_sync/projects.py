@@ -281,16 +281,45 @@ def history_projects(history: Path) -> dict[str, str]:
     return found
 
 
-def folder_paths(folder: Path) -> Iterable[str]:
-    """The paths recorded by the transcripts in one project folder, in name order."""
-    try:
-        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".jsonl"))
-    except OSError:
-        return
-    for name in names:
-        path = recorded_path(folder / name)
-        if path is not None:
-            yield path
+class RecordedPaths:
+    """The path each transcript records (`recorded_path`), remembered from run to run by
+    the transcript's inode, size and mtime: Claude Code only appends to a transcript, and a
+    pull replaces one by renaming another over it, so a transcript whose stat is unchanged
+    records what it recorded before. A folder whose transcripts name no path is then not
+    read again on every run.
+
+    `known` is what an earlier run kept: "<folder>/<name>" -> [inode, size, mtime_ns,
+    path or None]; `seen` what this one looked at, for the next.
+    """
+
+    def __init__(self, known: Mapping[str, list] | None = None) -> None:
+        self._known = known or {}
+        self.seen: dict[str, list] = {}
+
+    def folder_paths(self, projects: Path, folder: str) -> Iterable[str]:
+        """The paths recorded by the transcripts in one project folder, in name order."""
+        try:
+            entries = [
+                entry for entry in os.scandir(projects / folder) if entry.name.endswith(".jsonl")
+            ]
+        except OSError:
+            return
+        for entry in sorted(entries, key=lambda entry: entry.name):
+            try:
+                info = entry.stat()
+            except OSError:
+                continue
+            stamp = [info.st_ino, info.st_size, info.st_mtime_ns]
+            key = f"{folder}/{entry.name}"
+            known = self._known.get(key)
+            path = (
+                known[3]
+                if known is not None and known[:3] == stamp
+                else recorded_path(Path(entry.path))
+            )
+            self.seen[key] = [*stamp, path]
+            if path is not None:
+                yield path
 
 
 def git_key(path: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -16,7 +16,7 @@ from .state import Entry, State
 READ_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
     sha256: str
     size: int
@@ -82,10 +82,10 @@ def prefix_sha256(path: Path, length: int) -> str | None:
 
 @dataclass
 class Walk:
-    """remote path -> (local relative path, stat) for every synced regular file, and the
-    temporary files an interrupted run left behind (local relative paths)."""
+    """remote path -> (local relative path, size, mtime_ns) for every synced regular file,
+    and the temporary files an interrupted run left behind (local relative paths)."""
 
-    files: dict[str, tuple[str, os.stat_result]]
+    files: dict[str, tuple[str, int, int]]
     temporaries: list[str]
     unsyncable: list[str]
     unreadable: list[tuple[str, str]]  # (local folder, why) that could not be listed
@@ -110,19 +110,36 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
     followed (CLAUDE.md kept in a dotfiles repository, projects/ moved to another disk);
     other links, and a folder reached twice (a loop), are not."""
     found = Walk({}, [], [], [], [])
+    for remote, local, size, mtime_ns in walk_files(claude, rules, paths, found):
+        found.files[remote] = (local, size, mtime_ns)
+    return found
+
+
+def walk_files(
+    claude: Path, rules: Rules, paths: PathMap, found: Walk
+) -> Iterator[tuple[str, str, int, int]]:
+    """`walk`, one file at a time as it is reached: (remote path, local path, size,
+    mtime_ns); the rest of what it meets goes into `found`. A scan takes each file as it
+    comes, and holds no list of the whole tree beside its own."""
     if not claude.is_dir():
-        return found
+        return
     entered = {(claude.stat().st_dev, claude.stat().st_ino)}
+    root = str(claude)
     pending = [""]
     while pending:
         folder = pending.pop()
         try:
-            entries = list(os.scandir(claude / folder if folder else claude))
+            entries = list(os.scandir(os.path.join(root, folder)))
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as error:  # unreadable: what is in it is unknown, not deleted
             found.unreadable.append((folder, error.strerror or type(error).__name__))
             continue
+        # Below a project folder's entry (projects/<folder>/<entry>/...) a path's remote path
+        # is its folder's and its name (see PathMap.to_remote): mapped once per folder.
+        parts = folder.split("/", 3)
+        deep = parts[0] == "projects" and len(parts) > 2
+        prefix = paths.to_remote(folder) + "/" if deep else ""
         for entry in entries:
             local = f"{folder}/{entry.name}" if folder else entry.name
             try:
@@ -130,7 +147,7 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
             except FileNotFoundError:
                 continue
             if stat.S_ISLNK(info.st_mode):
-                remote = paths.to_remote(local)
+                remote = prefix + entry.name if deep else paths.to_remote(local)
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
                 followed, why = follow_link(claude / local)
@@ -139,7 +156,7 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
                     continue
                 info = followed
             if stat.S_ISDIR(info.st_mode):
-                if not rules.may_enter(paths.to_remote(local)):
+                if not rules.may_enter(prefix + entry.name if deep else paths.to_remote(local)):
                     continue
                 if not is_utf8(entry.name):
                     found.unsyncable.append(local + "/")
@@ -149,15 +166,16 @@ def walk(claude: Path, rules: Rules, paths: PathMap) -> Walk:
                     entered.add((info.st_dev, info.st_ino))
                     pending.append(local)
             elif stat.S_ISREG(info.st_mode):
-                remote = paths.to_remote(local)
+                remote = prefix + entry.name if deep else paths.to_remote(local)
                 if TEMPORARY_NAME.match(entry.name):
                     found.temporaries.append(local)
                 elif rules.synced(remote):
                     if is_safe_path(remote):
-                        found.files[remote] = (local, info)
+                        # One string for both where they are equal, as for most files.
+                        local = remote if remote == local else local
+                        yield remote, local, info.st_size, info.st_mtime_ns
                     else:
                         found.unsyncable.append(local)
-    return found
 
 
 @dataclass
@@ -182,7 +200,35 @@ def scan(
     folder that cannot be read: neither is ever taken for a deletion.
     """
     result = Scan({}, [], [])
-    walked = walk(claude, rules, paths)
+    walked = Walk({}, [], [], [], [])
+    unreadable_files: list[str] = []  # warned of after the folders, as the walk met them
+    for remote, local, size, mtime_ns in walk_files(claude, rules, paths, walked):
+        entry = state.files.get(remote)
+        unchanged = (
+            entry is not None
+            and not entry.base_deleted
+            and entry.size == size
+            and entry.mtime_ns == mtime_ns
+            and mtime_ns < state.saved_ns  # else racily clean: read it again
+        )
+        if not unchanged and defer_hashes and _surely_changed(entry, size):
+            result.files[remote] = LocalFile(UNHASHED, size, mtime_ns)
+            continue
+        if not unchanged:
+            try:
+                hashed = hash_with_stat(claude / local)
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            except OSError as error:
+                unreadable_files.append(f"{local}: cannot be read ({error.strerror}); skipped")
+                if entry is None or entry.base_deleted:
+                    continue
+                unchanged = True
+            else:
+                result.files[remote] = hashed
+        if unchanged:
+            assert entry is not None
+            result.files[remote] = LocalFile(entry.base_sha256, entry.base_size, mtime_ns)
     for folder, why in walked.unreadable:
         result.warnings.append(
             f"{folder or claude}/: cannot be read ({why}); what is in it is left as it is"
@@ -198,47 +244,24 @@ def scan(
             f"{local!r}: a name that cannot be synced safely (not UTF-8, or a way out of "
             "the folder); skipped"
         )
-    for remote, (local, info) in walked.files.items():
-        entry = state.files.get(remote)
-        unchanged = (
-            entry is not None
-            and not entry.base.deleted
-            and entry.size == info.st_size
-            and entry.mtime_ns == info.st_mtime_ns
-            and info.st_mtime_ns < state.saved_ns  # else racily clean: read it again
-        )
-        if not unchanged and defer_hashes and _surely_changed(entry, info):
-            result.files[remote] = LocalFile(UNHASHED, info.st_size, info.st_mtime_ns)
-            continue
-        if not unchanged:
-            try:
-                hashed = hash_with_stat(claude / local)
-            except (FileNotFoundError, IsADirectoryError):
-                continue
-            except OSError as error:
-                result.warnings.append(f"{local}: cannot be read ({error.strerror}); skipped")
-                if entry is None or entry.base.deleted:
-                    continue
-                unchanged = True
-            else:
-                result.files[remote] = hashed
-        if unchanged:
-            assert entry is not None
-            result.files[remote] = LocalFile(entry.base.sha256, entry.base.size, info.st_mtime_ns)
-    for remote, entry in state.files.items():
-        if remote not in result.files and not entry.base.deleted and under(remote, result.unknown):
-            result.files[remote] = LocalFile(
-                entry.base.sha256, entry.base.size, entry.mtime_ns or 0
-            )
+    result.warnings += unreadable_files
+    if result.unknown:  # what the state knows below them counts as unchanged
+        for remote in state.files:
+            if remote not in result.files and under(remote, result.unknown):
+                entry = state.files[remote]
+                if not entry.base_deleted:
+                    result.files[remote] = LocalFile(
+                        entry.base_sha256, entry.base_size, entry.mtime_ns or 0
+                    )
     return result
 
 
-def _surely_changed(entry: Entry | None, info: os.stat_result) -> bool:
-    """Whether a file differs from its base whatever its bytes: it has none, or another
-    size (an empty file is hashed all the same: that costs nothing)."""
-    if info.st_size == 0:
+def _surely_changed(entry: Entry | None, size: int) -> bool:
+    """Whether a file of `size` bytes differs from its base whatever its bytes: it has
+    none, or another size (an empty file is hashed all the same: that costs nothing)."""
+    if size == 0:
         return False
-    return entry is None or entry.base.deleted or entry.base.size != info.st_size
+    return entry is None or entry.base_deleted or entry.base_size != size
 
 
 def under(path: str, prefixes: list[str]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -14,12 +15,12 @@ from .claude_folder import empty_trash, move_folder_into
 from .config import Config
 from .errors import ClaudeSyncError
 from .instance import load_instance
-from .moves import merge_moves, moved_paths
+from .moves import merge_moves, moved_path, moved_paths
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .projects import Layout, Project
 from .remote_view import RemoteView, fetch_remote_view
 from .scan import UNHASHED, LocalFile, follow_link, hash_with_stat, scan
-from .state import Entry, State, load_state, save_state
+from .state import STATE_FILE, Entry, State, load_state, save_state
 from .versions import Version
 from .workspace import Workspace
 
@@ -77,8 +78,8 @@ class Session:
         self.config = workspace.config
         self.device = workspace.config.device_id
         self.rules = Rules.from_config(self.config.include, self.config.exclude)
-        self.state_path = workspace.home / "state.json"
-        self.state, warning = load_state(self.state_path, self.device, self.config.remote_root)
+        self.state_path = workspace.home / STATE_FILE
+        self.state, warning = load_state(workspace.home, self.device, self.config.remote_root)
         # Whether the state records earlier syncs: a file it has no entry for is then new.
         self.state_known = not self.state.rebuilding
         self.listen: Listener = lambda event: listen(
@@ -88,7 +89,7 @@ class Session:
         if warning:
             self.listen(Event("warning", detail=warning))
         added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
-        self._unmatched = unmatched_patterns(added, [*self.local, *self.state.files])
+        self._unmatched = unmatched_patterns(added, itertools.chain(self.local, self.state.files))
         self._remote: RemoteView | None = None
 
     def _open(self, known: dict[str, Project], defer_hashes: bool) -> None:
@@ -105,6 +106,7 @@ class Session:
             rekey=changed,
             synced_paths=self.state.files,
             numbered=self.state.numbered,
+            recorded=self.state.recorded,
         )
         if self.paths.made_moves:
             for source, move in sorted(self.paths.moves.items()):
@@ -117,8 +119,12 @@ class Session:
                         )
                     )
             self.state.moves, self.state.publish_moves = self.paths.moves, True
-        if self.state.moves:
-            self.state.files = moved_paths(self.state.moves, self.state.files)
+        moves = self.state.moves
+        # Once every path has moved (the first run that knows the moves), none is rewritten.
+        if moves and any(moved_path(moves, path) != path for path in self.state.files):
+            moved = moved_paths(moves, self.state.files)
+            self.state.files.clear()
+            self.state.files.update(moved)
         for placeholder, own in self.paths.placeholders():
             moved = move_folder_into(
                 ws.claude / "projects" / placeholder,
@@ -309,7 +315,8 @@ class Session:
         self.state.projects = self.paths.published(self.state.files)
         self.state.layout = layout_fingerprint(self.paths.layout)
         self.state.numbered = self.paths.numbered()
-        save_state(self.state_path, self.state)
+        self.state.recorded = self.paths.recorded.seen
+        save_state(self.ws.home, self.state)
 
     def hash_deferred(self, remote: dict[str, list[Version]]) -> None:
         """Hash the files the scan left UNHASHED that a remote version of the same size
@@ -329,7 +336,10 @@ class Session:
                         self.local[path] = LocalFile(entry.base.sha256, entry.base.size, 0)
 
     def all_paths(self) -> set[str]:
-        return {path for path in set(self.local) | set(self.state.files) if self.rules.synced(path)}
+        paths = set(self.local)
+        paths.update(self.state.files)
+        paths.difference_update([path for path in paths if not self.rules.synced(path)])
+        return paths
 
     def forget_unsynced(self) -> bool:
         """Stop tracking paths the rules no longer sync (never a deletion elsewhere)."""
@@ -353,6 +363,7 @@ def path_map(ws: Workspace, state: State) -> PathMap:
         state.moves,
         synced_paths=state.files,
         numbered=state.numbered,
+        recorded=state.recorded,
     )
 
 

@@ -10,8 +10,10 @@ import hmac
 import json
 import os
 import secrets
+import sqlite3
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from claude_sync import crypto
 from claude_sync.cli import main
 from claude_sync.keys import metadata_key, read_key_file
 from claude_sync.pathmap import CONFLICT_COPY
+from claude_sync.state import STATE_FILE
 
 PASSPHRASE = "correct horse battery staple"
 T0 = 1_700_000_000  # a fixed epoch second; tests add offsets so mtimes are distinct
@@ -210,6 +213,17 @@ def append_entry(server: Server, device: Device, document: dict) -> None:
     document["mac"] = hmac.new(metadata_key(identity), canonical.encode(), "sha256").hexdigest()
     data = crypto.encrypt_bytes(json.dumps(document).encode(), identity.to_public())
     (folder / f"{seq:012d}-{secrets.token_hex(4)}.age").write_bytes(data)
+
+
+def state_files(device: Device) -> dict[str, dict]:
+    """The entries of `device`'s state, read from its store as they were saved: path ->
+    {"base": <version, as a journal entry writes it>, "size": ..., "mtime_ns": ...}."""
+    with closing(sqlite3.connect(device.sync_home / STATE_FILE)) as db:
+        rows = db.execute("SELECT path, base, size, mtime_ns FROM files").fetchall()
+    return {
+        path: {"base": json.loads(base), "size": size, "mtime_ns": mtime_ns}
+        for path, base, size, mtime_ns in rows
+    }
 
 
 def published_files(server: Server, device: Device) -> dict[str, dict]:

@@ -303,11 +303,11 @@ def test_users_claude_sync_named_file_is_synced_and_kept(local_server: Server, m
     assert a.read(NOTES) == b"my notes\n"
 
 
-# 10. a lost state.json neither re-uploads nor conflicts -------------------------------
+# 10. a lost state neither re-uploads nor conflicts -------------------------------
 
 
 def _lost_state(local_server: Server, make_device) -> tuple[Device, Device]:
-    """A and B share four files (one first published by B); B loses its state.json and
+    """A and B share four files (one first published by B); B loses its state and
     pushes. Returns (a, b)."""
     a = joined(make_device("a"), local_server)
     b = joined(make_device("b"), local_server)
@@ -331,7 +331,7 @@ def _lost_state(local_server: Server, make_device) -> tuple[Device, Device]:
     )
     assert tree(a.claude) == tree(b.claude)
 
-    (b.sync_home / "state.json").unlink()
+    (b.sync_home / "state.sqlite").unlink()
     pushed = b.ok("push")
     assert "Nothing to push" in pushed, pushed
     assert "uploaded" not in pushed, pushed
@@ -364,7 +364,7 @@ def test_a_device_that_lost_its_state_never_outranks_what_it_has_not_seen(
     local_server: Server, make_device
 ) -> None:
     """B falls behind (A edits CLAUDE.md twice and deletes agents/x.md), then loses its
-    state.json: its stale copies yield to the newer versions (kept in trash/), the deleted
+    state: its stale copies yield to the newer versions (kept in trash/), the deleted
     file stays deleted, and nothing of B's old copies comes back anywhere."""
     a, b = _lost_state(local_server, make_device)
     put(a, "CLAUDE.md", "# shared, edited on a\n", 10)
@@ -372,7 +372,7 @@ def test_a_device_that_lost_its_state_never_outranks_what_it_has_not_seen(
     put(a, "CLAUDE.md", "# shared, edited on a twice\n", 11)
     (a.claude / "agents" / "x.md").unlink()
     a.ok("push")
-    (b.sync_home / "state.json").unlink()
+    (b.sync_home / "state.sqlite").unlink()
     for command in ("push", "sync"):  # a push first must publish nothing stale
         result = b.run(command)
         assert result.exit_code == 0, result.output

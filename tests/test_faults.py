@@ -19,6 +19,7 @@ import os
 import random
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import RCLONE, Device, joined
+from conftest import RCLONE, Device, joined, state_files
 from servers import Server, silenced, start_server
 
 from claude_sync.pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap
@@ -249,13 +250,13 @@ def wait_group(group: int, timeout: float = 30) -> None:
 
 
 def check_state(device: Device, context: str) -> None:
-    state = device.sync_home / "state.json"
+    """The state is whole: as the last save left it, or (a save cut short) as before it."""
+    assert (device.sync_home / "state.sqlite").is_file(), context
     try:
-        document = json.loads(state.read_text())
-    except (OSError, ValueError) as error:
-        raise AssertionError(f"state.json unreadable ({error}); {context}") from None
-    assert document.get("version") == 1 and isinstance(document.get("files"), dict), context
-    assert not (device.sync_home / "state.json.corrupt").exists(), context
+        state_files(device)  # opening it rolls back the journal of a save cut short
+    except sqlite3.Error as error:
+        raise AssertionError(f"state.sqlite unreadable ({error}); {context}") from None
+    assert not (device.sync_home / "state.sqlite.corrupt").exists(), context
 
 
 def check_verify(device: Device, context: str) -> None:
@@ -617,10 +618,10 @@ def test_recovering_an_interrupted_pull_makes_no_false_conflict(
     b.ok("pull")
     a.write("settings.json", "v1 from a\n")
     a.ok("push")
-    state = b.sync_home / "state.json"
+    state = b.sync_home / "state.sqlite"
     saved = state.read_bytes()
     b.ok("pull")
-    # The SIGKILL window: settings.json renamed into place, state.json not yet saved. (The
+    # The SIGKILL window: settings.json renamed into place, the state not yet saved. (The
     # random SIGKILL pull test lands there now and then: seed 7 failed so at trial 19.)
     state.write_bytes(saved)
     b.ok("pull")

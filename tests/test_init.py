@@ -601,6 +601,16 @@ def test_generated_files_are_private_even_with_a_loose_umask(make_device, tmp_pa
     assert_private_home(device)
 
 
+def test_version_by_the_short_way_is_the_clis() -> None:
+    """`--version` answers before the CLI is imported (see __main__), in the CLI's words."""
+    short = subprocess.run(
+        [sys.executable, "-m", "claude_sync", "--version"], capture_output=True, text=True
+    )
+    assert short.returncode == 0, short.stderr
+    assert short.stdout == CliRunner().invoke(main, ["--version"]).output
+    assert short.stdout == f"claude-sync, version {importlib.metadata.version('claude-sync')}\n"
+
+
 CONSOLE_SCRIPT = Path(sys.executable).parent / "claude-sync"
 
 

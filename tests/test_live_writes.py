@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import RCLONE, Device, joined, put, tree
+from conftest import RCLONE, Device, joined, put, state_files, tree
 from servers import Server
 
 from claude_sync import claude_folder
@@ -264,9 +264,8 @@ def trash_lines(device: Device) -> set[bytes]:
 def check_state_honest(device: Device, context: str) -> None:
     """A file whose size and mtime match its state entry holds that entry's bytes: the state
     never takes bytes someone else wrote for the version it recorded."""
-    state = json.loads((device.sync_home / "state.json").read_text())
     paths = PathMap(Layout.of(device.home, {}))
-    for remote, entry in state["files"].items():
+    for remote, entry in state_files(device).items():
         if entry.get("size") is None or entry["base"].get("deleted"):
             continue
         file = device.claude / paths.to_local(remote)
@@ -276,7 +275,7 @@ def check_state_honest(device: Device, context: str) -> None:
             continue
         if (info.st_size, info.st_mtime_ns) == (entry["size"], entry["mtime_ns"]):
             assert sha256(file.read_bytes()) == entry["base"]["sha256"], (
-                f"state.json records {remote} as unchanged, but its bytes are not the base's; "
+                f"the state records {remote} as unchanged, but its bytes are not the base's; "
                 f"{context}"
             )
 

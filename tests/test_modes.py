@@ -4,10 +4,9 @@ mode it has here. Real rclone, real servers, every device its own folders."""
 
 from __future__ import annotations
 
-import json
 import os
 
-from conftest import Device, append_entry, copies, joined, newest_entry, put
+from conftest import Device, append_entry, copies, joined, newest_entry, put, state_files
 from servers import Server
 
 from claude_sync.manifest import version_from_json, version_to_json
@@ -57,8 +56,7 @@ def test_a_created_file_takes_the_mode_it_had_where_it_was_written(
     assert mode_of(b, "settings.json") == 0o600
     assert mode_of(b, "commands/deploy.sh") == 0o755
     assert mode_of(b, "CLAUDE.md") == 0o644
-    state = json.loads((b.sync_home / "state.json").read_text())
-    assert state["files"]["settings.json"]["base"]["mode"] == 0o600
+    assert state_files(b)["settings.json"]["base"]["mode"] == 0o600
 
 
 def test_a_replaced_file_keeps_its_mode_here_and_a_chmod_alone_sends_nothing(
@@ -129,8 +127,7 @@ def test_an_entry_from_an_older_manifest_is_created_as_before(
     assert "2 downloaded" in b.ok("pull")
     assert mode_of(b, "settings.json") == 0o644
     assert mode_of(b, "plans/p.md") == 0o600  # as before: private, as all a run creates
-    state = json.loads((b.sync_home / "state.json").read_text())
-    assert "mode" not in state["files"]["plans/p.md"]["base"]
+    assert "mode" not in state_files(b)["plans/p.md"]["base"]
 
 
 def test_a_malformed_mode_is_refused_in_one_line(local_server: Server, make_device) -> None:

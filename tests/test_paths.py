@@ -286,6 +286,73 @@ def test_a_users_file_that_only_looks_temporary_is_synced() -> None:
     assert not TEMPORARY_NAME.match(".claude-sync-tmp-notes.md")
 
 
+# Whole folders: the same decision as file by file --------------------------------------
+
+pattern_part = st.sampled_from(["a", "b", "projects", "*", "**", "?", "a*", "*.md", "x?md"])
+pattern = st.builds(
+    lambda parts, folder: "/".join(parts) + ("/" if folder else ""),
+    st.lists(pattern_part, min_size=1, max_size=3),
+    st.booleans(),
+)
+path_part = st.sampled_from(
+    [
+        "a",
+        "b",
+        "projects",
+        "x.md",
+        "xymd",
+        "ide",
+        ".credentials.json",
+        ".claude-sync-tmp-1-0123abcd",
+        "x.md.conflict-20260101-120000-dev",
+        ".credentials.conflict-20260101-120000-dev.json",
+        ".conflict-20260101-120000-dev",
+    ]
+)
+folder_path = st.lists(path_part, max_size=3).map("/".join)
+
+
+@settings(CHEAP, max_examples=1000)
+@given(
+    st.lists(pattern, max_size=3),
+    st.lists(pattern, max_size=2),
+    st.booleans(),
+    st.lists(folder_path, min_size=1, max_size=4),
+    st.lists(path_part, min_size=1, max_size=4),
+)
+def test_deciding_per_folder_matches_deciding_per_file(
+    include: list[str], exclude: list[str], defaults: bool, folders: list[str], names: list[str]
+) -> None:
+    rules = (
+        Rules.from_config(include, exclude) if defaults else Rules(tuple(include), tuple(exclude))
+    )
+    for folder in folders:  # the first file of a folder decides it; the others reuse that
+        for name in names:
+            path = f"{folder}/{name}" if folder else name
+            assert rules.synced(path) == rules.path_synced(path), path
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "folder", "decision"),
+    [
+        ([], [], "projects/-home-ann-app/0b1c/subagents", True),
+        ([], [], "todos", False),
+        ([], [], "ide/x", False),
+        ([], [], "projects/p/.claude-sync-tmp-1-0123abcd", False),
+        (["file-history/"], [], "file-history/0b1c", True),
+        ([], ["projects/-opt-secret/"], "projects/-opt-secret/memory", False),
+        ([], ["projects/-opt-secret/"], "projects/-home-ann-app", True),
+        ([], ["projects/*/memory/"], "projects/-home-ann-app", None),
+        ([], ["**/*.tmp"], "agents", None),
+        ([], [], "", None),
+    ],
+)
+def test_a_folder_is_decided_whole_when_the_patterns_allow(
+    include: list[str], exclude: list[str], folder: str, decision: bool | None
+) -> None:
+    assert Rules.from_config(include, exclude).folder_decision(folder) is decision
+
+
 def test_is_transcript() -> None:
     assert is_transcript("projects/~-code-app/s.jsonl")
     assert is_transcript("projects/~-code-app/s/subagents/a.jsonl")

@@ -56,6 +56,19 @@ def version(
     return Version(sha(content), len(content), mtime, vector, device)
 
 
+def flagged(entry: Entry, **flags: bool) -> Entry:
+    """A copy of `entry` with `flags` changed: a snapshot taken before keeps the old one."""
+    values = {"swept": entry.swept, "publish": entry.publish, "settled": entry.settled, **flags}
+    return Entry(entry.base, entry.size, entry.mtime_ns, **values)
+
+
+def entry_values(entry: Entry | None) -> tuple | None:
+    """What an entry holds, to compare two snapshots by (entries compare by identity)."""
+    if entry is None:
+        return None
+    return (entry.base, entry.size, entry.mtime_ns, entry.swept, entry.publish, entry.settled)
+
+
 def local_of(content: bytes | None, mtime: int = 0) -> LocalFile | None:
     return None if content is None else LocalFile(sha(content), len(content), mtime)
 
@@ -742,7 +755,7 @@ class World:
         if action is None and not new_copies:
             return
         if isinstance(action, Sweep):
-            device.entry = replace(device.entry, swept=True)
+            device.entry = flagged(device.entry, swept=True)
             if not new_copies:
                 return
         if isinstance(action, Publish):
@@ -792,7 +805,7 @@ class World:
         if isinstance(action, Adopt):
             assert action.version.same_content(version(device.local, VersionVector()))
             self.set_base(device, action.version)
-            device.entry = replace(device.entry, publish=action.publish)
+            device.entry = flagged(device.entry, publish=action.publish)
         elif isinstance(action, Download):
             content = self.store[action.version.sha256]
             self.keep(content)
@@ -835,11 +848,14 @@ class World:
             device.local, device.mtime = content, winner.mtime_ns
             self.set_base(device, as_base(winner, vector))
         if not resolution.keep_local and len(action.options) > 1:
-            device.entry = replace(device.entry, publish=True)
+            device.entry = flagged(device.entry, publish=True)
 
     def snapshot(self) -> tuple:
         return (
-            tuple((d.local, d.mtime, d.entry, frozenset(d.copies)) for d in self.devices.values()),
+            tuple(
+                (d.local, d.mtime, entry_values(d.entry), frozenset(d.copies))
+                for d in self.devices.values()
+            ),
             tuple(sorted(self.manifests.items())),
             frozenset(self.published),
         )

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from claude_sync import projects
 from claude_sync.config import load_config
 from claude_sync.errors import ConfigError, RemoteFormatError
 from claude_sync.journal import SNAPSHOT, JournalEntry, decode_entry, encode_entry
@@ -165,6 +166,40 @@ def test_a_transcript_from_another_device_does_not_name_the_folder(
     transcript(folder, "b.jsonl", f"{home}/work/app")
     paths = PathMap(Layout.of(bob, {}), bob / ".claude")
     assert paths.to_remote(f"projects/{folder.name}/a.jsonl") == "projects/~-work-app/a.jsonl"
+
+
+def test_what_transcripts_record_is_read_once_while_they_stay_as_they_were(
+    tmp_path: Path, ann: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder whose transcripts name no path of it would be read whole on every run; a
+    run remembers what each recorded by its stat, and the next reads only what changed."""
+    claude = ann / ".claude"
+    srv = os.path.realpath(tmp_path) + "/srv/app"
+    folder = claude / "projects" / encode_project(srv)
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_text('{"type": "summary"}\n')
+    transcript(folder, "b.jsonl", "/elsewhere/app")
+    read: list[str] = []
+    recorded_path = projects.recorded_path
+
+    def counted(path: Path) -> str | None:
+        read.append(path.name)
+        return recorded_path(path)
+
+    monkeypatch.setattr(projects, "recorded_path", counted)
+    layout = Layout.of(ann, {})
+    first = PathMap(layout, claude)
+    assert sorted(read) == ["a.jsonl", "b.jsonl"]
+    assert first.to_remote(f"projects/{folder.name}/a.jsonl") == f"projects/{folder.name}/a.jsonl"
+    read.clear()
+    again = PathMap(layout, claude, recorded=first.recorded.seen)
+    assert read == []
+    # a transcript that grew is read again: it names its folder now
+    with open(folder / "a.jsonl", "a") as handle:
+        handle.write(json.dumps({"type": "user", "cwd": srv}) + "\n")
+    third = PathMap(layout, claude, recorded=again.recorded.seen)
+    assert read == ["a.jsonl"]
+    assert third.projects[remote_folder(srv)] == Project(srv, srv)
 
 
 def test_a_folder_with_no_transcript_keeps_the_key_it_was_given(tmp_path: Path, ann: Path) -> None:

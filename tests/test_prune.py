@@ -441,8 +441,8 @@ def test_devices_forget_waits_until_another_device_holds_every_file(
     for command in ("push", "pull"):
         result = a.run(command)
         assert result.exit_code == 1, result.output
-        assert "devices forget" in one_line(result) and "state.json" in one_line(result)
-    (a.sync_home / "state.json").unlink()
+        assert "devices forget" in one_line(result) and "state.sqlite" in one_line(result)
+    (a.sync_home / "state.sqlite").unlink()
     a.ok("pull", exit_code=3)  # its newer CLAUDE.md meets b's as a conflict
     a.ok("push")
     assert "a (this device)" in a.ok("devices")

@@ -1,4 +1,4 @@
-"""Local damage and secrets: a broken state.json, config or key file, file modes, what never
+"""Local damage and secrets: a broken state, config or key file, file modes, what never
 leaves the device, and what never shows up in rclone's argv or in claude-sync's own files.
 """
 
@@ -7,14 +7,24 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import stat
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import Result
-from conftest import PASSPHRASE, Device, joined, published_files, put, remote_bytes
+from conftest import (
+    PASSPHRASE,
+    Device,
+    joined,
+    published_files,
+    put,
+    remote_bytes,
+    state_files,
+)
 from servers import Server
 
 from claude_sync import crypto
@@ -50,7 +60,7 @@ def one_line_failure(result: Result, *needles: str) -> str:
     return lines[0]
 
 
-# 1. a bad state.json: a warning, never a lost local change --------------------------------
+# 1. a bad state: a warning, never a lost local change -------------------------------------
 
 
 def _corrupt(path: Path, how: str) -> None:
@@ -58,9 +68,11 @@ def _corrupt(path: Path, how: str) -> None:
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif how == "garbage":
-        path.write_bytes(b"\xff\xfe\x00 not json {{{ \x80\x81")
-    else:  # valid JSON of the wrong shape
-        path.write_text('[1, 2, {"files": null}]')
+        path.write_bytes(b"\xff\xfe\x00 not a database {{{ \x80\x81" * 300)
+    else:  # a database, but not a state
+        path.unlink()
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE files (name TEXT)")
 
 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "wrong-shape"])
@@ -79,11 +91,11 @@ def test_bad_state_warns_and_loses_nothing(local_server: Server, make_device, ho
     put(b, "settings.json", '{"theme": "edited on B"}\n', 100)
     put(a, "settings.json", '{"theme": "newer on A, different"}\n', 200)
     a.ok("push")
-    state = b.sync_home / "state.json"
+    state = b.sync_home / "state.sqlite"
     _corrupt(state, how)
     result = b.run("pull")
     assert result.exit_code == 0, result.output
-    assert "state.json" in result.stderr, result.output
+    assert "state.sqlite was unreadable" in result.stderr, result.output
     assert "Traceback" not in result.output
     assert b.read("settings.json") == b'{"theme": "newer on A, different"}\n'
     assert b.read("CLAUDE.md") == b"# same on both sides\n"
@@ -91,7 +103,7 @@ def test_bad_state_warns_and_loses_nothing(local_server: Server, make_device, ho
     assert conflict_copies(b) == []
     trashed = [p for p in (b.sync_home / "trash").rglob("settings.json") if p.is_file()]
     assert [p.read_bytes() for p in trashed] == [b'{"theme": "edited on B"}\n']
-    json.loads(state.read_text())  # rebuilt, readable again
+    assert "settings.json" in state_files(b)  # rebuilt, readable again
 
     # B loses its state again and pushes a new file: a warning, and nothing identical on
     # both sides becomes a conflict on A.
@@ -99,7 +111,7 @@ def test_bad_state_warns_and_loses_nothing(local_server: Server, make_device, ho
     _corrupt(state, how)
     result = b.run("push")
     assert result.exit_code == 0, result.output
-    assert "state.json" in result.stderr, result.output
+    assert "state.sqlite was unreadable" in result.stderr, result.output
     assert "Traceback" not in result.output
     a.ok("pull")
     assert a.read("agents/new.md") == b"made on B\n"
@@ -178,7 +190,7 @@ def test_private_modes(local_server: Server, make_device) -> None:
     for device in (a, b):
         home = device.sync_home
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
-        for name in ("config.yaml", "age-key.txt", "rclone.conf", "state.json"):
+        for name in ("config.yaml", "age-key.txt", "rclone.conf", "state.sqlite"):
             assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, (device.name, name)
         # everything else too, rclone's mirror of the remote's metadata included
         assert (home / "cache" / "remote" / "CLAUDE-SYNC.json").exists()

@@ -28,6 +28,7 @@ from conftest import (
     put,
     remote_bytes,
     stamped,
+    state_files,
     tree,
 )
 from servers import Server
@@ -487,7 +488,7 @@ def test_noop_push_runs_no_rclone_and_argv_holds_no_secret(
 
 
 def _snapshot(device: Device, server: Server) -> tuple:
-    state = device.sync_home / "state.json"
+    state = device.sync_home / "state.sqlite"
     remote = {
         path.relative_to(server.data_dir).as_posix(): (data, path.stat().st_mtime_ns)
         for path, data in remote_bytes(server)
@@ -511,7 +512,7 @@ def test_dry_run_changes_nothing(local_server: Server, make_device) -> None:
     put(b, "settings.json", "from b\n", 20)
     put(b, "rules/new.md", "new on b\n", 21)
     (b.claude / "agents/kept.md").unlink()
-    assert (b.sync_home / "state.json").exists()
+    assert (b.sync_home / "state.sqlite").exists()
 
     before = _snapshot(b, local_server)
     pushed = b.ok("push", "--dry-run")
@@ -590,8 +591,7 @@ def test_two_pushes_at_once(local_server: Server, make_device) -> None:
         locked_out = result.returncode != 0 and "another claude-sync run" in result.stderr
         assert result.returncode == 0 or locked_out, result.stdout + result.stderr
     assert any(result.returncode == 0 for result in results)
-    state = json.loads((a.sync_home / "state.json").read_text())
-    assert "settings.json" in state["files"]
+    assert "settings.json" in state_files(a)
     assert "Nothing to push" in a.ok("push")
 
     b = joined(make_device("b"), local_server)

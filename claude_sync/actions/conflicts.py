@@ -20,7 +20,7 @@ def conflict_copies(claude: Path, rules: Rules) -> list[Path]:
     user's symbolic links), so that what a pull counts is what this lists."""
     walked = walk(claude, rules, PathMap(Layout.of(Path.home(), {})))
     return sorted(
-        claude / local for local, _ in walked.files.values() if CONFLICT_COPY.search(local)
+        claude / local for local, _, _ in walked.files.values() if CONFLICT_COPY.search(local)
     )
 
 
@@ -38,8 +38,7 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
     nothing; otherwise the next scan reads the file again, and the next push sends it.
     """
     original = original_of(copy)
-    state_path = ws.home / "state.json"
-    state, _ = load_state(state_path, ws.config.device_id, ws.config.remote_root)
+    state, _ = load_state(ws.home, ws.config.device_id, ws.config.remote_root)
     paths = path_map(ws, state)
     settled = state.files.get(paths.to_remote(copy.relative_to(ws.claude).as_posix()))
     changed = settled is not None
@@ -63,4 +62,4 @@ def keep_side(ws: Workspace, copy: Path, keep: str) -> None:
                 entry.size = entry.mtime_ns = None
             changed = True
     if changed:
-        save_state(state_path, state)
+        save_state(ws.home, state)

@@ -218,7 +218,7 @@ class _ChunkReader:
 def _project_key(ws: Workspace, folder: str) -> str:
     """The project's canonical key (as `claude-sync projects` shows it); else its remote
     folder name."""
-    state, _ = load_state(ws.home / "state.json", ws.config.device_id, ws.config.remote_root)
+    state, _ = load_state(ws.home, ws.config.device_id, ws.config.remote_root)
     paths = path_map(ws, state)
     remote = paths.remote_folder_of(folder)
     project = paths.projects.get(remote)

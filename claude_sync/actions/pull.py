@@ -333,7 +333,7 @@ def _apply_one(
             Event(
                 "warning",
                 action.path,
-                detail=f"{local}: no record of what this copy was based on (state.json lost, "
+                detail=f"{local}: no record of what this copy was based on (the state lost, "
                 "or a home restored from a backup): the newer version from the remote takes "
                 "its place; this copy is kept in trash/",
             )

@@ -2,7 +2,7 @@
 
 Scan; if nothing changed, stop (no network). Else fetch the manifests, encrypt what changed
 into staging/, send every object in one rclone call, then this device's manifest, then save
-state.json. Objects first, the manifest last: a manifest never names a missing object.
+the state. Objects first, the manifest last: a manifest never names a missing object.
 An object a manifest names is taken to be on the remote; `push --all` looks instead (one
 listing), and sends again each one missing whose bytes this device has.
 A narrow push (one session: see `scope`) sends only what changed in it; everything else stays
