@@ -85,14 +85,15 @@ class Session:
         self.listen: Listener = lambda event: listen(
             dataclasses.replace(event, path=self.paths.to_local(event.path))
         )
-        self._open(self.state.projects, defer_hashes)
+        self._defer_hashes = defer_hashes  # a push's scan: see `scan`
+        self._open(self.state.projects)
         if warning:
             self.listen(Event("warning", detail=warning))
         added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
         self._unmatched = unmatched_patterns(added, itertools.chain(self.local, self.state.files))
         self._remote: RemoteView | None = None
 
-    def _open(self, known: dict[str, Project], defer_hashes: bool) -> None:
+    def _open(self, known: dict[str, Project]) -> None:
         """Map this device's project folders (moving what belongs in another folder here),
         read every path through the moves known, and scan the Claude folder."""
         ws = self.ws
@@ -140,7 +141,7 @@ class Session:
                     "that project's sessions here",
                 )
             )
-        scanned = scan(ws.claude, self.rules, self.paths, self.state, defer_hashes)
+        scanned = scan(ws.claude, self.rules, self.paths, self.state, self._defer_hashes)
         self.local = scanned.files
         self.unknown = scanned.unknown  # folders that could not be read: left as they are
         for message in scanned.warnings:
