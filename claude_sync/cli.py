@@ -650,7 +650,8 @@ def devices(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     ws = load_workspace(sync_home())
-    view = fetch_remote_view(ws)
+    with locked(ws.home):  # reading the remote updates the journal cache
+        view = fetch_remote_view(ws)
     if not view.manifests:
         click.echo("No device has pushed yet.")
     for device_id, manifest in sorted(view.manifests.items(), key=lambda kv: kv[1].device_name):

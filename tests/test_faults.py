@@ -33,6 +33,7 @@ import pytest
 from conftest import RCLONE, Device, joined, state_files
 from servers import Server, silenced, start_server
 
+from claude_sync.lock import locked
 from claude_sync.pathmap import CONFLICT_COPY, TEMPORARY_PREFIX, PathMap
 from claude_sync.projects import Layout, encode_project
 
@@ -738,6 +739,22 @@ def test_server_stopped_mid_transfer(make_device, remote_server: Server) -> None
 
 
 # 4: concurrent runs on one device ---------------------------------------------------------
+
+
+def test_devices_waits_for_the_run_that_holds_the_lock(make_device, local_server: Server) -> None:
+    """Listing the devices reads the remote into the journal cache, as a pull does: while
+    another run holds the lock it waits (unlocked, it once removed a pull's cache file from
+    under it)."""
+    a = joined(make_device("a"), local_server)
+    a.write("CLAUDE.md", "# a\n")
+    a.ok("push")
+    with locked(a.sync_home):
+        listing = start_cli(a, "devices")
+        time.sleep(1.5)
+        assert listing.poll() is None, listing.communicate()
+    stdout, stderr = listing.communicate(timeout=60)
+    assert listing.returncode == 0, stderr
+    assert "a (this device)" in stdout
 
 
 def test_concurrent_runs_on_one_device(make_device, local_server: Server) -> None:
