@@ -30,9 +30,7 @@ from .remote import object_path
 from .scan import read_prefix
 from .session import Session
 from .versions import Segment, Version
-from .workers import process_pool
-
-POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
+from .workers import process_pool, worth_a_pool
 
 
 @dataclass(frozen=True)
@@ -95,8 +93,7 @@ class Assembler:
         """Assemble every needed version; the paths refused, each with why: an object it
         needs is missing or damaged on the remote."""
         refused: dict[str, DamagedObject] = {}
-        whole = [need for need in wanted if not need.reused]
-        pooled = len(whole) > 1 and sum(need.version.size for need in whole) >= POOL_FROM
+        pooled = worth_a_pool([need.version.size for need in wanted if not need.reused])
         identity = self.session.ws.identity
         pool = process_pool(_load_identity, (str(identity),)) if pooled else None
         pending: dict[concurrent.futures.Future, Needed] = {}

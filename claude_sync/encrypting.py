@@ -22,10 +22,9 @@ from typing import BinaryIO
 
 from . import crypto
 from .scan import read_prefix
-from .workers import cores, process_pool
+from .workers import cores, process_pool, worth_a_pool
 
 BIG_FILE = 32 * 1024 * 1024  # from here on, a file gets zstd's threads instead of the pool
-POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypte
     big = [job for job in jobs if job.size >= BIG_FILE]
     small = [job for job in jobs if job.size < BIG_FILE]
     threads = cores() if cores() > 1 else 0
-    if len(small) < 2 or sum(job.size for job in small) < POOL_FROM or cores() < 2:
+    if not worth_a_pool([job.size for job in small]):
         for job in small + big:
             yield job, encrypt_file(job, recipient, threads if job in big else 0)
         return

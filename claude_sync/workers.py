@@ -12,6 +12,14 @@ import os
 import signal
 from collections.abc import Callable
 
+POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
+
+
+def worth_a_pool(sizes: list[int]) -> bool:
+    """Whether work on files of these sizes is spread over a pool: several files, megabytes
+    in all, and more than one core."""
+    return len(sizes) > 1 and sum(sizes) >= POOL_FROM and cores() > 1
+
 
 def cores() -> int:
     """The cores this process may run on."""

@@ -15,7 +15,7 @@ from servers import Server
 from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
 
-from claude_sync import assemble, encrypting
+from claude_sync import encrypting, workers
 from claude_sync.actions import push
 
 WORDS = [
@@ -67,7 +67,7 @@ def test_a_push_on_every_core_arrives_whole(
     local_or_s3_server: Server, make_device, small_batches: None
 ) -> None:
     a, b = (joined(make_device(name), local_or_s3_server) for name in "ab")
-    each = encrypting.POOL_FROM // 4 + 1
+    each = workers.POOL_FROM // 4 + 1
     for index in range(6):  # past POOL_FROM in all: the pool of processes
         put(a, f"projects/-p/s{index}.jsonl", text(index, each), 0)
     put(a, "projects/-p/big.jsonl", text(99, encrypting.BIG_FILE + 5), 0)  # zstd's threads
@@ -86,7 +86,7 @@ def test_a_grown_big_transcript_sends_and_fetches_only_what_it_grew_by(
     body = text(7, encrypting.BIG_FILE + 5)
     put(a, "projects/-p/big.jsonl", body, 0)
     for index in range(4):
-        put(a, f"projects/-p/s{index}.jsonl", text(index, encrypting.POOL_FROM // 2), 0)
+        put(a, f"projects/-p/s{index}.jsonl", text(index, workers.POOL_FROM // 2), 0)
     a.ok("push")
     b.ok("pull")
     before = remote_size(local_server)
@@ -119,7 +119,7 @@ def test_a_corrupt_object_among_files_decrypted_on_every_core_refuses_its_path_a
     local_server: Server, make_device
 ) -> None:
     a, b = (joined(make_device(name), local_server) for name in "ab")
-    each = assemble.POOL_FROM // 3 + 1  # past POOL_FROM in all: the pool of processes
+    each = workers.POOL_FROM // 3 + 1  # past POOL_FROM in all: the pool of processes
     files = {f"projects/-p/s{index}.jsonl": text(index, each) for index in range(4)}
     for path, data in files.items():
         put(a, path, data, 0)
