@@ -131,3 +131,22 @@ def test_a_corrupt_object_among_files_decrypted_on_every_core_refuses_its_path_a
     assert f"! {victim}: object " in result.output and "is corrupt" in result.output
     assert tree(b.claude) == {path: data for path, data in files.items() if path != victim}
     assert temporaries(b.claude) == []
+
+
+def test_a_pull_that_writes_nothing_syncs_no_disk(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole-system sync costs as much as the disks have dirty pages, whoever wrote them:
+    a pull pays it only to make its own writes durable."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    a.write("CLAUDE.md", "a's notes")
+    a.ok("push")
+    b.ok("pull")
+    syncs = []
+    monkeypatch.setattr("os.sync", lambda: syncs.append(True))
+    b.ok("pull")
+    assert syncs == []
+    a.write("CLAUDE.md", "a's notes, edited")
+    a.ok("push")
+    b.ok("pull")
+    assert syncs and b.read("CLAUDE.md") == b"a's notes, edited"

@@ -229,7 +229,8 @@ def pull_over(
             if names:
                 ws.remote.download_objects(downloads, sorted(names), progress=progress)
             refused = _assemble(session, assembler, wanted)
-            sync_disks()
+            if wanted:
+                sync_disks()  # what was assembled is on disk before it is renamed into place
         except OSError as error:
             if error.errno in NO_SPACE:
                 raise disk_full(error, ws.staging, "pull") from None
