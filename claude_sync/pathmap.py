@@ -140,6 +140,7 @@ class Rules:
         self._include_starts = [_literal_start(p) for p in self.include]
         self._exclude_starts = [_literal_start(p) for p in self.exclude]
         self._folders: dict[str, bool | None] = {}  # folder -> folder_decision(folder)
+        self._tops: dict[str, bool] = {}  # top folder -> may_enter(top)
 
     @classmethod
     def from_config(cls, include: list[str], exclude: list[str]) -> Rules:
@@ -192,19 +193,28 @@ class Rules:
         return any(regex.fullmatch(path) for regex in self._include)
 
     def may_enter(self, folder: str) -> bool:
-        """Whether a walk should look inside `folder` (a relative folder path)."""
-        top = folder.split("/")[0]
-        if top in DENIED_TOP_LEVEL or folder.split("/")[-1] in DENIED_NAMES:
+        """Whether a walk should look inside `folder` (a relative folder path): only its
+        top folder decides (and a denied name of its own), so each top is matched once."""
+        top, _, rest = folder.partition("/")
+        if rest and rest.rpartition("/")[2] in DENIED_NAMES:
             return False
-        return any(
-            p.startswith(top + "/") or p == top or fnmatch.fnmatch(top, p.split("/")[0])
-            for p in self.include
-        )
+        if top not in self._tops:
+            self._tops[top] = (
+                top not in DENIED_TOP_LEVEL
+                and top not in DENIED_NAMES
+                and any(
+                    p.startswith(top + "/") or p == top or fnmatch.fnmatch(top, p.split("/")[0])
+                    for p in self.include
+                )
+            )
+        return self._tops[top]
 
 
 def is_utf8(name: str) -> bool:
     """Whether a name read from the file system is valid UTF-8 (Python keeps the bytes of
     one that is not as lone surrogates, which no manifest, terminal or log can carry)."""
+    if name.isascii():
+        return True
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

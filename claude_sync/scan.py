@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path, is_utf8
-from .state import Entry, State
+from .state import Scanned, State
 
 READ_CHUNK = 1 << 20
 
@@ -135,19 +135,29 @@ def walk_files(
         except OSError as error:  # unreadable: what is in it is unknown, not deleted
             found.unreadable.append((folder, error.strerror or type(error).__name__))
             continue
-        # Below a project folder's entry (projects/<folder>/<entry>/...) a path's remote path
-        # is its folder's and its name (see PathMap.to_remote): mapped once per folder.
+        # A path's remote path is its folder's and its name, the folder's mapped once: outside
+        # projects/ it is the path itself, and below a project folder's entry
+        # (projects/<folder>/<entry>/...) see PathMap.to_remote. Only in projects/ and in a
+        # project folder is each name mapped on its own.
         parts = folder.split("/", 3)
-        deep = parts[0] == "projects" and len(parts) > 2
-        prefix = paths.to_remote(folder) + "/" if deep else ""
+        if parts[0] != "projects":
+            prefix: str | None = folder + "/" if folder else ""
+        elif len(parts) > 2:
+            prefix = paths.to_remote(folder) + "/"
+        else:
+            prefix = None
+        # Below a safe folder a name is safe when it is UTF-8 with no backslash (a name from
+        # the file system is never empty, `.`, `..`, or holds a slash or a NUL).
+        safe_folder = prefix is not None and prefix != "" and is_safe_path(prefix[:-1])
         for entry in entries:
-            local = f"{folder}/{entry.name}" if folder else entry.name
+            name = entry.name
+            local = f"{folder}/{name}" if folder else name
             try:
                 info = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
+            remote = prefix + name if prefix is not None else paths.to_remote(local)
             if stat.S_ISLNK(info.st_mode):
-                remote = prefix + entry.name if deep else paths.to_remote(local)
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
                 followed, why = follow_link(claude / local)
@@ -156,9 +166,9 @@ def walk_files(
                     continue
                 info = followed
             if stat.S_ISDIR(info.st_mode):
-                if not rules.may_enter(prefix + entry.name if deep else paths.to_remote(local)):
+                if not rules.may_enter(remote):
                     continue
-                if not is_utf8(entry.name):
+                if not is_utf8(name):
                     found.unsyncable.append(local + "/")
                 elif (info.st_dev, info.st_ino) in entered:
                     found.unusable_links.append((local, "a folder reached twice (a link loop)"))
@@ -166,11 +176,11 @@ def walk_files(
                     entered.add((info.st_dev, info.st_ino))
                     pending.append(local)
             elif stat.S_ISREG(info.st_mode):
-                remote = prefix + entry.name if deep else paths.to_remote(local)
-                if TEMPORARY_NAME.match(entry.name):
+                if TEMPORARY_NAME.match(name):
                     found.temporaries.append(local)
                 elif rules.synced(remote):
-                    if is_safe_path(remote):
+                    safe = "\\" not in name and is_utf8(name) if safe_folder else None
+                    if safe or (safe is None and is_safe_path(remote)):
                         # One string for both where they are equal, as for most files.
                         local = remote if remote == local else local
                         yield remote, local, info.st_size, info.st_mtime_ns
@@ -202,16 +212,17 @@ def scan(
     result = Scan({}, [], [])
     walked = Walk({}, [], [], [], [])
     unreadable_files: list[str] = []  # warned of after the folders, as the walk met them
+    saved_ns = state.saved_ns
     for remote, local, size, mtime_ns in walk_files(claude, rules, paths, walked):
-        entry = state.files.get(remote)
+        known = state.files.scanned(remote)
         unchanged = (
-            entry is not None
-            and not entry.base_deleted
-            and entry.size == size
-            and entry.mtime_ns == mtime_ns
-            and mtime_ns < state.saved_ns  # else racily clean: read it again
+            known is not None
+            and not known.base_deleted
+            and known.size == size
+            and known.mtime_ns == mtime_ns
+            and mtime_ns < saved_ns  # else racily clean: read it again
         )
-        if not unchanged and defer_hashes and _surely_changed(entry, size):
+        if not unchanged and defer_hashes and _surely_changed(known, size):
             result.files[remote] = LocalFile(UNHASHED, size, mtime_ns)
             continue
         if not unchanged:
@@ -221,14 +232,14 @@ def scan(
                 continue
             except OSError as error:
                 unreadable_files.append(f"{local}: cannot be read ({error.strerror}); skipped")
-                if entry is None or entry.base_deleted:
+                if known is None or known.base_deleted:
                     continue
                 unchanged = True
             else:
                 result.files[remote] = hashed
         if unchanged:
-            assert entry is not None
-            result.files[remote] = LocalFile(entry.base_sha256, entry.base_size, mtime_ns)
+            assert known is not None
+            result.files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
     for folder, why in walked.unreadable:
         result.warnings.append(
             f"{folder or claude}/: cannot be read ({why}); what is in it is left as it is"
@@ -256,12 +267,12 @@ def scan(
     return result
 
 
-def _surely_changed(entry: Entry | None, size: int) -> bool:
+def _surely_changed(known: Scanned | None, size: int) -> bool:
     """Whether a file of `size` bytes differs from its base whatever its bytes: it has
     none, or another size (an empty file is hashed all the same: that costs nothing)."""
     if size == 0:
         return False
-    return entry is None or entry.base_deleted or entry.base_size != size
+    return known is None or known.base_deleted or known.base_size != size
 
 
 def under(path: str, prefixes: list[str]) -> bool:

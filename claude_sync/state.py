@@ -72,6 +72,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import ClaudeSyncError
 from .manifest import (
@@ -232,6 +233,17 @@ class Changes:
     removed: list[str]
 
 
+class Scanned(NamedTuple):
+    """Of an entry, what a scan compares a file with: its base's hash, size and whether it
+    is a tombstone, and the stat the file had when it last matched the base."""
+
+    base_sha256: str
+    base_size: int
+    base_deleted: bool
+    size: int | None
+    mtime_ns: int | None
+
+
 class Files(MutableMapping[str, Entry]):
     """The state's entries by remote path, over the rows of the store's files table.
 
@@ -267,6 +279,19 @@ class Files(MutableMapping[str, Entry]):
             assert self._bases is not None
             entry = self._entries[path] = Entry.stored(row, self._bases)
         return entry
+
+    def scanned(self, path: str) -> Scanned | None:
+        """What a scan compares each file with, None when `path` has no entry: read from its
+        row when no entry was made for it, as none is yet when the scan runs."""
+        entry = self._entries.get(path)
+        if entry is not None:
+            return Scanned(
+                entry.base_sha256, entry.base_size, entry.base_deleted, entry.size, entry.mtime_ns
+            )
+        row = self._stored.get(path)
+        if row is None or path in self._removed:
+            return None
+        return Scanned(row[1], row[2], bool(row[3]), row[4], row[5])
 
     def __setitem__(self, path: str, entry: Entry) -> None:
         self._entries[path] = entry
