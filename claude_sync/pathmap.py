@@ -89,6 +89,14 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts) + "(/.*)?", re.DOTALL)
 
 
+def _whole_folders_regex(pattern: str) -> re.Pattern[str]:
+    """The folders below which `pattern` matches every path: those it matches itself (see
+    `_pattern_regex`), and for `X/` or `X/**` also those X matches, as todos for `todos/`."""
+    if pattern.endswith("/**"):
+        return _pattern_regex(pattern.removesuffix("/**"))
+    return _pattern_regex(pattern.removesuffix("/"))
+
+
 def _literal_start(pattern: str) -> str:
     """What every path a pattern matches begins with: the pattern up to its first wildcard."""
     return re.split(r"[*?]", pattern)[0]
@@ -137,6 +145,8 @@ class Rules:
     def __post_init__(self) -> None:
         self._include = [_pattern_regex(p) for p in self.include]
         self._exclude = [_pattern_regex(p) for p in self.exclude]
+        self._include_folders = [_whole_folders_regex(p) for p in self.include]
+        self._exclude_folders = [_whole_folders_regex(p) for p in self.exclude]
         self._include_starts = [_literal_start(p) for p in self.include]
         self._exclude_starts = [_literal_start(p) for p in self.exclude]
         self._folders: dict[str, bool | None] = {}  # folder -> folder_decision(folder)
@@ -169,11 +179,11 @@ class Rules:
         parts = folder.split("/")
         if parts[0] in DENIED_TOP_LEVEL or any(map(_denied_part, parts)):
             return False
-        if any(regex.fullmatch(folder) for regex in self._exclude):
+        if any(regex.fullmatch(folder) for regex in self._exclude_folders):
             return False
         if any(_may_match_below(start, folder) for start in self._exclude_starts):
             return None
-        if any(regex.fullmatch(folder) for regex in self._include):
+        if any(regex.fullmatch(folder) for regex in self._include_folders):
             return True
         if any(_may_match_below(start, folder) for start in self._include_starts):
             return None

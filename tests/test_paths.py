@@ -340,6 +340,10 @@ def test_deciding_per_folder_matches_deciding_per_file(
         ([], [], "ide/x", False),
         ([], [], "projects/p/.claude-sync-tmp-1-0123abcd", False),
         (["file-history/"], [], "file-history/0b1c", True),
+        (["todos/"], [], "todos", True),  # `todos/` matches all that is below todos/
+        ([], ["agents/"], "agents", False),
+        (["todos/**"], [], "todos", True),
+        (["todos/*.json"], [], "todos", None),
         ([], ["projects/-opt-secret/"], "projects/-opt-secret/memory", False),
         ([], ["projects/-opt-secret/"], "projects/-home-ann-app", True),
         ([], ["projects/*/memory/"], "projects/-home-ann-app", None),
