@@ -17,6 +17,8 @@ from test_repair import flip_body_byte, object_file, relative
 
 from claude_sync import encrypting, workers
 from claude_sync.actions import push
+from claude_sync.rclone import TransferStats
+from claude_sync.workspace import load_workspace
 
 WORDS = [
     "the",
@@ -150,3 +152,22 @@ def test_a_pull_that_writes_nothing_syncs_no_disk(
     a.ok("push")
     b.ok("pull")
     assert syncs and b.read("CLAUDE.md") == b"a's notes, edited"
+
+
+def test_a_push_in_several_batches_shows_one_transfer_from_start_to_end(
+    make_device, local_server: Server, small_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person sees the push's bytes go from none to all once, not each batch's from zero."""
+    device = joined(make_device("a"), local_server)
+    sizes = [3 << 19, 5 << 19, 3 << 19, 1 << 10]
+    for number, size in enumerate(sizes):
+        put(device, f"projects/-p/s{number}.jsonl", random.randbytes(size), 1)
+    told: list[TransferStats | None] = []
+    for name, value in device.environment().items():
+        monkeypatch.setenv(name, value)
+    push.push(load_workspace(device.sync_home), lambda event: None, progress=told.append)
+    shown = [stats for stats in told if stats is not None]
+    assert told[-1] is None and len(shown) == len(told) - 1  # taken away once, at the end
+    assert {stats.total_bytes for stats in shown} == {sum(sizes)}
+    done = [stats.bytes for stats in shown]
+    assert done == sorted(done) and done[-1] == sum(sizes)

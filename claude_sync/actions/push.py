@@ -36,7 +36,7 @@ from ..plan import (
     Upload,
     decide_push,
 )
-from ..rclone import Progress
+from ..rclone import Progress, TransferStats
 from ..remote import object_path
 from ..remote_view import delete_entries, write_entry
 from ..scope import EVERYTHING, Scope, check_session_known
@@ -180,7 +180,43 @@ def plan_push(
     return actions
 
 
-UPLOAD_BATCH = 128 * 1024 * 1024  # plaintext bytes encrypted before rclone is handed them
+# Plaintext bytes encrypted before rclone is handed them: small enough that most of a push
+# of a few tens of MB is sent while the rest is encrypted (only the last batch waits).
+UPLOAD_BATCH = 16 * 1024 * 1024
+
+
+class PushProgress:
+    """A push's upload for `progress` as one transfer, although rclone sends it in batches:
+    counted in bytes of the files pushed (known from the start, unlike their objects'
+    sizes), a batch by the share of its objects rclone has sent."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self._progress, self._total = progress, total
+        self._done = 0
+        self._started = time.monotonic()
+
+    def batch(self, size: int) -> Progress:
+        """What rclone tells of a batch of `size` bytes of files goes here."""
+
+        def told(stats: TransferStats | None) -> None:
+            if stats is not None:  # the line stays between batches, until `end`
+                share = stats.bytes / stats.total_bytes if stats.total_bytes else 0.0
+                self._show(self._done + round(share * size))
+
+        return told
+
+    def sent(self, size: int) -> None:
+        self._done += size
+        self._show(self._done)
+
+    def end(self) -> None:
+        self._progress(None)
+
+    def _show(self, done: int) -> None:
+        elapsed = time.monotonic() - self._started
+        speed = done / elapsed if elapsed > 0 else 0.0
+        eta = (self._total - done) / speed if speed > 0 else None
+        self._progress(TransferStats(done, self._total, speed, eta))
 
 
 def _encrypt_and_send(
@@ -199,34 +235,52 @@ def _encrypt_and_send(
     the push, so that a big push starts few rclones."""
     jobs = {action.path: _job(session, action, staging, known) for action in uploads}
     by_path = {action.path: action for action in uploads}
-    batch_bytes = max(UPLOAD_BATCH, sum(job.size for job in jobs.values()) // 4)
+    total_bytes = sum(job.size for job in jobs.values())
+    batch_bytes = max(UPLOAD_BATCH, total_bytes // 4)
+    shown = PushProgress(progress, total_bytes) if progress is not None else None
     updates: dict[str, tuple[Version, Path | None]] = {}
     read_at: dict[str, tuple[int, int]] = {}
     sent: set[str] = set()
     batch: list[str] = []
-    pending = 0
+    pending = 0  # bytes of the files whose objects are in `batch`
+    done = 0  # bytes of the files encrypted since the last batch was sent, `batch`'s or not
+
+    def send() -> None:
+        session.ws.remote.upload_objects(
+            staging, sorted(batch), progress=shown.batch(done) if shown else None
+        )
+        if shown:
+            shown.sent(done)
+
     recipient = str(session.ws.recipient)
-    for index, (job, encrypted) in enumerate(encrypt_all(list(jobs.values()), recipient), 1):
-        if encrypted is None:
-            session.listen(Event("warning", job.path, detail=f"{job.path} vanished"))
-            continue
-        version = _version(session, by_path[job.path], encrypted)
-        if encrypted.object is not None:
-            _into_staging(session, job.temporary, encrypted.object.sha256, staging)
-            name = session.object_name(encrypted.object.sha256)
-            if not on_remote(encrypted.object.sha256) and name not in sent:
-                batch.append(name)
-                sent.add(name)
-                pending += job.size
-        updates[job.path] = (version, job.file)
-        if encrypted.stable:
-            read_at[job.path] = (encrypted.size, encrypted.mtime_ns)
-        session.listen(Event("upload", job.path, version.size, index, total))
-        if pending >= batch_bytes:
-            session.ws.remote.upload_objects(staging, sorted(batch), progress=progress)
-            batch, pending = [], 0
-    if batch:
-        session.ws.remote.upload_objects(staging, sorted(batch), progress=progress)
+    try:
+        for index, (job, encrypted) in enumerate(encrypt_all(list(jobs.values()), recipient), 1):
+            done += job.size
+            if encrypted is None:
+                session.listen(Event("warning", job.path, detail=f"{job.path} vanished"))
+                continue
+            version = _version(session, by_path[job.path], encrypted)
+            if encrypted.object is not None:
+                _into_staging(session, job.temporary, encrypted.object.sha256, staging)
+                name = session.object_name(encrypted.object.sha256)
+                if not on_remote(encrypted.object.sha256) and name not in sent:
+                    batch.append(name)
+                    sent.add(name)
+                    pending += job.size
+            updates[job.path] = (version, job.file)
+            if encrypted.stable:
+                read_at[job.path] = (encrypted.size, encrypted.mtime_ns)
+            session.listen(Event("upload", job.path, version.size, index, total))
+            if pending >= batch_bytes:
+                send()
+                batch, pending, done = [], 0, 0
+        if batch:
+            send()
+        elif shown:
+            shown.sent(done)
+    finally:
+        if shown:
+            shown.end()
     return updates, read_at, sent
 
 
