@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,7 +31,7 @@ from .remote import object_path
 from .scan import read_prefix
 from .session import Session
 from .versions import Segment, Version
-from .workers import process_pool, worth_a_pool
+from .workers import batches, process_pool, worth_a_pool
 
 
 @dataclass(frozen=True)
@@ -93,38 +94,48 @@ class Assembler:
         """Assemble every needed version; the paths refused, each with why: an object it
         needs is missing or damaged on the remote."""
         refused: dict[str, DamagedObject] = {}
-        pooled = worth_a_pool([need.version.size for need in wanted if not need.reused])
         identity = self.session.ws.identity
-        pool = process_pool(_load_identity, (str(identity),)) if pooled else None
-        pending: dict[concurrent.futures.Future, Needed] = {}
-        try:
-            for need in wanted:
-                key = (need.path, need.version.sha256, need.version.size)
-                if key in self.assembled or need.path in refused:
-                    continue
-                destination, beside = self._destination(need)
-                self.assembled[key] = Assembled(destination, need.reused > 0, beside)
-                expected = (need.version.sha256, need.version.size)
-                if need.reused:
-                    damage = self._assemble_tail(need, destination)
-                elif pool is not None:
-                    fetched = self._fetched(need)
-                    future = pool.submit(_decrypt_in_pool, fetched, destination, expected)
-                    pending[future] = need
-                    continue
-                else:
-                    damage = decrypt_file(self._fetched(need), destination, expected, identity)
+        if not worth_a_pool([need.version.size for need in wanted if not need.reused]):
+            for need, decryption in self._prepare(wanted, refused):
+                damage = decrypt_file(*decryption, identity)
                 if damage is not None:
                     refused[need.path] = _refusal(need, damage)
+            return refused
+        pool = process_pool(_load_identity, (str(identity),))
+        pending: dict[concurrent.futures.Future, list[Needed]] = {}
+        try:
+            for batch in batches(self._prepare(wanted, refused), _size_of):
+                future = pool.submit(_decrypt_batch, [decryption for _, decryption in batch])
+                pending[future] = [need for need, _ in batch]
             for future in concurrent.futures.as_completed(pending):
-                damage = future.result()
-                if damage is not None:
-                    need = pending[future]
-                    refused.setdefault(need.path, _refusal(need, damage))
+                for need, damage in zip(pending[future], future.result(), strict=True):
+                    if damage is not None:
+                        refused.setdefault(need.path, _refusal(need, damage))
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
         return refused
+
+    def _prepare(
+        self, wanted: list[Needed], refused: dict[str, DamagedObject]
+    ) -> Iterator[tuple[Needed, Decryption]]:
+        """Make each needed version's destination; yield the whole files to decrypt, as
+        they are ready. A grown file's new segments are assembled here, its refusal put in
+        `refused`."""
+        for need in wanted:
+            key = (need.path, need.version.sha256, need.version.size)
+            if key in self.assembled or need.path in refused:
+                continue
+            destination, beside = self._destination(need)
+            self.assembled[key] = Assembled(destination, need.reused > 0, beside)
+            if not need.reused:
+                yield (
+                    need,
+                    (self._fetched(need), destination, (need.version.sha256, need.version.size)),
+                )
+                continue
+            damage = self._assemble_tail(need, destination)
+            if damage is not None:
+                refused[need.path] = _refusal(need, damage)
 
     def _assemble_tail(self, need: Needed, destination: Path) -> Damage | None:
         """Write the new segments of a grown file into `destination`, checking the whole
@@ -229,11 +240,18 @@ def _load_identity(text: str) -> None:
     _pool_identity = x25519.Identity.from_str(text)
 
 
-def _decrypt_in_pool(
-    fetched: list[Fetched], destination: Path, expected: tuple[str, int]
-) -> Damage | None:
+# What a pool process decrypts for one file: the objects, where to, the whole file's hash
+# and size.
+Decryption = tuple[list[Fetched], Path, tuple[str, int]]
+
+
+def _size_of(work: tuple[Needed, Decryption]) -> int:
+    return work[0].version.size
+
+
+def _decrypt_batch(decryptions: list[Decryption]) -> list[Damage | None]:
     assert _pool_identity is not None
-    return decrypt_file(fetched, destination, expected, _pool_identity)
+    return [decrypt_file(*decryption, _pool_identity) for decryption in decryptions]
 
 
 def _folders_can_be_made(folder: Path) -> bool:

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from . import crypto
 from .scan import read_prefix
-from .workers import cores, process_pool, worth_a_pool
+from .workers import batches, cores, process_pool, worth_a_pool
 
 BIG_FILE = 32 * 1024 * 1024  # from here on, a file gets zstd's threads instead of the pool
 
@@ -112,10 +112,6 @@ class _HashingReader:
         return data
 
 
-BATCH_FILES = 64  # small files handed to a pool process at once: one message, not 64
-BATCH_BYTES = 4 * 1024 * 1024
-
-
 def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypted | None]]:
     """Encrypt every job; yield each with its result as it is done (None: the file
     vanished). Leaving the loop early (an error, Ctrl-C) cancels what has not started."""
@@ -128,7 +124,9 @@ def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypte
         return
     pool = process_pool()
     try:
-        futures = {pool.submit(encrypt_batch, batch, recipient): batch for batch in _batches(small)}
+        futures = {
+            pool.submit(encrypt_batch, batch, recipient): batch for batch in batches(small, _size)
+        }
         for job in big:
             yield job, encrypt_file(job, recipient, threads)
         for future in concurrent.futures.as_completed(futures):
@@ -141,15 +139,5 @@ def encrypt_batch(jobs: list[Job], recipient: str) -> list[Encrypted | None]:
     return [encrypt_file(job, recipient) for job in jobs]
 
 
-def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
-    """`jobs` in order, in groups of at most BATCH_FILES files or about BATCH_BYTES."""
-    batch: list[Job] = []
-    size = 0
-    for job in jobs:
-        if batch and (len(batch) == BATCH_FILES or size + job.size > BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(job)
-        size += job.size
-    if batch:
-        yield batch
+def _size(job: Job) -> int:
+    return job.size

@@ -10,9 +10,14 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
+BATCH_FILES = 64  # small files handed to a pool process at once: one message, not 64
+BATCH_BYTES = 4 * 1024 * 1024
+
+Work = TypeVar("Work")
 
 
 def worth_a_pool(sizes: list[int]) -> bool:
@@ -42,3 +47,17 @@ def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> N
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
+
+
+def batches(work: Iterable[Work], size_of: Callable[[Work], int]) -> Iterator[list[Work]]:
+    """`work` in order, in groups of at most BATCH_FILES files or about BATCH_BYTES."""
+    batch: list[Work] = []
+    size = 0
+    for one in work:
+        if batch and (len(batch) == BATCH_FILES or size + size_of(one) > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(one)
+        size += size_of(one)
+    if batch:
+        yield batch
