@@ -17,7 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,7 +31,7 @@ from .remote import object_path
 from .scan import read_prefix
 from .session import Session
 from .versions import Segment, Version
-from .workers import batches, process_pool, worth_a_pool
+from .workers import batch_bytes, batches, process_pool, worth_a_pool
 
 
 @dataclass(frozen=True)
@@ -90,12 +90,17 @@ class Assembler:
     def path_of(self, path: str, version: Version) -> Path:
         return self.get(path, version).file
 
-    def assemble_all(self, wanted: list[Needed]) -> dict[str, DamagedObject]:
-        """Assemble every needed version; the paths refused, each with why: an object it
-        needs is missing or damaged on the remote."""
+    def assemble_all(
+        self, wanted: list[Needed], fetch: Callable[[list[Needed]], None]
+    ) -> dict[str, DamagedObject]:
+        """Download the objects of every needed version (`fetch` them) and assemble it; the
+        paths refused, each with why: an object it needs is missing or damaged on the
+        remote. With a pool, the versions are fetched in batches of `workers.batch_bytes`,
+        the processes decrypting one batch while the next is downloaded."""
         refused: dict[str, DamagedObject] = {}
         identity = self.session.ws.identity
         if not worth_a_pool([need.version.size for need in wanted if not need.reused]):
+            fetch(wanted)
             for need, decryption in self._prepare(wanted, refused):
                 damage = decrypt_file(*decryption, identity)
                 if damage is not None:
@@ -104,9 +109,11 @@ class Assembler:
         pool = process_pool(_load_identity, (str(identity),))
         pending: dict[concurrent.futures.Future, list[Needed]] = {}
         try:
-            for batch in batches(self._prepare(wanted, refused), _size_of):
-                future = pool.submit(_decrypt_batch, [decryption for _, decryption in batch])
-                pending[future] = [need for need, _ in batch]
+            for group in _transfer_groups(wanted):
+                fetch(group)
+                for batch in batches(self._prepare(group, refused), _size_of):
+                    future = pool.submit(_decrypt_batch, [decryption for _, decryption in batch])
+                    pending[future] = [need for need, _ in batch]
             for future in concurrent.futures.as_completed(pending):
                 for need, damage in zip(pending[future], future.result(), strict=True):
                     if damage is not None:
@@ -243,6 +250,26 @@ def _load_identity(text: str) -> None:
 # What a pool process decrypts for one file: the objects, where to, the whole file's hash
 # and size.
 Decryption = tuple[list[Fetched], Path, tuple[str, int]]
+
+
+def fetched_bytes(need: Needed) -> int:
+    """The bytes of `need`'s file that come from the remote (all but what it reuses)."""
+    return sum(segment.size for segment in need.version.segments[need.reused :])
+
+
+def _transfer_groups(wanted: list[Needed]) -> Iterator[list[Needed]]:
+    """`wanted` in order, in groups of about `workers.batch_bytes` fetched bytes."""
+    most = batch_bytes(sum(map(fetched_bytes, wanted)))
+    group: list[Needed] = []
+    size = 0
+    for need in wanted:
+        group.append(need)
+        size += fetched_bytes(need)
+        if size >= most:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def _size_of(work: tuple[Needed, Decryption]) -> int:

@@ -160,6 +160,40 @@ class TransferStats:
 Progress = Callable[[TransferStats | None], None]
 
 
+class BatchedProgress:
+    """A push's upload or a pull's download for `progress` as one transfer, although rclone
+    makes it in batches: counted in bytes of the files (known from the start, unlike their
+    objects' sizes), a batch by the share of its objects rclone has sent."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self._progress, self._total = progress, total
+        self._done = 0
+        self._started = time.monotonic()
+
+    def batch(self, size: int) -> Progress:
+        """What rclone tells of a batch of `size` bytes of files goes here."""
+
+        def told(stats: TransferStats | None) -> None:
+            if stats is not None:  # the line stays between batches, until `end`
+                share = stats.bytes / stats.total_bytes if stats.total_bytes else 0.0
+                self._show(self._done + round(share * size))
+
+        return told
+
+    def sent(self, size: int) -> None:
+        self._done += size
+        self._show(self._done)
+
+    def end(self) -> None:
+        self._progress(None)
+
+    def _show(self, done: int) -> None:
+        elapsed = time.monotonic() - self._started
+        speed = done / elapsed if elapsed > 0 else 0.0
+        eta = (self._total - done) / speed if speed > 0 else None
+        self._progress(TransferStats(done, self._total, speed, eta))
+
+
 def parse_stats(line: bytes) -> TransferStats | None:
     """The stats in one line of rclone's JSON log, or None for any other line."""
     try:

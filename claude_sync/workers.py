@@ -16,6 +16,10 @@ from typing import TypeVar
 POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
 BATCH_FILES = 64  # small files handed to a pool process at once: one message, not 64
 BATCH_BYTES = 4 * 1024 * 1024
+# Bytes of files handed to one rclone call while the processes work on the rest: small
+# enough that most of a transfer of a few tens of MB overlaps the work (only the last
+# batch waits), at most a quarter of the transfer so that a big one starts few rclones.
+TRANSFER_BATCH = 16 * 1024 * 1024
 
 Work = TypeVar("Work")
 
@@ -24,6 +28,11 @@ def worth_a_pool(sizes: list[int]) -> bool:
     """Whether work on files of these sizes is spread over a pool: several files, megabytes
     in all, and more than one core."""
     return len(sizes) > 1 and sum(sizes) >= POOL_FROM and cores() > 1
+
+
+def batch_bytes(total: int) -> int:
+    """The bytes of files in one rclone call of a transfer of `total` (see TRANSFER_BATCH)."""
+    return max(TRANSFER_BATCH, total // 4)
 
 
 def cores() -> int:

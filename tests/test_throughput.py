@@ -16,8 +16,9 @@ from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
 
 from claude_sync import encrypting, workers
-from claude_sync.actions import push
+from claude_sync.actions import pull, push
 from claude_sync.rclone import TransferStats
+from claude_sync.remote import Remote
 from claude_sync.workspace import load_workspace
 
 WORDS = [
@@ -62,7 +63,7 @@ def set_transfers(device: Device, value: object) -> None:
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 1 MiB, so that a push of a few MiB hands rclone several."""
-    monkeypatch.setattr(push, "UPLOAD_BATCH", 1 << 20)
+    monkeypatch.setattr(workers, "TRANSFER_BATCH", 1 << 20)
 
 
 def test_a_push_on_every_core_arrives_whole(
@@ -171,3 +172,34 @@ def test_a_push_in_several_batches_shows_one_transfer_from_start_to_end(
     assert {stats.total_bytes for stats in shown} == {sum(sizes)}
     done = [stats.bytes for stats in shown]
     assert done == sorted(done) and done[-1] == sum(sizes)
+
+
+def test_a_pull_downloads_in_batches_while_the_last_one_is_decrypted(
+    make_device, local_server: Server, small_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files whose objects came in an earlier batch (the same bytes as another's) are
+    assembled all the same, and a person sees one transfer from none to all."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    each = workers.POOL_FROM // 4 + 1
+    for index in range(6):
+        put(a, f"projects/-p/s{index}.jsonl", text(index, each), 0)
+    put(a, "projects/-p/again.jsonl", text(0, each), 0)  # s0's bytes: one object for both
+    a.ok("push")
+    calls: list[int] = []
+    download = Remote.download_objects
+
+    def counted(self: Remote, staging, names, progress=None) -> None:
+        calls.append(len(names))
+        download(self, staging, names, progress=progress)
+
+    monkeypatch.setattr(Remote, "download_objects", counted)
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    told: list[TransferStats | None] = []
+    pull.pull(load_workspace(b.sync_home), lambda event: None, progress=told.append)
+    assert tree(b.claude) == tree(a.claude)
+    assert len(calls) > 2 and sum(calls) == 6  # every object once
+    shown = [stats for stats in told if stats is not None]
+    assert told[-1] is None and len(shown) == len(told) - 1
+    assert {stats.total_bytes for stats in shown} == {7 * each}
+    assert [stats.bytes for stats in shown][-1] == 7 * each

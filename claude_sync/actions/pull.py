@@ -25,9 +25,10 @@ import functools
 import operator
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from ..assemble import Assembler, Needed, sync_disks
+from ..assemble import Assembler, Needed, fetched_bytes, sync_disks
 from ..claude_folder import (
     Written,
     conflict_name,
@@ -52,7 +53,7 @@ from ..plan import (
     remote_rank,
     resolve,
 )
-from ..rclone import Progress
+from ..rclone import BatchedProgress, Progress
 from ..scan import prefix_sha256, under
 from ..scope import EVERYTHING, Scope, device_id, project_folder
 from ..session import Event, Listener, Session, Summary, Unwritable
@@ -116,7 +117,7 @@ def _space_needed(session: Session, wanted: list[Needed]) -> dict[Path, int]:
     its target, what grown files grow by, and the largest copy a conflict makes."""
     staging = claude = largest = 0
     for need in wanted:
-        fetched = sum(segment.size for segment in need.version.segments[need.reused :])
+        fetched = fetched_bytes(need)
         staging += fetched
         if need.reused:
             staging += fetched
@@ -220,21 +221,35 @@ def pull_over(
     try:
         wanted = _to_fetch(session, actions)
         check_free_space(_space_needed(session, wanted), "pull")
-        names = {
-            session.object_name(segment.sha256)
-            for need in wanted
-            for segment in need.version.segments[need.reused :]
-        }
+        total = sum(map(fetched_bytes, wanted))
+        shown = BatchedProgress(progress, total) if progress is not None and total else None
+        fetched: set[str] = set()
+
+        def fetch(group: list[Needed]) -> None:
+            names = {
+                session.object_name(segment.sha256)
+                for need in group
+                for segment in need.version.segments[need.reused :]
+            }
+            size = sum(map(fetched_bytes, group))
+            if names - fetched:
+                told = shown.batch(size) if shown else None
+                ws.remote.download_objects(downloads, sorted(names - fetched), progress=told)
+            fetched.update(names)
+            if shown:
+                shown.sent(size)
+
         try:
-            if names:
-                ws.remote.download_objects(downloads, sorted(names), progress=progress)
-            refused = _assemble(session, assembler, wanted)
+            refused = _assemble(session, assembler, wanted, fetch)
             if wanted:
                 sync_disks()  # what was assembled is on disk before it is renamed into place
         except OSError as error:
             if error.errno in NO_SPACE:
                 raise disk_full(error, ws.staging, "pull") from None
             raise
+        finally:
+            if shown:
+                shown.end()
         if refused:
             summary.refused = sorted(session.paths.to_local(path) for path in refused)
             actions = [action for action in actions if action.path not in refused]
@@ -252,11 +267,16 @@ def pull_over(
     return summary
 
 
-def _assemble(session: Session, assembler: Assembler, wanted: list[Needed]) -> set[str]:
+def _assemble(
+    session: Session,
+    assembler: Assembler,
+    wanted: list[Needed],
+    fetch: Callable[[list[Needed]], None],
+) -> set[str]:
     """Assemble every needed version; the paths refused because an object they need is
     missing or damaged on the remote, each named in one warning. Those paths stay as they
     are, with no new base, so the next pull tries them again."""
-    refused = assembler.assemble_all(wanted)
+    refused = assembler.assemble_all(wanted, fetch)
     for path, damage in sorted(refused.items()):
         session.listen(
             Event(

@@ -36,13 +36,14 @@ from ..plan import (
     Upload,
     decide_push,
 )
-from ..rclone import Progress, TransferStats
+from ..rclone import BatchedProgress, Progress
 from ..remote import object_path
 from ..remote_view import delete_entries, write_entry
 from ..scope import EVERYTHING, Scope, check_session_known
 from ..session import Event, Listener, Session, Summary
 from ..state import Entry
 from ..versions import Segment, Version
+from ..workers import batch_bytes
 from ..workspace import Workspace
 
 MAX_SEGMENTS = 16
@@ -180,45 +181,6 @@ def plan_push(
     return actions
 
 
-# Plaintext bytes encrypted before rclone is handed them: small enough that most of a push
-# of a few tens of MB is sent while the rest is encrypted (only the last batch waits).
-UPLOAD_BATCH = 16 * 1024 * 1024
-
-
-class PushProgress:
-    """A push's upload for `progress` as one transfer, although rclone sends it in batches:
-    counted in bytes of the files pushed (known from the start, unlike their objects'
-    sizes), a batch by the share of its objects rclone has sent."""
-
-    def __init__(self, progress: Progress, total: int) -> None:
-        self._progress, self._total = progress, total
-        self._done = 0
-        self._started = time.monotonic()
-
-    def batch(self, size: int) -> Progress:
-        """What rclone tells of a batch of `size` bytes of files goes here."""
-
-        def told(stats: TransferStats | None) -> None:
-            if stats is not None:  # the line stays between batches, until `end`
-                share = stats.bytes / stats.total_bytes if stats.total_bytes else 0.0
-                self._show(self._done + round(share * size))
-
-        return told
-
-    def sent(self, size: int) -> None:
-        self._done += size
-        self._show(self._done)
-
-    def end(self) -> None:
-        self._progress(None)
-
-    def _show(self, done: int) -> None:
-        elapsed = time.monotonic() - self._started
-        speed = done / elapsed if elapsed > 0 else 0.0
-        eta = (self._total - done) / speed if speed > 0 else None
-        self._progress(TransferStats(done, self._total, speed, eta))
-
-
 def _encrypt_and_send(
     session: Session,
     uploads: list[Upload],
@@ -231,13 +193,12 @@ def _encrypt_and_send(
     """Encrypt every upload (see `encrypting`) and send the new objects, in batches while
     the rest are still being encrypted; return path -> (version, local file), path ->
     (size, mtime) of the files nothing wrote to while they were read, and the names of the
-    objects sent. A batch is at least UPLOAD_BATCH bytes, or a quarter of
-    the push, so that a big push starts few rclones."""
+    objects sent. A batch is `workers.batch_bytes` of files."""
     jobs = {action.path: _job(session, action, staging, known) for action in uploads}
     by_path = {action.path: action for action in uploads}
     total_bytes = sum(job.size for job in jobs.values())
-    batch_bytes = max(UPLOAD_BATCH, total_bytes // 4)
-    shown = PushProgress(progress, total_bytes) if progress is not None else None
+    most = batch_bytes(total_bytes)
+    shown = BatchedProgress(progress, total_bytes) if progress is not None else None
     updates: dict[str, tuple[Version, Path | None]] = {}
     read_at: dict[str, tuple[int, int]] = {}
     sent: set[str] = set()
@@ -271,7 +232,7 @@ def _encrypt_and_send(
             if encrypted.stable:
                 read_at[job.path] = (encrypted.size, encrypted.mtime_ns)
             session.listen(Event("upload", job.path, version.size, index, total))
-            if pending >= batch_bytes:
+            if pending >= most:
                 send()
                 batch, pending, done = [], 0, 0
         if batch:
