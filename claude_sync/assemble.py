@@ -14,12 +14,11 @@ assembled and before the first rename (see `sync_disks`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pyrage import x25519
 
@@ -31,6 +30,9 @@ from .scan import read_prefix
 from .session import Session
 from .versions import Segment, Version
 from .workers import process_pool, worth_a_pool
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class Assembler:
         pooled = worth_a_pool([need.version.size for need in wanted if not need.reused])
         identity = self.session.ws.identity
         pool = process_pool(_load_identity, (str(identity),)) if pooled else None
-        pending: dict[concurrent.futures.Future, Needed] = {}
+        pending: dict[Future, Needed] = {}
         try:
             for need in wanted:
                 key = (need.path, need.version.sha256, need.version.size)
@@ -116,11 +118,14 @@ class Assembler:
                     damage = decrypt_file(self._fetched(need), destination, expected, identity)
                 if damage is not None:
                     refused[need.path] = _refusal(need, damage)
-            for future in concurrent.futures.as_completed(pending):
-                damage = future.result()
-                if damage is not None:
-                    need = pending[future]
-                    refused.setdefault(need.path, _refusal(need, damage))
+            if pending:
+                from concurrent.futures import as_completed  # a pool only: not on start-up
+
+                for future in as_completed(pending):
+                    damage = future.result()
+                    if damage is not None:
+                        need = pending[future]
+                        refused.setdefault(need.path, _refusal(need, damage))
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
