@@ -67,8 +67,9 @@ def test_a_push_with_nothing_to_do_imports_no_pull_nor_rare_module(
     loaded = modules_after(a, tmp_path, "push")
     assert "claude_sync.actions.push" in loaded
     pull = {"claude_sync.actions.pull", "claude_sync.assemble", "claude_sync.merges"}
-    # Nor what only a push that sends something uses: rclone's process, the machine's name.
-    unneeded = sorted(loaded & (RARE | pull | {"subprocess", "socket"}))
+    # Nor what only a push that sends something uses: encryption, rclone, the machine's name.
+    sending = {"claude_sync.encrypting", "subprocess", "socket"}
+    unneeded = sorted(loaded & (RARE | pull | sending))
     assert not unneeded, f"imported without need: {', '.join(unneeded)}"
 
 

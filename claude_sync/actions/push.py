@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import crypto
-from ..encrypting import Encrypted, Job, encrypt_all
 from ..errors import ClaudeSyncError
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..instance import load_instance
@@ -45,6 +45,9 @@ from ..state import Entry
 from ..versions import Segment, Version
 from ..workspace import Workspace
 
+if TYPE_CHECKING:
+    from ..encrypting import Encrypted, Job
+
 MAX_SEGMENTS = 16
 MANIFEST_ROOM = 1024 * 1024  # staging space kept for the manifest, beyond the objects
 
@@ -56,6 +59,8 @@ def _job(session: Session, action: Upload, staging: Path, known: set[str]) -> Jo
     from a version since replaced may have lost its objects to `prune`. The prefix is
     checked on the very bytes that are hashed, in one pass, so a file rewritten meanwhile
     is caught (see `encrypting`)."""
+    from ..encrypting import Job  # _encrypt_and_send imported it
+
     base = action.base
     extend = (
         base is not None
@@ -197,6 +202,9 @@ def _encrypt_and_send(
     (size, mtime) of the files nothing wrote to while they were read, and the names of the
     objects sent. A batch is at least UPLOAD_BATCH bytes, or a quarter of
     the push, so that a big push starts few rclones."""
+    # Imported here, not above: a push with nothing to send encrypts nothing.
+    from ..encrypting import encrypt_all
+
     jobs = {action.path: _job(session, action, staging, known) for action in uploads}
     by_path = {action.path: action for action in uploads}
     batch_bytes = max(UPLOAD_BATCH, sum(job.size for job in jobs.values()) // 4)
