@@ -14,13 +14,12 @@ assembled and before the first rename (see `sync_disks`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pyrage import x25519
 
@@ -32,6 +31,9 @@ from .scan import read_prefix
 from .session import Session
 from .versions import Segment, Version
 from .workers import batch_bytes, batches, process_pool, worth_a_pool
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,17 @@ class Assembler:
                 if damage is not None:
                     refused[need.path] = _refusal(need, damage)
             return refused
+        from concurrent.futures import as_completed  # a pool only: not on start-up
+
         pool = process_pool(_load_identity, (str(identity),))
-        pending: dict[concurrent.futures.Future, list[Needed]] = {}
+        pending: dict[Future, list[Needed]] = {}
         try:
             for group in _transfer_groups(wanted):
                 fetch(group)
                 for batch in batches(self._prepare(group, refused), _size_of):
                     future = pool.submit(_decrypt_batch, [decryption for _, decryption in batch])
                     pending[future] = [need for need, _ in batch]
-            for future in concurrent.futures.as_completed(pending):
+            for future in as_completed(pending):
                 for need, damage in zip(pending[future], future.result(), strict=True):
                     if damage is not None:
                         refused.setdefault(need.path, _refusal(need, damage))

@@ -17,7 +17,6 @@ file or in trash/:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import datetime
 import errno
@@ -471,6 +470,8 @@ AT_FDCWD = -100
 
 @functools.cache
 def _renameat2() -> Callable[..., int] | None:
+    import ctypes  # replacing a file only: kept off the start-up path
+
     try:
         return ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):  # not Linux, or a C library without it
@@ -485,6 +486,8 @@ def _exchange(one: Path, other: Path) -> bool:
         return False
     if renameat2(AT_FDCWD, os.fsencode(one), AT_FDCWD, os.fsencode(other), RENAME_EXCHANGE) == 0:
         return True
+    import ctypes  # _renameat2 imported it
+
     error = ctypes.get_errno()
     if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False

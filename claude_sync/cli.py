@@ -1,4 +1,8 @@
-"""The command line. The only layer that prints, prompts, or chooses an exit code."""
+"""The command line. The only layer that prints, prompts, or chooses an exit code.
+
+Every run pays for what this module imports, so each command imports its action, and
+whatever else only it needs, in its own body: a push loads nothing of a pull, and neither
+loads what init, doctor or verify use."""
 
 from __future__ import annotations
 
@@ -8,21 +12,12 @@ import json
 import os
 import signal
 import sys
-import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from pyrage import x25519
 
 from . import __version__, cli_claude, cli_projects, cli_sessions, runlog
-from .actions import conflicts as conflicts_action
-from .actions import devices as devices_action
-from .actions import migrate as migrate_action
-from .actions import prune as prune_action
-from .actions import pull as pull_action
-from .actions import push as push_action
-from .actions import status as status_action
-from .actions import verify as verify_action
 from .cli_claude import pull_hook, report_hooks
 from .cli_output import (
     Printer,
@@ -33,22 +28,16 @@ from .cli_output import (
     pull_line,
     push_line,
 )
-from .config import default_device_name, load_config
 from .errors import ClaudeSyncError, ConfigError, Interrupted, RemoteFolderMissing
 from .files import size_text
-from .hooks import push_hook
-from .initialize import InitRequest, existing_setup, initialize, missing_remote_folder
-from .keys import KDF_SALT, MIN_PASSPHRASE_LENGTH, random_identity, read_key_file
 from .locations import claude_dir, sync_home
 from .lock import locked
-from .pathmap import Rules
-from .rclone import Rclone, find_rclone
-from .remote import Remote
-from .remote_view import fetch_remote_view
-from .scope import EVERYTHING, Scope, session_scope
-from .session import Summary
-from .templates import default_for, environment_variable, load_template, template_names
-from .workspace import KEY_FILE, load_workspace, rclone_for
+
+if TYPE_CHECKING:
+    from pyrage import x25519
+
+    from .scope import Scope
+    from .session import Summary
 
 
 class Group(click.Group):
@@ -59,6 +48,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ClaudeSyncError as error:
             if ctx.meta.get(VERBOSE):
+                import traceback
+
                 traceback.print_exc()
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
@@ -104,6 +95,8 @@ def _handle_termination(ctx: click.Context) -> None:
 
 
 def _read_passphrase(passphrase_file: str | None, interactive: bool) -> str:
+    from .keys import MIN_PASSPHRASE_LENGTH
+
     if passphrase_file:
         try:
             text = Path(passphrase_file).read_text()
@@ -135,6 +128,8 @@ def _read_passphrase(passphrase_file: str | None, interactive: bool) -> str:
 
 
 def _long_enough(passphrase: str, where: str) -> str:
+    from .keys import MIN_PASSPHRASE_LENGTH
+
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise ConfigError(
             f"the passphrase {where} is too short: it must be at least "
@@ -154,6 +149,8 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _choose_provider() -> str:
+    from .templates import load_template, template_names
+
     names = template_names()
     click.echo("Where should the encrypted data live?")
     for number, name in enumerate(names, 1):
@@ -163,7 +160,7 @@ def _choose_provider() -> str:
 
 
 @main.command()
-@click.option("--provider", help="A provider template: " + ", ".join(template_names()) + ".")
+@click.option("--provider", help="A provider template (the wizard lists them).")
 @click.option(
     "--set",
     "sets",
@@ -201,6 +198,12 @@ def init(
     claude-sync init --provider s3 --set bucket=mine --set access_key_id=... --yes
     claude-sync init --remote myremote:claude-sync    # an rclone remote you already have
     """
+    from .config import default_device_name
+    from .initialize import InitRequest, existing_setup, initialize, missing_remote_folder
+    from .keys import random_identity, read_key_file
+    from .templates import default_for, environment_variable, load_template
+    from .workspace import KEY_FILE
+
     home = sync_home()
     interactive = not yes and sys.stdin.isatty()
     if sum(bool(x) for x in (provider, local_path, remote_root)) > 1:
@@ -294,6 +297,14 @@ def doctor() -> None:
     \b
     claude-sync doctor
     """
+    from .actions.conflicts import conflict_copies
+    from .config import load_config
+    from .keys import KDF_SALT, read_key_file
+    from .pathmap import Rules
+    from .rclone import Rclone, find_rclone
+    from .remote import Remote
+    from .workspace import KEY_FILE, rclone_for
+
     home = sync_home()
     failures = 0
 
@@ -367,7 +378,7 @@ def doctor() -> None:
     rules = (
         Rules.from_config(config.include, config.exclude) if config else Rules.from_config([], [])
     )
-    pending = conflicts_action.conflict_copies(folder, rules)
+    pending = conflict_copies(folder, rules)
     report(
         not pending,
         "conflicts",
@@ -390,6 +401,9 @@ def key_show() -> None:
     \b
     claude-sync key show
     """
+    from .keys import read_key_file
+    from .workspace import KEY_FILE
+
     click.echo(str(read_key_file(sync_home() / KEY_FILE).to_public()))
 
 
@@ -400,6 +414,9 @@ def key_export() -> None:
     \b
     (umask 077; claude-sync key export > age-key.txt)
     """
+    from .keys import read_key_file
+    from .workspace import KEY_FILE
+
     identity: x25519.Identity = read_key_file(sync_home() / KEY_FILE)
     click.echo(
         "Warning: this is your secret key. Anyone with it can read all your synced data.",
@@ -434,6 +451,9 @@ def _do_pull(
     printer: Printer, dry_run: bool, project: str | None = None, device: str | None = None
 ) -> Summary:
     """Pull (only `project`, only `device`'s versions, when given)."""
+    from .actions import pull as pull_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
@@ -450,8 +470,11 @@ def _do_pull(
 
 
 def _do_push(
-    printer: Printer, dry_run: bool, force: bool, scope: Scope = EVERYTHING, resend: bool = False
+    printer: Printer, dry_run: bool, force: bool, scope: Scope, resend: bool = False
 ) -> Summary:
+    from .actions import push as push_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
     with locked(ws.home):
@@ -512,8 +535,12 @@ def push(
     if resend and (session_id is not None or dry_run):
         raise ConfigError("--all sends every file's objects: leave out --session and --dry-run")
     if hook:
+        from .hooks import push_hook
+
         push_hook(sync_home())
         return
+    from .scope import EVERYTHING, session_scope
+
     scope = EVERYTHING if session_id is None else session_scope(session_id)
     exit_if_unrestorable(_do_push(Printer(quiet, verbose), dry_run, force, scope, resend))
 
@@ -567,9 +594,11 @@ def sync(dry_run: bool, verbose: bool, quiet: bool, force: bool) -> None:
     \b
     claude-sync sync
     """
+    from .scope import EVERYTHING
+
     printer = Printer(quiet, verbose)
     pulled = _do_pull(printer, dry_run)
-    _do_push(printer, dry_run, force)
+    _do_push(printer, dry_run, force, EVERYTHING)
     exit_after_pull(pulled)
 
 
@@ -585,6 +614,9 @@ def status(with_remote: bool, as_json: bool) -> None:
     claude-sync status
     claude-sync status --remote --json
     """
+    from .actions import status as status_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     warnings: list[str] = []
     with locked(ws.home):
@@ -649,6 +681,9 @@ def devices(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from .remote_view import fetch_remote_view
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     with locked(ws.home):  # reading the remote updates the journal cache
         view = fetch_remote_view(ws)
@@ -673,6 +708,9 @@ def devices_forget(name: str) -> None:
     \b
     claude-sync devices forget old-laptop
     """
+    from .actions import devices as devices_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     with locked(ws.home):
         done = devices_action.forget(ws, name, Printer(quiet=False, verbose=False))
@@ -697,6 +735,9 @@ def prune(dry_run: bool) -> None:
     claude-sync prune --dry-run
     claude-sync prune
     """
+    from .actions import prune as prune_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     with locked(ws.home):
         result = prune_action.prune(ws, dry_run)
@@ -712,6 +753,10 @@ def conflicts(keep: str | None) -> None:
     claude-sync conflicts                 # list, then ask for each
     claude-sync conflicts --keep remote   # take the other device's version everywhere
     """
+    from .actions import conflicts as conflicts_action
+    from .pathmap import Rules
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     with locked(ws.home):
         rules = Rules.from_config(ws.config.include, ws.config.exclude)
@@ -776,6 +821,9 @@ def verify(deep: bool, repair: bool) -> None:
     claude-sync verify --deep
     claude-sync verify --repair
     """
+    from .actions import verify as verify_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     with locked(ws.home):
         result = verify_action.verify(ws, deep, repair, Printer(quiet=False, verbose=False))
@@ -813,6 +861,9 @@ def migrate() -> None:
     \b
     claude-sync migrate
     """
+    from .actions import migrate as migrate_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     with locked(ws.home):
         result = migrate_action.migrate(ws, lambda line: click.echo(f"· {line}"))

@@ -1,5 +1,8 @@
 """The commands that run beside Claude Code: hook mode, the background push, the
-`claude`/`continue`/`resume` wrapper, and `install`/`uninstall` of the hooks."""
+`claude`/`continue`/`resume` wrapper, and `install`/`uninstall` of the hooks.
+
+Each command imports what only it needs in its body: the CLI imports this module on every
+run, for a push or a pull as for these commands."""
 
 from __future__ import annotations
 
@@ -10,28 +13,26 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import runlog
-from .actions import pull as pull_action
-from .actions import push as push_action
-from .actions.claude import run_child
-from .background import REQUEST, request_push, run_requested
 from .cli_output import Printer, count, pull_line, push_line, refused_line
-from .config import Config, load_config
 from .errors import ClaudeSyncError, ConfigError
 from .files import write_private
-from .hook_settings import installed_hooks, read_settings, with_ours, without_ours, write_settings
-from .hooks import WRAPPED, read_hook_input
 from .locations import claude_dir, sync_home
 from .lock import locked
-from .session import Event
-from .workspace import Workspace, load_workspace
+
+if TYPE_CHECKING:
+    from .session import Event
+    from .workspace import Workspace
 
 
 def report_hooks(report: Callable[..., None]) -> None:
     """Whether the hooks are installed, and whether the claude-sync they run is this one."""
+    from .hook_settings import installed_hooks, read_settings, with_ours
+
     path = claude_dir() / "settings.json"
     try:
         settings = read_settings(path)
@@ -95,6 +96,10 @@ def pull_hook() -> None:
     Claude Code has loaded that session's transcript already; a line added under it now
     would fork the conversation. Nothing reaches stdout (Claude Code gives it to the model).
     """
+    from .actions import pull as pull_action
+    from .hooks import WRAPPED, read_hook_input
+    from .workspace import load_workspace
+
     started = time.monotonic()
     home = sync_home()
     hook = read_hook_input()
@@ -152,6 +157,10 @@ BACKGROUND_LOCK_WAIT = 300  # seconds a background push waits for an interactive
 @click.command("background-push", hidden=True)
 def background_push() -> None:
     """Run the pushes that hooks requested (started by `push --hook`, detached)."""
+    from .actions import push as push_action
+    from .background import REQUEST, run_requested
+    from .workspace import load_workspace
+
     home = sync_home()
 
     def push_once() -> None:
@@ -189,6 +198,11 @@ def _run_claude(arguments: list[str]) -> None:
 
     The pull's wait for the remote is bounded by rclone.timeout (the journal); what it
     then downloads shows its progress, and Ctrl-C stops it."""
+    from .actions import pull as pull_action
+    from .actions.claude import run_child
+    from .hooks import WRAPPED
+    from .workspace import load_workspace
+
     binary = _claude_binary()
     around = os.environ.get(WRAPPED)
     if around:
@@ -226,6 +240,9 @@ def _push_after_claude(ws: Workspace) -> None:
     """Push what the session wrote. What cannot finish here (a big push, the terminal
     closed, a signal, the lock held, the remote down) a background run takes over, so the
     session is never left unpushed; the SessionEnd hook leaves this push to us."""
+    from .actions import push as push_action
+    from .background import request_push
+
     printer = Printer(quiet=False, verbose=False, to_stderr=True)
     try:
         with locked(ws.home):
@@ -297,6 +314,8 @@ def install(on_stop: bool) -> None:
     claude-sync install
     claude-sync install --on-stop
     """
+    from .hook_settings import installed_hooks, read_settings, with_ours, write_settings
+
     path = claude_dir() / "settings.json"
     settings = read_settings(path)
     updated = with_ours(settings, on_stop, hook_pull_timeout())
@@ -317,6 +336,8 @@ def uninstall() -> None:
     \b
     claude-sync uninstall
     """
+    from .hook_settings import read_settings, without_ours, write_settings
+
     path = claude_dir() / "settings.json"
     settings = read_settings(path)
     updated = without_ours(settings)
@@ -328,6 +349,8 @@ def uninstall() -> None:
 
 
 def hook_pull_timeout() -> int:
+    from .config import Config, load_config
+
     try:
         return load_config(sync_home()).hook_pull_timeout
     except ClaudeSyncError:

@@ -7,13 +7,16 @@ import datetime
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from .actions.prune import GRACE_SECONDS, Pruned
 from .files import size_text
-from .rclone import TransferStats
-from .session import Event, Summary
+
+if TYPE_CHECKING:
+    from .actions.prune import Pruned
+    from .rclone import TransferStats
+    from .session import Event, Summary
 
 
 class Printer:
@@ -178,6 +181,8 @@ def push_line(summary: Summary, dry_run: bool) -> str:
 
 
 def prune_line(result: Pruned, dry_run: bool) -> str:
+    from .actions.prune import GRACE_SECONDS  # kept off the start-up path of other commands
+
     them = "it" if result.young == 1 else "them"
     young = (
         f"; {count(result.young, 'unused object')} kept, younger than "

@@ -6,11 +6,9 @@ import json
 
 import click
 
-from .actions import projects as projects_action
 from .cli_output import table_lines, when_iso, when_text
 from .locations import sync_home
 from .lock import locked
-from .workspace import load_workspace
 
 
 @click.command()
@@ -26,6 +24,9 @@ def projects(as_json: bool) -> None:
     claude-sync projects
     claude-sync projects --json
     """
+    from .actions import projects as projects_action  # kept off the other commands' start-up
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     warnings: list[str] = []
     with locked(ws.home):

@@ -1,5 +1,6 @@
 """Commands about sessions: sessions, restore (kept after Claude Code forgets them),
-export, import (one session as one encrypted file)."""
+export, import (one session as one encrypted file). Each imports its action in its body,
+so that the CLI's other commands do not load them."""
 
 from __future__ import annotations
 
@@ -10,14 +11,11 @@ from pathlib import Path
 
 import click
 
-from .actions import export as export_action
-from .actions import sessions as sessions_action
 from .cli_output import Printer, count, exit_after_pull, table_lines, when_iso, when_text
 from .errors import ConfigError
 from .files import size_text
 from .locations import sync_home
 from .lock import locked
-from .workspace import load_workspace
 
 
 @click.command()
@@ -38,6 +36,9 @@ def sessions(project: str | None, every: bool, as_json: bool) -> None:
     claude-sync sessions --project ~/code/app
     claude-sync sessions --all --json
     """
+    from .actions import sessions as sessions_action
+    from .workspace import load_workspace
+
     if project is not None and every:
         raise ConfigError("choose one of --project and --all")
     ws = load_workspace(sync_home())
@@ -109,6 +110,9 @@ def restore(
     claude-sync restore --project ~/code/app
     claude-sync restore --since 2025-01-31
     """
+    from .actions import sessions as sessions_action
+    from .workspace import load_workspace
+
     if session_id is None and project is None and since is None:
         raise ConfigError("say what to restore: --session ID, --project PATH or --since DATE")
     ws = load_workspace(sync_home())
@@ -152,6 +156,9 @@ def export(session_id: str, output: Path | None, recipient: str | None) -> None:
     claude-sync export 0b6f3c1e-... -o session.age
     claude-sync export 0b6f3c1e-... --to age1ql3z7hjy54pw3hyww5...  # a colleague's key
     """
+    from .actions import export as export_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     done = export_action.export_session(ws, session_id, output, recipient)
     for skipped in done.skipped:
@@ -183,6 +190,9 @@ def import_(file: Path, cwd: str | None, overwrite: bool) -> None:
     claude-sync import session.age --cwd ~/code/app
     claude-sync import session.age --overwrite
     """
+    from .actions import export as export_action
+    from .workspace import load_workspace
+
     ws = load_workspace(sync_home())
     with locked(ws.home):
         done = export_action.import_session(ws, file, cwd or os.getcwd(), overwrite)

@@ -12,7 +12,6 @@ Only the recipient (the public key) goes to the pool's processes; the identity s
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import os
 from collections.abc import Iterator
@@ -122,6 +121,8 @@ def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypte
         for job in small + big:
             yield job, encrypt_file(job, recipient, threads if job in big else 0)
         return
+    from concurrent.futures import as_completed  # a pool only: not on start-up
+
     pool = process_pool()
     try:
         futures = {
@@ -129,7 +130,7 @@ def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypte
         }
         for job in big:
             yield job, encrypt_file(job, recipient, threads)
-        for future in concurrent.futures.as_completed(futures):
+        for future in as_completed(futures):
             yield from zip(futures[future], future.result(), strict=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ class Instance:
 
 
 def _place(home: Path) -> str:
+    import socket  # a run that reads or writes the journal only: kept off the start-up path
+
     info = os.stat(home)
     return f"{socket.gethostname()}:{os.path.realpath(home)}:{info.st_dev}:{info.st_ino}"
 

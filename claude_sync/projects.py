@@ -31,7 +31,6 @@ under the folder Claude Code would use for that key's path here.
 
 from __future__ import annotations
 
-import configparser
 import itertools
 import json
 import os
@@ -364,6 +363,8 @@ def _git_config(folder: str) -> str | None:
 
 
 def _origin(config: str) -> str | None:
+    import configparser  # a project seen for the first time only: kept off the start-up path
+
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read(config, encoding="utf-8")

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import sysconfig
 import threading
@@ -20,8 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import RcloneError
+
+if TYPE_CHECKING:
+    from subprocess import Popen
 
 NOT_FOUND_EXIT_CODES = (3, 4)
 UNKNOWN_TIME = "2999-01-01T00:00:00Z"  # what list_files says for a time the remote lacks
@@ -56,7 +59,8 @@ def find_rclone(configured: str | None = None) -> str:
     )
 
 
-_TIMESTAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|CRITICAL|NOTICE) ?: ?")
+# Patterns for failures only, compiled (and cached by re) on first use, not on every run.
+_TIMESTAMP = r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|CRITICAL|NOTICE) ?: ?"
 
 
 def _failure_line(stderr: str) -> str:
@@ -68,7 +72,7 @@ def _failure_line(stderr: str) -> str:
             messages.append((entry.get("level", ""), str(entry.get("msg", ""))))
         except (json.JSONDecodeError, AttributeError):
             if raw.strip():
-                messages.append(("error", _TIMESTAMP.sub("", raw.strip())))
+                messages.append(("error", re.sub(_TIMESTAMP, "", raw.strip())))
     for levels in (("critical", "error"), ("notice",)):
         for level, message in reversed(messages):
             if level in levels and "Config file" not in message:
@@ -78,10 +82,9 @@ def _failure_line(stderr: str) -> str:
 
 # An S3 API error as rclone words it (aws-sdk-go-v2): "... StatusCode: 403, RequestID: ,
 # HostID: , api error SignatureDoesNotMatch: The request signature ...".
-_S3_ERROR = re.compile(
+_S3_ERROR = (
     r"StatusCode: \d+, RequestID: [^,]*, HostID: [^,]*, (?:api error )?"
-    r"(?P<code>[A-Za-z]+)(?::\s*(?P<text>.*))?",
-    re.DOTALL,
+    r"(?P<code>[A-Za-z]+)(?::\s*(?P<text>.*))?"
 )
 # code -> (what happened, why, or "" when the code says it all)
 _S3_MEANINGS = {
@@ -107,7 +110,7 @@ _S3_MEANINGS = {
 def _explain_s3(message: str) -> str | None:
     """One clean line for an S3 API error: what it means and its code, without the empty
     request and host IDs; None for any other message."""
-    found = _S3_ERROR.search(message)
+    found = re.search(_S3_ERROR, message, re.DOTALL)
     if found is None:
         return None
     code, text = found["code"], " ".join((found["text"] or "").split())
@@ -262,8 +265,10 @@ class _LogReader:
 STOP_GRACE_SECONDS = 1.0
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: Popen[bytes]) -> None:
     """Stop rclone and every process it started: TERM, then KILL after a grace period."""
+    import subprocess  # run imported it
+
     for stop_signal in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, stop_signal)
@@ -314,6 +319,9 @@ class Rclone:
         limit, why = self._limit(bounded)
         if limit is not None and limit <= 0:
             raise RcloneError(f"rclone {args[0]} not started: {why} is up")
+        # Imported here, not above: a push with nothing to send runs no rclone.
+        import subprocess
+
         log = _LogReader(progress) if progress is not None else None
         try:
             process = subprocess.Popen(

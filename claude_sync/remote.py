@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import configparser
 import contextlib
 import datetime
 import json
@@ -115,6 +114,8 @@ def local_folder(root: str, rclone_config: str | None) -> Path | None:
     if not config_file:
         xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
         config_file = str(Path(xdg) / "rclone" / "rclone.conf")
+    import configparser  # a local remote's check only: kept off the start-up path
+
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read(config_file)

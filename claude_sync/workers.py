@@ -7,11 +7,13 @@ work of several megabytes.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 POOL_FROM = 8 * 1024 * 1024  # below this many bytes in all, starting processes costs more
 BATCH_FILES = 64  # small files handed to a pool process at once: one message, not 64
@@ -44,11 +46,12 @@ def cores() -> int:
 
 def process_pool(
     initializer: Callable[..., None] | None = None, initargs: tuple = ()
-) -> concurrent.futures.ProcessPoolExecutor:
+) -> ProcessPoolExecutor:
     """A pool of one process per core; `initializer(*initargs)` runs in each first."""
-    return concurrent.futures.ProcessPoolExecutor(
-        cores(), initializer=_start_worker, initargs=(initializer, initargs)
-    )
+    # Imported here, not above: most runs start no pool, and every run would pay for it.
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(cores(), initializer=_start_worker, initargs=(initializer, initargs))
 
 
 def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import crypto
-from ..encrypting import Encrypted, Job, encrypt_all
 from ..errors import ClaudeSyncError
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
 from ..instance import load_instance
@@ -46,6 +46,9 @@ from ..versions import Segment, Version
 from ..workers import batch_bytes
 from ..workspace import Workspace
 
+if TYPE_CHECKING:
+    from ..encrypting import Encrypted, Job
+
 MAX_SEGMENTS = 16
 MANIFEST_ROOM = 1024 * 1024  # staging space kept for the manifest, beyond the objects
 
@@ -57,6 +60,8 @@ def _job(session: Session, action: Upload, staging: Path, known: set[str]) -> Jo
     from a version since replaced may have lost its objects to `prune`. The prefix is
     checked on the very bytes that are hashed, in one pass, so a file rewritten meanwhile
     is caught (see `encrypting`)."""
+    from ..encrypting import Job  # _encrypt_and_send imported it
+
     base = action.base
     extend = (
         base is not None
@@ -194,6 +199,9 @@ def _encrypt_and_send(
     the rest are still being encrypted; return path -> (version, local file), path ->
     (size, mtime) of the files nothing wrote to while they were read, and the names of the
     objects sent. A batch is `workers.batch_bytes` of files."""
+    # Imported here, not above: a push with nothing to send encrypts nothing.
+    from ..encrypting import encrypt_all
+
     jobs = {action.path: _job(session, action, staging, known) for action in uploads}
     by_path = {action.path: action for action in uploads}
     total_bytes = sum(job.size for job in jobs.values())
