@@ -200,6 +200,9 @@ def run_on_terminal(device: Device, *args: str, interrupt: bool = False) -> tupl
             stdout=stdout,
             stderr=secondary,
             env={**os.environ, **device.environment(**SLOW)},
+            # As a terminal's foreground command has it, even when these tests run in the
+            # background of a shell, which starts them with Ctrl-C ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         os.close(secondary)
         terminal = b""
