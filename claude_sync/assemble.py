@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from pyrage import x25519
 
 from . import crypto
-from .claude_folder import new_beside
+from .claude_folder import Beside, open_beside, place_beside
 from .errors import ClaudeSyncError, DamagedObject, RemoteFormatError
 from .remote import object_path
 from .scan import read_prefix
@@ -66,6 +67,7 @@ class Fetched:
     file: Path
     remote_path: str
     holds: Segment
+    remove: bool = False  # no other version needs it: removed once decrypted
 
 
 Damage = tuple[str, str]  # (an object's path on the remote, what is wrong with it)
@@ -85,6 +87,7 @@ class Assembler:
         self.session = session
         self.downloads = downloads
         self.assembled: dict[tuple[str, str, int], Assembled] = {}
+        self._uses: Counter[str] = Counter()  # object name -> the versions that need it
 
     def get(self, path: str, version: Version) -> Assembled:
         return self.assembled[(path, version.sha256, version.size)]
@@ -101,6 +104,11 @@ class Assembler:
         the processes decrypting one batch while the next is downloaded."""
         refused: dict[str, DamagedObject] = {}
         identity = self.session.ws.identity
+        self._uses.update(
+            self.session.object_name(segment.sha256)
+            for need in wanted
+            for segment in need.version.segments[need.reused :]
+        )
         if not worth_a_pool([need.version.size for need in wanted if not need.reused]):
             fetch(wanted)
             for need, decryption in self._prepare(wanted, refused):
@@ -136,17 +144,19 @@ class Assembler:
             key = (need.path, need.version.sha256, need.version.size)
             if key in self.assembled or need.path in refused:
                 continue
-            destination, beside = self._destination(need)
-            self.assembled[key] = Assembled(destination, need.reused > 0, beside)
-            if not need.reused:
-                yield (
-                    need,
-                    (self._fetched(need), destination, (need.version.sha256, need.version.size)),
-                )
+            destination = self._destination(need)
+            if isinstance(destination, Beside):
+                self.assembled[key] = Assembled(destination.path, False, True)
+            else:
+                self.assembled[key] = Assembled(destination, need.reused > 0, False)
+            if need.reused:
+                assert isinstance(destination, Path)  # a grown file's tail is in staging/
+                damage = self._assemble_tail(need, destination)
+                if damage is not None:
+                    refused[need.path] = _refusal(need, damage)
                 continue
-            damage = self._assemble_tail(need, destination)
-            if damage is not None:
-                refused[need.path] = _refusal(need, damage)
+            expected = (need.version.sha256, need.version.size)
+            yield need, (self._fetched(need), destination, expected)
 
     def _assemble_tail(self, need: Needed, destination: Path) -> Damage | None:
         """Write the new segments of a grown file into `destination`, checking the whole
@@ -173,19 +183,22 @@ class Assembler:
         """The downloaded objects of the segments `need` fetched, in order."""
         found = []
         for segment in need.version.segments[need.reused :]:
-            remote_path = object_path(self.session.object_name(segment.sha256))
-            found.append(Fetched(self.downloads / remote_path, remote_path, segment))
+            name = self.session.object_name(segment.sha256)
+            remote_path = object_path(name)
+            remove = self._uses[name] == 1
+            found.append(Fetched(self.downloads / remote_path, remote_path, segment, remove))
         return found
 
-    def _destination(self, need: Needed) -> tuple[Path, bool]:
-        """Where to write `need`, and whether that is beside its file."""
+    def _destination(self, need: Needed) -> Path | Beside:
+        """Where to write `need`: a temporary beside its file, made as it is written (by
+        the process that decrypts it), or a file in staging/."""
         if need.beside and not need.reused:
             target = self.session.target(need.path)
             if _folders_can_be_made(target.parent):
-                return new_beside(target, need.version.mode), True
+                return place_beside(target, need.version.mode)
         folder = self.downloads / "files"
         folder.mkdir(mode=0o700, exist_ok=True)
-        return folder / str(len(self.assembled)), False
+        return folder / str(len(self.assembled))
 
     def discard(self) -> None:
         """Remove the temporaries beside files that were not applied (a refused path, an
@@ -205,17 +218,19 @@ def _refusal(need: Needed, damage: Damage) -> DamagedObject:
 
 def decrypt_file(
     fetched: list[Fetched],
-    destination: Path,
+    destination: Path | Beside,
     expected: tuple[str, int],
     identity: x25519.Identity,
 ) -> Damage | None:
-    """Decrypt each object in turn into `destination`; None when every one checks out and
-    the whole is `expected` (its SHA-256 and size), else what is wrong.
+    """Decrypt each object in turn into `destination` (a temporary beside a file is made
+    here); None when every one checks out and the whole is `expected` (its SHA-256 and
+    size), else what is wrong.
 
     A file of one segment is that segment, so the segment's hash is the whole file's; a
     file of several is hashed whole as well."""
     whole = hashlib.sha256() if len(fetched) > 1 else None
-    with open(destination, "wb") as out:  # one beside its file has its mode already
+    opened = open_beside(destination) if isinstance(destination, Beside) else None
+    with open(destination if opened is None else opened, "wb") as out:
         writer: BinaryIO = out if whole is None else TeeWriter(out, whole)
         for one in fetched:
             damage = _decrypt_segment(one, writer, identity)
@@ -240,6 +255,8 @@ def _decrypt_segment(fetched: Fetched, out: BinaryIO, identity: x25519.Identity)
         return fetched.remote_path, f"is corrupt or tampered ({error})"
     if (digest.sha256, digest.size) != (fetched.holds.sha256, fetched.holds.size):
         return fetched.remote_path, "does not match its hash (swapped or tampered)"
+    if fetched.remove:  # here, in parallel, not all at the end of the pull
+        fetched.file.unlink()
     return None
 
 
@@ -253,7 +270,7 @@ def _load_identity(text: str) -> None:
 
 # What a pool process decrypts for one file: the objects, where to, the whole file's hash
 # and size.
-Decryption = tuple[list[Fetched], Path, tuple[str, int]]
+Decryption = tuple[list[Fetched], Path | Beside, tuple[str, int]]
 
 
 def fetched_bytes(need: Needed) -> int:

@@ -40,28 +40,46 @@ LAST_NAMEABLE_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def new_beside(target: Path, mode: int | None) -> Path:
-    """An empty temporary file beside `target`, to fill and then rename over it.
+@dataclass(frozen=True)
+class Beside:
+    """A temporary file for `target`, beside it: its path, and the mode it is made with
+    (None: a new file's default, 0666 less the umask)."""
 
-    It takes the mode of the file it replaces (the user's choice here: a private
-    settings.json stays private), else `mode` (None: a new file's default, 0666 less the
-    umask). It has that mode before it holds a byte, so the content is never readable by
-    more than the file it becomes allows."""
+    path: Path
+    mode: int | None
+
+
+def place_beside(target: Path, mode: int | None) -> Beside:
+    """Where a temporary to fill and then rename over `target` goes (its folder made), and
+    its mode: that of the file it replaces (the user's choice here: a private
+    settings.json stays private), else `mode`. The file itself is made by `open_beside`."""
     private_folder(target.parent)
-    temporary = target.with_name(temporary_name())
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(os.stat(target).st_mode)
+    return Beside(target.with_name(temporary_name()), mode)
+
+
+def open_beside(beside: Beside) -> int:
+    """Make the temporary `beside` names, with its mode before it holds a byte, so that
+    its content is never readable by more than the file it becomes allows; its file
+    descriptor, open for writing."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-    fd = os.open(temporary, flags, 0o666 if mode is None else 0o600)
+    fd = os.open(beside.path, flags, 0o666 if beside.mode is None else 0o600)
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        if beside.mode is not None:
+            os.fchmod(fd, beside.mode)
     except BaseException:
         os.close(fd)
-        temporary.unlink()
+        beside.path.unlink()
         raise
-    os.close(fd)
-    return temporary
+    return fd
+
+
+def new_beside(target: Path, mode: int | None) -> Path:
+    """An empty temporary file beside `target` (see `place_beside`), made now."""
+    beside = place_beside(target, mode)
+    os.close(open_beside(beside))
+    return beside.path
 
 
 def copy_beside(source: Path, target: Path, mtime_ns: int | None, mode: int | None) -> Path:
@@ -464,13 +482,14 @@ def _move_aside(target: Path) -> Path:
     return aside
 
 
-RENAME_EXCHANGE = 2  # linux/fs.h
+RENAME_NOREPLACE = 1  # linux/fs.h
+RENAME_EXCHANGE = 2
 AT_FDCWD = -100
 
 
 @functools.cache
 def _renameat2() -> Callable[..., int] | None:
-    import ctypes  # replacing a file only: kept off the start-up path
+    import ctypes  # writing a file only: kept off the start-up path
 
     try:
         return ctypes.CDLL(None, use_errno=True).renameat2
@@ -479,12 +498,17 @@ def _renameat2() -> Callable[..., int] | None:
 
 
 def _exchange(one: Path, other: Path) -> bool:
-    """Swap two paths atomically (Linux's renameat2 with RENAME_EXCHANGE); False where the
-    system or the file system cannot."""
+    """Swap two paths atomically; False where the system or the file system cannot."""
+    return _rename2(one, other, RENAME_EXCHANGE)
+
+
+def _rename2(one: Path, other: Path, flags: int) -> bool:
+    """Linux's renameat2 of `one` to `other` with `flags`; False where the system or the
+    file system cannot, OSError (FileExistsError, ...) where it refuses."""
     renameat2 = _renameat2()
     if renameat2 is None:
         return False
-    if renameat2(AT_FDCWD, os.fsencode(one), AT_FDCWD, os.fsencode(other), RENAME_EXCHANGE) == 0:
+    if renameat2(AT_FDCWD, os.fsencode(one), AT_FDCWD, os.fsencode(other), flags) == 0:
         return True
     import ctypes  # _renameat2 imported it
 
@@ -501,12 +525,24 @@ def _create(
     if seen is not None:
         return LEFT
     try:
-        os.link(temporary, target)  # never over a file created meanwhile
+        _rename_no_replace(temporary, target)  # never over a file created meanwhile
     except FileExistsError:
         return LEFT
-    except OSError:  # a file system without hard links
-        os.replace(temporary, target)
     return Written(True, written.st_size, written.st_mtime_ns)
+
+
+def _rename_no_replace(source: Path, target: Path) -> None:
+    """Rename `source` to `target` unless something is there (FileExistsError): in one step
+    where renameat2 can, else by a hard link (`source` stays), else, on a file system
+    without hard links, by a rename over whatever is there."""
+    if _rename2(source, target, RENAME_NOREPLACE):
+        return
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links
+        os.replace(source, target)
 
 
 def _late_bytes(

@@ -86,6 +86,7 @@ class Session:
             dataclasses.replace(event, path=self.paths.to_local(event.path))
         )
         self._defer_hashes = defer_hashes  # a push's scan: see `scan`
+        self._folders: dict[str, Path] = {}  # local folder -> its real path (see `target`)
         self._open(self.state.projects)
         if warning:
             self.listen(Event("warning", detail=warning))
@@ -273,16 +274,32 @@ class Session:
         in the Claude folder (CLAUDE.md into a dotfiles repository, projects/ on another
         disk) are followed: a pull writes into what a link points at, never over the link.
         Raises Unwritable for a link to nothing, to a special file, or to what another
-        user owns."""
+        user owns. A folder is resolved once per run: a pull writes thousands of files
+        into a few hundred folders."""
         local = self.paths.to_local(path)
+        folder, _, name = local.rpartition("/")
+        resolved = self._folders.get(folder)
+        if resolved is None:
+            resolved = self._folders[folder] = self._resolve(local, folder)
+        file = resolved / name
+        if file.is_symlink():
+            followed, why = follow_link(file)  # the scan's rule, so both agree
+            if followed is None:
+                raise Unwritable(f"{local}: {self.ws.claude / local} is {why}; left as it is")
+            return Path(os.path.realpath(file))
+        return file
+
+    def _resolve(self, local: str, folder: str) -> Path:
+        """The real path of `folder` (of the Claude folder, "" for itself), every link on
+        the way checked as `target` says; `local` is the path it is resolved for."""
         current = self.ws.claude
-        for part in local.split("/"):
+        for part in folder.split("/") if folder else []:
             current = current / part
             if current.is_symlink():
-                followed, why = follow_link(current)  # the scan's rule, so both agree
+                followed, why = follow_link(current)
                 if followed is None:
                     raise Unwritable(f"{local}: {current} is {why}; left as it is")
-        return Path(os.path.realpath(self.ws.claude / local))
+        return Path(os.path.realpath(self.ws.claude / folder))
 
     def unchanged_since_scan(self, path: str, file: Path) -> bool:
         seen = self.local.get(path)

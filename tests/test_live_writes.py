@@ -37,6 +37,7 @@ from conftest import RCLONE, Device, joined, put, state_files, tree
 from servers import Server
 
 from claude_sync import claude_folder
+from claude_sync.actions import pull as pull_action
 from claude_sync.pathmap import DEFAULT_INCLUDE, TEMPORARY_PREFIX, PathMap, Rules
 from claude_sync.projects import Layout, encode_project
 from claude_sync.scan import LocalFile, scan
@@ -537,3 +538,31 @@ def test_the_scan_records_the_stat_of_the_bytes_it_hashed(tmp_path: Path) -> Non
     assert scanned.files["CLAUDE.md"] == LocalFile(
         hashlib.sha256(edited).hexdigest(), info.st_size, info.st_mtime_ns
     )
+
+
+@pytest.mark.parametrize("renameat2", [True, False])
+def test_a_file_created_where_a_pull_creates_one_is_kept(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch, renameat2: bool
+) -> None:
+    """Between the scan and the rename, Claude Code creates the file a pull brings: the
+    pull leaves it (never renames over it) and says so; the next pull settles the two."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    a.write("agents/new.md", "a's agent")
+    a.ok("push")
+    if not renameat2:  # a system without it: the hard link does the same
+        monkeypatch.setattr(claude_folder, "_renameat2", lambda: None)
+    sync_disks = pull_action.sync_disks
+
+    def created_meanwhile() -> None:
+        b.write("agents/new.md", "b's agent, written meanwhile")
+        sync_disks()
+
+    monkeypatch.setattr(pull_action, "sync_disks", created_meanwhile)
+    output = b.ok("pull")
+    assert "changed during the pull" in output
+    assert b.read("agents/new.md") == b"b's agent, written meanwhile"
+    assert not [p for p in (b.claude / "agents").iterdir() if p.name.startswith(TEMPORARY_PREFIX)]
+    monkeypatch.setattr(pull_action, "sync_disks", sync_disks)
+    b.ok("pull", exit_code=3)
+    copies = sorted(p.read_text() for p in (b.claude / "agents").iterdir())
+    assert copies == ["a's agent", "b's agent, written meanwhile"]
