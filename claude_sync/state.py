@@ -301,6 +301,11 @@ class Files(MutableMapping[str, Entry]):
         self._entries.clear()
         self._removed = set(self._stored)
 
+    @property
+    def removing(self) -> bool:
+        """Whether entries stored were removed since the load or the last save."""
+        return bool(self._removed)
+
     def changes(self) -> Changes:
         """What a save writes for the store to hold these entries."""
         changes = Changes([], [], sorted(self._removed))

@@ -101,19 +101,26 @@ def changed_paths(
     records one so (an adoption or a download merges the vectors it weighed, a conflict
     every vector), and a path with no action already had one. Since then bases only grew
     (a push bumps a vector, a pull merges into it), and no entry was removed (a save that
-    removes one drops `settled_view`). Entries are immutable and their names unique, so a
-    path that no entry outside the settled view names has, per device, the same version
-    as then or none (a device forgotten, a snapshot that left it out: versions only go).
-    For such a path whose local file is unchanged from its entry, `decide_pull` finds
-    nothing newer, and decides nothing. So these are planned: the paths changed here (the
-    scan's hash is not the base's, or there is no entry) and the paths new entries name.
+    removes one drops `settled_view`; a run that removed one itself, as `sessions restore`
+    does before it pulls, plans over every path). Entries are immutable and their names
+    unique, so a path that no entry outside the settled view names has, per device, the
+    same version as then or none (a device forgotten, a snapshot that left it out:
+    versions only go). For such a path whose local file is unchanged from its entry,
+    `decide_pull` finds nothing newer, and decides nothing. So these are planned: the paths
+    changed here (the scan's hash is not the base's, or there is no entry) and the paths
+    new entries name.
 
     A pull that left a path as it was (refused, unwritable, held, changed meanwhile) does
     not settle, so the next one decides that path again. A state being rebuilt, another
     config (include/exclude, path map, home, project moves), or an entry whose paths are
     not known here, plans over every path."""
     settled = session.state.settled_view
-    if not session.state_known or settled is None or settled["config"] != _config(session):
+    if (
+        not session.state_known
+        or settled is None
+        or session.state.files.removing
+        or settled["config"] != _config(session)
+    ):
         return None
     moves = session.state.moves
     paths: set[str] = set()
