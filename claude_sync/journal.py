@@ -155,9 +155,10 @@ def device_view(entries: Iterable[JournalEntry]) -> Manifest | None:
         return None
     start = max((i for i, entry in enumerate(ordered) if entry.kind == SNAPSHOT), default=0)
     last = ordered[-1]
-    view = Manifest(last.device_id, last.device_name, last.updated, {})
+    files: dict[str, Version] = {}
+    view = Manifest(last.device_id, last.device_name, last.updated, files)
     for entry in ordered[start:]:
-        view.files.update(entry.files)
+        files.update(entry.files)
         view.projects.update(entry.projects)
         view.moves.update(entry.moves)
     return view

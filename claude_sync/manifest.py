@@ -52,7 +52,7 @@ class Manifest:
     device_id: str
     device_name: str
     updated: str
-    files: dict[str, Version]
+    files: Mapping[str, Version]  # a dict, or a kept view's `view_cache.StoredFiles`
     projects: dict[str, Project] = field(default_factory=dict)
     moves: dict[str, Move] = field(default_factory=dict)
 

@@ -3,8 +3,10 @@
 One rclone call mirrors the marker and the encrypted journal into cache/remote (an entry
 already there is never fetched again: names are unique and entries immutable); each new
 entry is decrypted once, and its plaintext kept in cache/journal. Every entry is checked
-(its MAC, its name) each time it is read. An entry this device writes is put into both
-caches as it is sent, so a device never downloads what it wrote itself.
+(its MAC, its name) when it is decoded, and each device's view made from its entries kept
+in cache/views.sqlite (see `view_cache`): a run whose journal has no new entries decodes
+none. An entry this device writes is put into both caches as it is sent, so a device never
+downloads what it wrote itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from . import crypto
 from .errors import RemoteFormatError
 from .files import private_folder, write_private
 from .journal import (
+    DELTA,
     JOURNAL,
     JournalEntry,
     decode_entry,
@@ -25,18 +28,47 @@ from .journal import (
     entry_name,
     entry_seq,
 )
-from .manifest import DEVICE_ID, Manifest
+from .manifest import (
+    DEVICE_ID,
+    Manifest,
+    moves_from_json,
+    moves_to_json,
+    projects_from_json,
+    projects_to_json,
+)
 from .remote import check_current
 from .versions import Version
+from .view_cache import VIEWS_FILE, Held, StoredFiles, ViewCache, plaintext_stat
 from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """What a run needs of an entry beyond its paths: its place, its kind, the home
+    instance that wrote it, and how many paths it names."""
+
+    seq: int
+    kind: str  # DELTA or SNAPSHOT
+    instance_id: str
+    instance_created: int
+    count: int
+
+    @classmethod
+    def of(cls, entry: JournalEntry) -> EntryInfo:
+        return cls(
+            entry.seq, entry.kind, entry.instance_id, entry.instance_created, len(entry.files)
+        )
 
 
 @dataclass
 class RemoteView:
     manifests: dict[str, Manifest]  # device id -> that device's view
-    entries: dict[str, list[JournalEntry]] = field(default_factory=dict)  # by seq
+    entries: dict[str, list[EntryInfo]] = field(default_factory=dict)  # by seq
     names: dict[str, list[str]] = field(default_factory=dict)  # device -> entry names
     strays: list[str] = field(default_factory=list)  # names in journal/ that are not ours
+    # (device, entry name) -> the paths it names, for the entries decoded in this run
+    decoded: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    cache: ViewCache | None = None  # where the paths of the other entries are kept
 
     def versions(self) -> dict[str, list[Version]]:
         by_path: dict[str, list[Version]] = {}
@@ -63,56 +95,124 @@ class RemoteView:
         entries = self.entries.get(device_id)
         return entries[-1].seq if entries else 0
 
+    def entry_paths(self, device_id: str, name: str) -> list[str] | None:
+        """The paths entry `name` of `device_id` names; None when unknown here."""
+        paths = self.decoded.get((device_id, name))
+        if paths is None and self.cache is not None:
+            paths = self.cache.entry_paths(device_id, name)
+        return paths
+
 
 def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> RemoteView:
-    """Every device's view. An entry that is not authentic raises. With `problems` (for
-    verify), every entry is fetched and checked anew, caches aside, and one that is not
-    authentic is named there, its device left out."""
+    """Every device's view. An entry that is not authentic raises. A device whose entries
+    are those of its view kept in cache/views.sqlite (see `view_cache`) is read from there,
+    only its new entries decoded. With `problems` (for verify), every entry is fetched and
+    checked anew, caches aside, and one that is not authentic is named there, its device
+    left out."""
     fresh = problems is not None
     mirror = ws.cache / ("verify" if fresh else "remote")
     if fresh:
         shutil.rmtree(mirror, ignore_errors=True)
     check_current(ws.remote.mirror_metadata(mirror))
     decoded = ws.staging / "verify-journal" if fresh else ws.cache / "journal"
-    view = RemoteView({})
+    view = RemoteView({}, cache=None if fresh else ViewCache(ws.cache / VIEWS_FILE))
     journal = mirror / JOURNAL
     folders = sorted(journal.iterdir()) if journal.is_dir() else []
     for folder in folders:
         if not folder.is_dir() or not DEVICE_ID.match(folder.name):
             view.strays.append(f"{JOURNAL}/{folder.name}")
             continue
-        device_id, entries, names = folder.name, [], []
+        device_id, files = folder.name, []
         for file in sorted(folder.iterdir()):
-            seq = entry_seq(file.name)
-            if seq is None or not file.is_file():
+            if entry_seq(file.name) is None or not file.is_file():
                 view.strays.append(f"{JOURNAL}/{device_id}/{file.name}")
                 continue
-            cached = decoded / device_id / f"{file.name}.json"
-            try:
-                entries.append(_load_entry(ws, file, cached, device_id, seq))
-            except RemoteFormatError as error:
-                if problems is None:
-                    raise
-                problems.append(str(error))
-                entries = []
-                break
-            names.append(file.name)
-        if entries:
-            view.entries[device_id], view.names[device_id] = entries, names
-            manifest = device_view(entries)
-            assert manifest is not None
-            view.manifests[device_id] = manifest
+            files.append(file)
+        if not files:
+            continue
+        try:
+            _read_device(ws, view, device_id, files, decoded / device_id)
+        except RemoteFormatError as error:
+            if problems is None:
+                raise
+            problems.append(str(error))
     if fresh:
         shutil.rmtree(mirror, ignore_errors=True)
         shutil.rmtree(decoded, ignore_errors=True)
     else:
         _forget_cached(decoded, view.names)
+        assert view.cache is not None
+        view.cache.keep_only(set(view.names))
     return view
 
 
+def _read_device(
+    ws: Workspace, view: RemoteView, device_id: str, files: list[Path], decoded: Path
+) -> None:
+    """Add `device_id`'s view, from its entry `files` in order, to `view`: decoding only
+    the entries its kept view (if any) lacks, and keeping the view it makes."""
+    names = [file.name for file in files]
+    held = view.cache.held(device_id) if view.cache is not None else None
+    if held is not None and (
+        held.names != names[: len(held.names)]
+        or any(held.stats[name] != plaintext_stat(decoded / f"{name}.json") for name in held.names)
+    ):
+        held = None  # another journal, or a plaintext changed since it was checked
+    kept = len(held.names) if held is not None else 0
+    entries = [
+        _load_entry(ws, file, decoded / f"{file.name}.json", device_id, entry_seq(file.name))
+        for file in files[kept:]
+    ]
+    for file, entry in zip(files[kept:], entries, strict=True):
+        view.decoded[device_id, file.name] = list(entry.files)
+    infos = [EntryInfo(*info) for info in held.entries] if held is not None else []
+    infos += [EntryInfo.of(entry) for entry in entries]
+    view.entries[device_id], view.names[device_id] = infos, names
+    on_top = held is not None and all(entry.kind == DELTA for entry in entries)
+    if on_top:
+        assert held is not None and view.cache is not None
+        changed: dict[str, Version] = {}
+        for entry in entries:
+            changed.update(entry.files)
+        manifest = Manifest(
+            device_id,
+            entries[-1].device_name if entries else held.device_name,
+            entries[-1].updated if entries else held.updated,
+            StoredFiles(view.cache, device_id, changed),
+            projects_from_json(held.projects),
+            moves_from_json(held.moves),
+        )
+        for entry in entries:
+            manifest.projects.update(entry.projects)
+            manifest.moves.update(entry.moves)
+        if not entries:
+            view.manifests[device_id] = manifest
+            return
+    else:
+        # Below the newest snapshot (decoded now: the kept view is older) nothing counts.
+        manifest = device_view(entries)
+        assert manifest is not None
+        changed = manifest.files
+    view.manifests[device_id] = manifest
+    if view.cache is not None:
+        stats = {name: plaintext_stat(decoded / f"{name}.json") for name in names}
+        header = Held(
+            names,
+            [[i.seq, i.kind, i.instance_id, i.instance_created, i.count] for i in infos],
+            stats,
+            manifest.device_name,
+            manifest.updated,
+            projects_to_json(manifest.projects),
+            moves_to_json(manifest.moves),
+        )
+        paths = {name: view.decoded[device_id, name] for name in names[kept:]}
+        view.cache.put(device_id, header, changed, paths, whole=not on_top)
+
+
 def _load_entry(
-    ws: Workspace, encrypted: Path, cached: Path, device_id: str, seq: int
+    ws: Workspace, encrypted: Path, cached: Path, device_id: str, seq: int | None
 ) -> JournalEntry:
+    assert seq is not None
     where = f"{JOURNAL}/{device_id}/{encrypted.name}"
     if cached.exists():
         data = cached.read_bytes()

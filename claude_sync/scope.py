@@ -9,6 +9,7 @@ with `device`, what a run that saw only that device's manifest would).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -43,11 +44,11 @@ class Scope:
             and (self.paths is None or path in self.paths)
         )
 
-    def versions(self, view: RemoteView) -> dict[str, list[Version]]:
-        """The remote versions the run weighs: every device's, or only `device`'s."""
+    def views(self, view: RemoteView) -> list[Mapping[str, Version]]:
+        """The device views whose versions the run weighs: every device's, or `device`'s."""
         if self.device is None:
-            return view.versions()
-        return {path: [version] for path, version in view.manifests[self.device].files.items()}
+            return [manifest.files for manifest in view.manifests.values()]
+        return [view.manifests[self.device].files]
 
 
 EVERYTHING = Scope()

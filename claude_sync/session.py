@@ -93,6 +93,8 @@ class Session:
         added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
         self._unmatched = unmatched_patterns(added, itertools.chain(self.local, self.state.files))
         self._remote: RemoteView | None = None
+        # Paths a pull planned an action for and left as they were: it settles nothing.
+        self.left: set[str] = set()
 
     def _open(self, known: dict[str, Project]) -> None:
         """Map this device's project folders (moving what belongs in another folder here),

@@ -28,6 +28,8 @@ never between.
         numbered                   -- {"<remote folder>": "<local folder>.2"}
         journal_seen, own_seq      -- {"<device id>": 41}, 17
         recorded                   -- {"<folder>/<name>.jsonl": [inode, size, mtime_ns, path]}
+        settled_view               -- {"view": {"<device id>": ["<entry name>", ...]},
+                                       "config": "<what decided the paths>"} or null
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again, but only when
@@ -54,7 +56,11 @@ their folder name here first. `journal_seen` is the highest journal entry read o
 device (a lower end later means the remote was rolled back); `own_seq` the last entry this
 home wrote. `recorded` is the path each transcript of a project folder records, as a run
 read it (see `projects.RecordedPaths`): kept so that a folder whose transcripts name no path
-is not read again on every run.
+is not read again on every run. `settled_view` is the remote view (each device's entry names)
+that the last pull to settle every path planned over, and the config it synced with: what
+lets a later pull plan over the paths that changed since (see `actions.pull.changed_paths`).
+A save that removes an entry drops it: that path has no base to be settled at. A store
+written before it was kept has none.
 
 Earlier versions kept all of it in one `state.json` (the same fields, every path's entry as
 `{"base": <version>, "size", "mtime_ns", "swept", "publish", "settled"}` under "files"),
@@ -320,6 +326,11 @@ class Files(MutableMapping[str, Entry]):
         self._entries.clear()
         self._removed = set(self._stored)
 
+    @property
+    def removing(self) -> bool:
+        """Whether entries stored were removed since the load or the last save."""
+        return bool(self._removed)
+
     def changes(self) -> Changes:
         """What a save writes for the store to hold these entries."""
         changes = Changes([], [], sorted(self._removed))
@@ -368,6 +379,7 @@ class State:
     journal_seen: dict[str, int] = field(default_factory=dict)  # device -> highest entry
     own_seq: int = 0  # the last entry this home wrote
     recorded: dict[str, list] = field(default_factory=dict)  # see projects.RecordedPaths
+    settled_view: dict | None = None  # see above
 
 
 def load_state(home: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -449,11 +461,14 @@ def _read(store: Path, device_id: str, remote_root: str) -> State:
         _journal_seen(meta["journal_seen"]),
         _integer(meta["own_seq"]),
         _recorded(meta["recorded"]),
+        _settled_view(meta.get("settled_view")),
     )
 
 
 def _write(store: Path, state: State, saved_ns: int) -> None:
     changes = state.files.changes()
+    if changes.removed:
+        state.settled_view = None  # a path with no entry is no longer settled: see above
     meta = {
         "device_id": state.device_id,
         "remote_root": state.remote_root,
@@ -469,6 +484,7 @@ def _write(store: Path, state: State, saved_ns: int) -> None:
         "journal_seen": state.journal_seen,
         "own_seq": state.own_seq,
         "recorded": state.recorded,
+        "settled_view": state.settled_view,
     }
     # Made here, so that it is private from the start (SQLite gives its journal the same mode).
     os.close(os.open(store, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -567,6 +583,23 @@ def _recorded(raw: object) -> dict[str, list]:
         for name, value in raw.items()
     ):
         raise ValueError("recorded")
+    return raw
+
+
+def _settled_view(raw: object) -> dict | None:
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or set(raw) != {"view", "config"}
+        or not isinstance(raw["config"], str)
+        or not isinstance(raw["view"], dict)
+        or not all(
+            isinstance(names, list) and all(isinstance(name, str) for name in names)
+            for names in raw["view"].values()
+        )
+    ):
+        raise ValueError("settled_view")
     return raw
 
 

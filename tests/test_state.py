@@ -102,6 +102,22 @@ def test_a_saved_state_loads_back_whole(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / STATE_FILE).stat().st_mode) == 0o600
 
 
+def test_the_settled_view_is_kept_until_an_entry_is_removed(tmp_path: Path) -> None:
+    settled = {"view": {"dev2": ["000000000001-0a0b0c0d.age"]}, "config": "[]"}
+    entries = {"CLAUDE.md": Entry(version("a")), "settings.json": Entry(version("{}"))}
+    saved(tmp_path, entries, settled_view=settled)
+    state = loaded(tmp_path)
+    assert state.settled_view == settled
+    state.files["agents/new.md"] = Entry(version("new"))
+    save_state(tmp_path, state)
+    state = loaded(tmp_path)
+    assert state.settled_view == settled
+    del state.files["CLAUDE.md"]  # that path has no base any more: nothing is settled
+    save_state(tmp_path, state)
+    assert state.settled_view is None
+    assert loaded(tmp_path).settled_view is None
+
+
 def test_a_load_parses_no_base_until_asked(tmp_path: Path) -> None:
     saved(tmp_path, {"settings.json": Entry(version("{}"), 2, 1_000)})
     with closing(sqlite3.connect(tmp_path / STATE_FILE)) as db, db:

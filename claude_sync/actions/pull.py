@@ -22,10 +22,11 @@ file it sits beside.
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..assemble import Assembler, Needed, fetched_bytes, sync_disks
@@ -40,8 +41,9 @@ from ..claude_folder import (
     write_file,
 )
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
-from ..manifest import now_iso
+from ..manifest import moves_to_json, now_iso
 from ..merges import merge_lines
+from ..moves import moved_path
 from ..pathmap import is_append_only
 from ..plan import (
     Adopt,
@@ -50,35 +52,111 @@ from ..plan import (
     Resolve,
     Trash,
     decide_pull,
+    local_changed,
     remote_rank,
     resolve,
 )
 from ..rclone import BatchedProgress, Progress
+from ..remote_view import RemoteView
 from ..scan import prefix_sha256, under
 from ..scope import EVERYTHING, Scope, device_id, project_folder
-from ..session import Event, Listener, Session, Summary, Unwritable
+from ..session import Event, Listener, Session, Summary, Unwritable, layout_fingerprint
 from ..state import Entry
 from ..versions import Version, VersionVector
 from ..workspace import Workspace
 
 
 def plan_pull(session: Session, scope: Scope = EVERYTHING) -> list[PullAction]:
-    remote = scope.versions(session.remote())
+    view = session.remote()
+    remote = scope.views(view)
+    paths = changed_paths(session, view, remote)
+    if paths is None:
+        paths = session.all_paths() | {path for files in remote for path in files}
     actions: list[PullAction] = []
-    for path in sorted(session.all_paths() | set(remote)):
+    for path in sorted(paths):
         if not session.rules.synced(path) or not scope.includes(path):
             continue
         action = decide_pull(
             path,
             session.local.get(path),
             session.state.files.get(path),
-            remote.get(path, []),
+            [files[path] for files in remote if path in files],
             session.device,
             session.state_known,
         )
         if action is not None:
             actions.append(action)
     return actions
+
+
+def changed_paths(
+    session: Session, view: RemoteView, remote: list[Mapping[str, Version]]
+) -> set[str] | None:
+    """The paths a pull must decide; None: every path.
+
+    The state's `settled_view` is the view (each device's entry names) of the last pull
+    that applied an action for every path it planned, over every path, with the config it
+    names (see `_settled`). Right after it, every path of that view had a state entry
+    whose base vector is at least that of each of its versions there: every action
+    records one so (an adoption or a download merges the vectors it weighed, a conflict
+    every vector), and a path with no action already had one. Since then bases only grew
+    (a push bumps a vector, a pull merges into it), and no entry was removed (a save that
+    removes one drops `settled_view`; a run that removed one itself, as `sessions restore`
+    does before it pulls, plans over every path). Entries are immutable and their names
+    unique, so a path that no entry outside the settled view names has, per device, the
+    same version as then or none (a device forgotten, a snapshot that left it out:
+    versions only go). For such a path whose local file is unchanged from its entry,
+    `decide_pull` finds nothing newer, and decides nothing. So these are planned: the paths
+    changed here (the scan's hash is not the base's, or there is no entry) and the paths
+    new entries name.
+
+    A pull that left a path as it was (refused, unwritable, held, changed meanwhile) does
+    not settle, so the next one decides that path again. A state being rebuilt, another
+    config (include/exclude, path map, home, project moves), or an entry whose paths are
+    not known here, plans over every path."""
+    settled = session.state.settled_view
+    if (
+        not session.state_known
+        or settled is None
+        or session.state.files.removing
+        or settled["config"] != _config(session)
+    ):
+        return None
+    moves = session.state.moves
+    paths: set[str] = set()
+    for device, names in view.names.items():
+        seen = set(settled["view"].get(device, ()))
+        for name in names:
+            if name not in seen:
+                named = view.entry_paths(device, name)
+                if named is None:
+                    return None
+                paths.update(moved_path(moves, path) for path in named)
+    files, local = session.state.files, session.local
+    paths.update(path for path, seen in local.items() if local_changed(path, seen, files.get(path)))
+    paths.update(
+        path for path in files if path not in local and local_changed(path, None, files.get(path))
+    )
+    return paths
+
+
+def _config(session: Session) -> str:
+    """What of this device's config and state decides which paths sync and where each is."""
+    return json.dumps(
+        [
+            session.config.include,
+            session.config.exclude,
+            str(session.paths.layout.home),
+            layout_fingerprint(session.paths.layout),
+            moves_to_json(session.state.moves),
+        ]
+    )
+
+
+def _settled(session: Session) -> None:
+    """Record that this pull settled every path over the view it planned over."""
+    view = {device: list(names) for device, names in session.remote().names.items()}
+    session.state.settled_view = {"view": view, "config": _config(session)}
 
 
 def _download_need(session: Session, path: str, version: Version) -> Needed:
@@ -202,9 +280,12 @@ def pull_over(
         ]
         actions = [action for action in actions if action not in held]
         summary.held = [session.paths.to_local(action.path) for action in held]
+        session.left.update(action.path for action in held)
     # Below a folder that cannot be read nothing is known, so nothing is written there.
+    planned = actions
     actions = [a for a in actions if isinstance(a, Adopt) or not under(a.path, session.unknown)]
     actions = [a for a in actions if isinstance(a, Adopt) or _writable(session, a.path)]
+    session.left.update(action.path for action in planned if action not in actions)
     actions.sort(key=_apply_order)
     visible = [a for a in actions if not isinstance(a, Adopt)]
     if dry_run:
@@ -320,6 +401,7 @@ def _apply_pull(
                 if error.errno in NO_SPACE:
                     raise
                 # One path that cannot be written never blocks the others.
+                session.left.add(action.path)
                 session.listen(
                     Event(
                         "warning",
@@ -330,6 +412,8 @@ def _apply_pull(
                 )
         if scope == EVERYTHING and not summary.refused:
             session.state.rebuilding = False  # every path settled once: it knows its bases
+            if not session.left:
+                _settled(session)
     finally:
         if visible:
             sync_disks()  # what was written is on disk before the state says so
@@ -382,6 +466,7 @@ def _apply_one(
 
 
 def _skip_changed(session: Session, path: str) -> None:
+    session.left.add(path)
     session.listen(
         Event("warning", path, detail=f"{path} changed during the pull; left as it is for now")
     )

@@ -360,7 +360,7 @@ def publish_entry(
         snapshot
         or last_snapshot is None
         or len(since) >= SNAPSHOT_AFTER
-        or sum(len(entry.files) for entry in since) + len(changed) > len(last_snapshot.files)
+        or sum(entry.count for entry in since) + len(changed) > last_snapshot.count
     )
     files = {**published, **current} if snapshot else changed
     seq = max(session.state.own_seq, view.last_seq(device)) + 1
