@@ -31,6 +31,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ClaudeSyncError
 from .manifest import version_from_json, version_to_json
 from .versions import Version
 
@@ -104,7 +105,15 @@ class StoredFiles(Mapping[str, Version]):
             text = self._text(path)
             if text is None:
                 raise KeyError(path)
-            version = self._parsed[path] = version_from_json(path, json.loads(text))
+            try:
+                version = version_from_json(path, json.loads(text))
+            except (ValueError, ClaudeSyncError) as error:
+                self._cache.file.unlink(missing_ok=True)  # the next run decodes anew
+                raise ClaudeSyncError(
+                    f"cache/{VIEWS_FILE}: the version of {path} is damaged ({error}); "
+                    "removed: run again, and the views are decoded anew from the journal"
+                ) from None
+            self._parsed[path] = version
         return version
 
     def __contains__(self, path: object) -> bool:
@@ -146,8 +155,22 @@ class ViewCache:
         self._db.close()
 
     def held(self, device: str) -> Held | None:
+        """The header of `device`'s kept view; None when none is kept, or when what is kept
+        is not a header claude-sync wrote (the view is then decoded anew and kept whole)."""
         row = self._db.execute("SELECT header FROM devices WHERE device = ?", (device,)).fetchone()
-        return Held(**json.loads(row[0])) if row else None
+        try:
+            held = Held(**json.loads(row[0])) if row else None
+        except (ValueError, TypeError):
+            return None
+        if held is not None and not (
+            isinstance(held.names, list)
+            and isinstance(held.entries, list)
+            and isinstance(held.stats, dict)
+            and len(held.entries) == len(held.names)
+            and all(isinstance(entry, list) and len(entry) == 5 for entry in held.entries)
+        ):
+            return None
+        return held
 
     def texts(self, device: str) -> dict[str, str]:
         return dict(self._db.execute("SELECT path, version FROM files WHERE device = ?", (device,)))
@@ -159,10 +182,18 @@ class ViewCache:
         return row[0] if row else None
 
     def entry_paths(self, device: str, name: str) -> list[str] | None:
+        """The paths entry `name` names; None when not kept (or not as claude-sync keeps
+        them): the caller then takes every path for changed."""
         row = self._db.execute(
             "SELECT paths FROM entries WHERE device = ? AND name = ?", (device, name)
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        try:
+            paths = json.loads(row[0]) if row else None
+        except ValueError:
+            return None
+        if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+            return None
+        return paths
 
     def put(
         self,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -116,6 +118,47 @@ def test_a_damaged_view_cache_is_made_anew(local_server: Server, make_device) ->
     a.ok("push")
     b.ok("pull")
     assert b.read("CLAUDE.md") == b"two\n"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE devices SET header = 'not json'",
+        "UPDATE devices SET header = '{\"names\": 1}'",
+        "UPDATE files SET version = 'not json'",
+        "UPDATE files SET version = '{\"sha256\": 5}'",
+        "UPDATE entries SET paths = '[1'",
+    ],
+)
+def test_damaged_rows_in_the_view_cache_are_decoded_anew(
+    local_server: Server, make_device, damage: str
+) -> None:
+    """Rows another program wrote into views.sqlite are not claude-sync's: the views are
+    decoded again from the entries, the cache made anew, and the pull goes on."""
+    a, b = settled_pair(local_server, make_device)
+    put(a, "CLAUDE.md", "two\n", 10)
+    a.ok("push")
+    with closing(sqlite3.connect(b.sync_home / "cache" / "views.sqlite")) as db, db:
+        db.execute(damage)
+    b.ok("pull")
+    assert b.read("CLAUDE.md") == b"two\n"
+    assert b.read("agents/x.md") == b"agents/x.md one\n"
+
+
+def test_a_damaged_version_in_the_view_cache_is_named_and_the_next_run_decodes_anew(
+    local_server: Server, make_device
+) -> None:
+    a, b = settled_pair(local_server, make_device)
+    with closing(sqlite3.connect(b.sync_home / "cache" / "views.sqlite")) as db, db:
+        db.execute("UPDATE files SET version = 'not json' WHERE path = 'CLAUDE.md'")
+    put(b, "CLAUDE.md", "b's edit\n", 20)  # so that the pull decides CLAUDE.md
+    failed = b.run("pull")
+    assert failed.exit_code == 1
+    assert "views.sqlite: the version of CLAUDE.md is damaged" in failed.output
+    b.ok("push")
+    assert b.read("CLAUDE.md") == b"b's edit\n"
+    a.ok("pull")
+    assert a.read("CLAUDE.md") == b"b's edit\n"
 
 
 def test_a_path_that_could_not_be_written_is_written_by_the_next_pull(
