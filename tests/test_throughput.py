@@ -15,7 +15,7 @@ from servers import Server
 from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
 
-from claude_sync import encrypting, workers
+from claude_sync import encrypting, plan, workers
 from claude_sync.actions import pull, push
 from claude_sync.rclone import TransferStats
 from claude_sync.remote import Remote
@@ -203,3 +203,31 @@ def test_a_pull_downloads_in_batches_while_the_last_one_is_decrypted(
     assert told[-1] is None and len(shown) == len(told) - 1
     assert {stats.total_bytes for stats in shown} == {7 * each}
     assert [stats.bytes for stats in shown][-1] == 7 * each
+
+
+def test_a_pull_compares_its_actions_a_number_of_times_that_grows_with_them_not_faster(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setting aside what a pull cannot write once took a comparison of every planned action
+    with every kept one: a fresh pull of 100,000 files spent minutes there."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for index in range(300):
+        put(a, f"todos/t{index}.json", f"[{index}]\n", 0)
+    include = yaml.safe_load((a.sync_home / "config.yaml").read_text())["sync"]["include"]
+    for device in (a, b):
+        config = device.sync_home / "config.yaml"
+        document = yaml.safe_load(config.read_text())
+        document["sync"]["include"] = [*include, "todos/"]
+        config.write_text(yaml.safe_dump(document))
+    a.ok("push")
+    compared = []
+    for kind in (plan.Adopt, plan.Download, plan.Trash, plan.Resolve):
+        equal = kind.__eq__
+        monkeypatch.setattr(
+            kind,
+            "__eq__",
+            lambda self, other, equal=equal: compared.append(1) or equal(self, other),
+        )
+    b.ok("pull")
+    assert len(list((b.claude / "todos").iterdir())) == 300
+    assert len(compared) < 300

@@ -278,14 +278,20 @@ def pull_over(
             for action in actions
             if not isinstance(action, Adopt) and is_transcript_of(action.path, held_session)
         ]
-        actions = [action for action in actions if action not in held]
+        held_paths = {action.path for action in held}  # one action per path
+        actions = [action for action in actions if action.path not in held_paths]
         summary.held = [session.paths.to_local(action.path) for action in held]
-        session.left.update(action.path for action in held)
+        session.left.update(held_paths)
     # Below a folder that cannot be read nothing is known, so nothing is written there.
-    planned = actions
-    actions = [a for a in actions if isinstance(a, Adopt) or not under(a.path, session.unknown)]
-    actions = [a for a in actions if isinstance(a, Adopt) or _writable(session, a.path)]
-    session.left.update(action.path for action in planned if action not in actions)
+    writing: list[PullAction] = []
+    for action in actions:
+        if isinstance(action, Adopt) or (
+            not under(action.path, session.unknown) and _writable(session, action.path)
+        ):
+            writing.append(action)
+        else:
+            session.left.add(action.path)
+    actions = writing
     actions.sort(key=_apply_order)
     visible = [a for a in actions if not isinstance(a, Adopt)]
     if dry_run:
