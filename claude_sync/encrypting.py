@@ -7,7 +7,9 @@ not help); a big one is encrypted in this process with zstd's own threads, while
 goes on with the small ones. Results arrive as each file is done, so that the caller can
 hand finished objects to rclone while the rest are still being encrypted.
 
-Only the recipient (the public key) goes to the pool's processes; the identity stays here.
+The process that encrypts an object also puts it in staging under its name, so that the
+rename of each of many small files is not all done by this one. Only the recipient (the
+public key) and the object-name key go to the pool's processes; the identity stays here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import crypto
+from .files import private_folder
+from .remote import object_path
 from .scan import read_prefix
 from .workers import batches, cores, process_pool, worth_a_pool
 
@@ -28,12 +32,14 @@ BIG_FILE = 32 * 1024 * 1024  # from here on, a file gets zstd's threads instead 
 
 @dataclass(frozen=True)
 class Job:
-    """A file to encrypt into `temporary`. With `prefix_size`, a file that grew since its
+    """A file to encrypt into `temporary`, then moved to its object's place in `staging`
+    (see `object_path`). With `prefix_size`, a file that grew since its
     base: when its first `prefix_size` bytes still hash to `prefix_sha256`, only the rest
     is encrypted."""
 
     path: str  # the remote path it is sent as
     file: Path
+    staging: Path
     temporary: Path
     size: int  # the size the scan saw: where the file goes, and what the progress counts
     prefix_size: int = 0
@@ -43,29 +49,42 @@ class Job:
 @dataclass(frozen=True)
 class Encrypted:
     """A file encrypted: its SHA-256 and size as read (the whole file), the object written
-    (None when nothing was: an empty file, or an empty tail), and the stat of the open file
-    before it was read; `stable` when nothing wrote to it while it was read, so that this
-    stat is that of these very bytes (a scan later need not read them again)."""
+    (None when nothing was: an empty file, or an empty tail) and its name, and the stat of
+    the open file before it was read; `stable` when nothing wrote to it while it was read,
+    so that this stat is that of these very bytes (a scan later need not read them again)."""
 
     sha256: str
     size: int
     extended: bool  # the prefix matched: the object holds only the bytes past it
     object: crypto.Digest | None
+    name: str  # the object's name in staging; "" without one
     mtime_ns: int
     mode: int
     stable: bool
 
 
-def encrypt_file(job: Job, recipient: str, threads: int = 0) -> Encrypted | None:
+def encrypt_file(job: Job, keys: Keys, threads: int = 0) -> Encrypted | None:
     """Encrypt one file as `job` says; None when it vanished before it was opened."""
     try:
         with open(job.file, "rb") as handle:
-            return _encrypt_handle(job, handle, recipient, threads)
+            return _encrypt_handle(job, handle, keys, threads)
     except FileNotFoundError:
         return None
 
 
-def _encrypt_handle(job: Job, handle: BinaryIO, recipient: str, threads: int) -> Encrypted:
+def into_staging(temporary: Path, staging: Path, name: str) -> None:
+    """Put an encrypted object where `upload_objects` sends it from, under its name."""
+    destination = staging / object_path(name)
+    try:
+        os.replace(temporary, destination)
+    except FileNotFoundError:
+        if not temporary.exists():
+            raise
+        private_folder(destination.parent)
+        os.replace(temporary, destination)
+
+
+def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Encrypted:
     info = os.fstat(handle.fileno())
     whole = hashlib.sha256()
     extended = False
@@ -79,10 +98,14 @@ def _encrypt_handle(job: Job, handle: BinaryIO, recipient: str, threads: int) ->
     digest = crypto.encrypt_stream(
         _HashingReader(handle, whole),
         job.temporary,
-        crypto.parse_recipient(recipient),
+        crypto.parse_recipient(keys.recipient),
         threads=threads,
     )
-    if not digest.size:
+    name = ""
+    if digest.size:
+        name = crypto.object_name(keys.name_key, digest.sha256)
+        into_staging(job.temporary, job.staging, name)
+    else:
         job.temporary.unlink()
     size = digest.size + (job.prefix_size if extended else 0)
     after = os.fstat(handle.fileno())
@@ -91,6 +114,7 @@ def _encrypt_handle(job: Job, handle: BinaryIO, recipient: str, threads: int) ->
         size,
         extended,
         digest if digest.size else None,
+        name,
         info.st_mtime_ns,
         info.st_mode & 0o777,
         (info.st_size, info.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
@@ -111,7 +135,15 @@ class _HashingReader:
         return data
 
 
-def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypted | None]]:
+@dataclass(frozen=True)
+class Keys:
+    """What the encrypting processes need: whom to encrypt to, and how objects are named."""
+
+    recipient: str
+    name_key: bytes
+
+
+def encrypt_all(jobs: list[Job], keys: Keys) -> Iterator[tuple[Job, Encrypted | None]]:
     """Encrypt every job; yield each with its result as it is done (None: the file
     vanished). Leaving the loop early (an error, Ctrl-C) cancels what has not started."""
     big = [job for job in jobs if job.size >= BIG_FILE]
@@ -119,25 +151,25 @@ def encrypt_all(jobs: list[Job], recipient: str) -> Iterator[tuple[Job, Encrypte
     threads = cores() if cores() > 1 else 0
     if not worth_a_pool([job.size for job in small]):
         for job in small + big:
-            yield job, encrypt_file(job, recipient, threads if job in big else 0)
+            yield job, encrypt_file(job, keys, threads if job in big else 0)
         return
     from concurrent.futures import as_completed  # a pool only: not on start-up
 
     pool = process_pool()
     try:
         futures = {
-            pool.submit(encrypt_batch, batch, recipient): batch for batch in batches(small, _size)
+            pool.submit(encrypt_batch, batch, keys): batch for batch in batches(small, _size)
         }
         for job in big:
-            yield job, encrypt_file(job, recipient, threads)
+            yield job, encrypt_file(job, keys, threads)
         for future in as_completed(futures):
             yield from zip(futures[future], future.result(), strict=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def encrypt_batch(jobs: list[Job], recipient: str) -> list[Encrypted | None]:
-    return [encrypt_file(job, recipient) for job in jobs]
+def encrypt_batch(jobs: list[Job], keys: Keys) -> list[Encrypted | None]:
+    return [encrypt_file(job, keys) for job in jobs]
 
 
 def _size(job: Job) -> int:

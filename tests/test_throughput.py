@@ -18,7 +18,7 @@ from test_repair import flip_body_byte, object_file, relative
 from claude_sync import encrypting, plan, workers
 from claude_sync.actions import pull, push
 from claude_sync.rclone import TransferStats
-from claude_sync.remote import Remote
+from claude_sync.remote import Remote, object_path
 from claude_sync.workspace import load_workspace
 
 WORDS = [
@@ -231,3 +231,28 @@ def test_a_pull_compares_its_actions_a_number_of_times_that_grows_with_them_not_
     b.ok("pull")
     assert len(list((b.claude / "todos").iterdir())) == 300
     assert len(compared) < 300
+
+
+def test_objects_sent_to_a_folder_on_the_same_disk_are_renamed_not_copied(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging is a plain path and the remote a named one: rclone copies between two
+    configs unless told it may move across them, which for 100,000 small objects is the
+    difference between one rename each and a copy, a delete and an fsync each."""
+    device = joined(make_device("a"), local_server)
+    for name, value in device.environment().items():
+        monkeypatch.setenv(name, value)
+    ws = load_workspace(device.sync_home)
+    staging = device.sync_home / "staging" / "push"
+    names = [f"{number:02x}" * 32 for number in range(3)]
+    made = {}
+    for name in names:
+        file = staging / object_path(name)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(name.encode())
+        made[name] = file.stat().st_ino
+    ws.remote.upload_objects(staging, names)
+    for name in names:
+        there = local_server.data_dir / object_path(name)
+        assert there.read_bytes() == name.encode()
+        assert there.stat().st_ino == made[name]

@@ -12,7 +12,6 @@ pending, and this device's manifest keeps its other entries as they were.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -74,6 +73,7 @@ def _job(session: Session, action: Upload, staging: Path, known: set[str]) -> Jo
     return Job(
         action.path,
         session.ws.claude / session.paths.to_local(action.path),
+        staging,
         staging / temporary_name(),
         action.local.size,
         base.size if extend and base is not None else 0,
@@ -97,13 +97,6 @@ def _version(session: Session, action: Upload, encrypted: Encrypted) -> Version:
         tuple(segments),
         encrypted.mode,
     )
-
-
-def _into_staging(session: Session, temporary: Path, sha256: str, staging: Path) -> None:
-    """Put an encrypted object where `upload_objects` sends it from, under its name."""
-    destination = staging / object_path(session.object_name(sha256))
-    private_folder(destination.parent)
-    os.replace(temporary, destination)
 
 
 @dataclass(frozen=True)
@@ -151,6 +144,8 @@ def stage_from_here(
 
 
 def _stage_segment(session: Session, holder: Holder, staging: Path) -> bool:
+    from ..encrypting import into_staging  # push --all only: not on start-up
+
     file = session.ws.claude / session.paths.to_local(holder.path)
     if not file.is_file():
         return False
@@ -169,7 +164,7 @@ def _stage_segment(session: Session, holder: Holder, staging: Path) -> bool:
     if (digest.sha256, digest.size) != (holder.segment.sha256, holder.segment.size):
         temporary.unlink()
         return False
-    _into_staging(session, temporary, digest.sha256, staging)
+    into_staging(temporary, staging, session.object_name(digest.sha256))
     return True
 
 
@@ -200,7 +195,7 @@ def _encrypt_and_send(
     (size, mtime) of the files nothing wrote to while they were read, and the names of the
     objects sent. A batch is `workers.batch_bytes` of files."""
     # Imported here, not above: a push with nothing to send encrypts nothing.
-    from ..encrypting import encrypt_all
+    from ..encrypting import Keys, encrypt_all
 
     jobs = {action.path: _job(session, action, staging, known) for action in uploads}
     by_path = {action.path: action for action in uploads}
@@ -221,17 +216,16 @@ def _encrypt_and_send(
         if shown:
             shown.sent(done)
 
-    recipient = str(session.ws.recipient)
+    keys = Keys(str(session.ws.recipient), session.ws.name_key)
     try:
-        for index, (job, encrypted) in enumerate(encrypt_all(list(jobs.values()), recipient), 1):
+        for index, (job, encrypted) in enumerate(encrypt_all(list(jobs.values()), keys), 1):
             done += job.size
             if encrypted is None:
                 session.listen(Event("warning", job.path, detail=f"{job.path} vanished"))
                 continue
             version = _version(session, by_path[job.path], encrypted)
             if encrypted.object is not None:
-                _into_staging(session, job.temporary, encrypted.object.sha256, staging)
-                name = session.object_name(encrypted.object.sha256)
+                name = encrypted.name
                 if not on_remote(encrypted.object.sha256) and name not in sent:
                     batch.append(name)
                     sent.add(name)
