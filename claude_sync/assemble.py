@@ -88,6 +88,7 @@ class Assembler:
         self.downloads = downloads
         self.assembled: dict[tuple[str, str, int], Assembled] = {}
         self._uses: Counter[str] = Counter()  # object name -> the versions that need it
+        self._makeable: dict[Path, bool] = {}  # folder -> `_folders_can_be_made`, once a run
 
     def get(self, path: str, version: Version) -> Assembled:
         return self.assembled[(path, version.sha256, version.size)]
@@ -194,7 +195,10 @@ class Assembler:
         the process that decrypts it), or a file in staging/."""
         if need.beside and not need.reused:
             target = self.session.target(need.path)
-            if _folders_can_be_made(target.parent):
+            folder = target.parent
+            if folder not in self._makeable:
+                self._makeable[folder] = _folders_can_be_made(folder)
+            if self._makeable[folder]:
                 return place_beside(target, need.version.mode)
         folder = self.downloads / "files"
         folder.mkdir(mode=0o700, exist_ok=True)

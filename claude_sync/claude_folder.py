@@ -50,10 +50,9 @@ class Beside:
 
 
 def place_beside(target: Path, mode: int | None) -> Beside:
-    """Where a temporary to fill and then rename over `target` goes (its folder made), and
-    its mode: that of the file it replaces (the user's choice here: a private
-    settings.json stays private), else `mode`. The file itself is made by `open_beside`."""
-    private_folder(target.parent)
+    """Where a temporary to fill and then rename over `target` goes, and its mode: that of
+    the file it replaces (the user's choice here: a private settings.json stays private),
+    else `mode`. The file itself, and its folder if missing, are made by `open_beside`."""
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(os.stat(target).st_mode)
     return Beside(target.with_name(temporary_name()), mode)
@@ -62,9 +61,15 @@ def place_beside(target: Path, mode: int | None) -> Beside:
 def open_beside(beside: Beside) -> int:
     """Make the temporary `beside` names, with its mode before it holds a byte, so that
     its content is never readable by more than the file it becomes allows; its file
-    descriptor, open for writing."""
+    descriptor, open for writing. Missing folders on the way are made (0700): by the
+    processes that decrypt a pull's files, thousands of folders are made in parallel."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-    fd = os.open(beside.path, flags, 0o666 if beside.mode is None else 0o600)
+    mode = 0o666 if beside.mode is None else 0o600
+    try:
+        fd = os.open(beside.path, flags, mode)
+    except FileNotFoundError:
+        private_folder(beside.path.parent)
+        fd = os.open(beside.path, flags, mode)
     try:
         if beside.mode is not None:
             os.fchmod(fd, beside.mode)

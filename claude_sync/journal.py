@@ -79,7 +79,7 @@ def entry_seq(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _canonical(document: dict) -> bytes:
+def _canonical(document: object) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -100,8 +100,18 @@ def encode_entry(entry: JournalEntry, key: bytes) -> bytes:
         "projects": projects_to_json(entry.projects),
         "moves": moves_to_json(entry.moves),
     }
-    document["mac"] = _mac(document, key)
-    return _canonical(document)
+    # Each member is serialized once, not once for the MAC and again with it: the files
+    # of a snapshot of 100,000 paths take a second to serialize.
+    members = {name: _canonical(value) for name, value in document.items()}
+    mac = hmac.new(key, _joined(members), hashlib.sha256).hexdigest()
+    return _joined({**members, "mac": _canonical(mac)})
+
+
+def _joined(members: dict[str, bytes]) -> bytes:
+    """What `_canonical` gives for an object whose members serialize to `members`."""
+    return (
+        b"{" + b",".join(_canonical(name) + b":" + members[name] for name in sorted(members)) + b"}"
+    )
 
 
 def decode_entry(data: bytes, key: bytes, device_id: str, seq: int) -> JournalEntry:

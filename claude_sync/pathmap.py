@@ -361,6 +361,7 @@ class PathMap:
             table[remote] = project
         self.made_moves = False  # a project's key changed here: see `_rekeyed`
         self._remote_of: dict[str, str] = {}  # local folder -> remote folder
+        self._real_paths: dict[str, str] = {}  # see `_real_path`
         self._local_of: dict[str, str] = {}  # remote folder -> local folder
         self._derived: set[str] = set()  # remote folders whose project was read here
         # More local folders for one key (a repository and its worktree): each session
@@ -410,16 +411,29 @@ class PathMap:
                 if rekey:
                     remote, project = self._rekeyed(folder, remote, project)
                 named = project.path
-                if folder not in (encode_project(named), encode_project(real_path(named))):
+                if not self._is_named(folder, named):
                     named = self.layout.path_of(project.key)
                 self._take(folder, remote, project, named)
                 continue
             for recorded in self.recorded.folder_paths(projects, folder):
-                if folder in (encode_project(recorded), encode_project(real_path(recorded))):
+                if self._is_named(folder, recorded):
                     key = self.layout.key_of(recorded)
                     self._take(folder, remote_folder(key), Project(key, recorded), recorded)
                     break
         self._place(projects)
+
+    def _is_named(self, folder: str, path: str) -> bool:
+        """Whether `folder` is Claude Code's name for a project at `path`, as written or as
+        its real path here."""
+        return folder in (encode_project(path), encode_project(self._real_path(path)))
+
+    def _real_path(self, path: str) -> str:
+        """`real_path`, looked up once a run: the hundreds of sessions in one folder record
+        the same few paths."""
+        real = self._real_paths.get(path)
+        if real is None:
+            real = self._real_paths[path] = real_path(path)
+        return real
 
     def _rekeyed(self, folder: str, remote: str, project: Project) -> tuple[str, Project]:
         """The remote folder and project of a synced folder whose recorded path is here and
@@ -427,7 +441,7 @@ class PathMap:
         remote folder moves to the new key's (see `moves`), so that every device follows.
         Without a change, the folder and project as synced."""
         path = project.path
-        named = folder in (encode_project(path), encode_project(real_path(path)))
+        named = self._is_named(folder, path)
         if remote in self.moves or not named or not os.path.isdir(path):
             return remote, project
         key = self.layout.key_of(path)
@@ -536,13 +550,10 @@ class PathMap:
         if remotes:
             return own
         recorded = recorded_path(folder_path / (_session_id(name) + ".jsonl"))
-        if recorded is None or folder not in (
-            encode_project(recorded),
-            encode_project(real_path(recorded)),
-        ):
+        if recorded is None or not self._is_named(folder, recorded):
             return own
         own_path = self.projects[own].path
-        if recorded == own_path or real_path(recorded) == real_path(own_path):
+        if recorded == own_path or self._real_path(recorded) == self._real_path(own_path):
             return own  # the folder's own project, whatever key this layout gives it now
         key = self.layout.key_of(recorded)
         if key == self.projects[own].key:

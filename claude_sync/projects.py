@@ -31,6 +31,7 @@ under the folder Claude Code would use for that key's path here.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -75,6 +76,8 @@ def _path_hash(path: str) -> str:
     return _base36(abs(value))
 
 
+# A run asks for the names of the same few paths thousands of times.
+@functools.lru_cache(maxsize=4096)
 def encode_project(path: str) -> str:
     """The folder name Claude Code gives a project at `path` (its real path): every UTF-16
     code unit outside [A-Za-z0-9] becomes `-`; a name over 200 units is cut to 200 and

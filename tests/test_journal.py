@@ -3,17 +3,28 @@ remote."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import shutil
 
 import pytest
 from conftest import RCLONE, joined, put, remote_bytes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from servers import Server, start_server
 
 from claude_sync import crypto
-from claude_sync.journal import DELTA, SNAPSHOT, JournalEntry, encode_entry, entry_name
+from claude_sync.journal import (
+    DELTA,
+    SNAPSHOT,
+    JournalEntry,
+    decode_entry,
+    encode_entry,
+    entry_name,
+)
 from claude_sync.keys import read_key_file
-from claude_sync.versions import Version, VersionVector
+from claude_sync.versions import Segment, Version, VersionVector
 
 
 def journal_of(server: Server, device) -> list:
@@ -188,3 +199,26 @@ def test_a_replayed_older_entry_changes_nothing(local_server: Server, make_devic
     c = joined(make_device("c"), local_server)
     c.ok("pull")
     assert c.read("CLAUDE.md") == b"v4\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(st.text("abé中 _-'\"\u2028", min_size=1, max_size=12), max_size=6, unique=True),
+    name=st.text(max_size=8),
+)
+def test_an_entry_is_the_canonical_json_of_its_fields_and_mac(names: list[str], name: str) -> None:
+    """The entry is serialized once with its MAC; what is stored must be exactly the
+    canonical JSON of the whole, MAC included, and the MAC that of the rest."""
+    key = b"k" * 32
+    segments = (Segment("cd" * 32, 3),)
+    version = Version("ab" * 32, 3, 5, VersionVector.of({"d": 1}), "d", False, segments, 0o644)
+    files = {f"agents/{one}.md": version for one in names}
+    entry = JournalEntry("d", name, 7, DELTA, "now", "i", 1, files)
+    data = encode_entry(entry, key)
+    document = json.loads(data)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert data == canonical.encode()
+    mac = document.pop("mac")
+    unsigned = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert mac == hmac.new(key, unsigned.encode(), hashlib.sha256).hexdigest()
+    assert decode_entry(data, key, "d", 7).files == entry.files
