@@ -194,34 +194,46 @@ def _same_bytes(one: Path, other: Path) -> bool:
                 return True
 
 
-def make_way(claude: Path, local: str, trash: Path) -> list[str]:
+def make_way(claude: Path, local: str, trash: Path, folders: set[str]) -> list[str]:
     """Clear what stands where the file `local` must go, when a file became a folder or a
     folder a file on another device: an empty folder in its place is removed; a file where
     one of its folders must be, or a folder with something in it, is moved to trash/.
-    Returns the local paths moved to trash/."""
+    Returns the local paths moved to trash/. `folders`: the local folders seen to be
+    folders in this run, looked at once (a pull writes thousands of files into them)."""
     moved: list[str] = []
     current = claude
     parts = local.split("/")
     for depth, part in enumerate(parts, 1):
         current = current / part
+        last = depth == len(parts)
+        relative = "/".join(parts[:depth])
+        if not last and relative in folders:
+            continue
         try:
             is_folder = stat.S_ISDIR(current.stat().st_mode)  # follows the user's links
         except FileNotFoundError:
             return moved
-        last = depth == len(parts)
         if last and is_folder:
             try:
                 current.rmdir()
+                _forget_folders(folders, relative)
                 return moved
             except OSError:
                 pass
-        elif last or is_folder:
+        elif is_folder:
+            folders.add(relative)
             continue
-        relative = "/".join(parts[:depth])
+        elif last:
+            continue
         shutil.move(current, _trash_destination(trash, relative))
+        _forget_folders(folders, relative)
         moved.append(relative)
         return moved
     return moved
+
+
+def _forget_folders(folders: set[str], gone: str) -> None:
+    folders.difference_update({f for f in folders if f == gone or f.startswith(gone + "/")})
 
 
 def _keep_open_file_in_trash(trash: Path, relative: str, fd: int) -> Path:

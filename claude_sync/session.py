@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import os
@@ -82,11 +81,10 @@ class Session:
         self.state, warning = load_state(workspace.home, self.device, self.config.remote_root)
         # Whether the state records earlier syncs: a file it has no entry for is then new.
         self.state_known = not self.state.rebuilding
-        self.listen: Listener = lambda event: listen(
-            dataclasses.replace(event, path=self.paths.to_local(event.path))
-        )
+        self._listener = listen
         self._defer_hashes = defer_hashes  # a push's scan: see `scan`
         self._folders: dict[str, Path] = {}  # local folder -> its real path (see `target`)
+        self.folders_seen: set[str] = set()  # local folders a pull found are folders: `make_way`
         self._open(self.state.projects)
         if warning:
             self.listen(Event("warning", detail=warning))
@@ -95,6 +93,19 @@ class Session:
         self._remote: RemoteView | None = None
         # Paths a pull planned an action for and left as they were: it settles nothing.
         self.left: set[str] = set()
+
+    def listen(self, event: Event) -> None:
+        """Tell the listener `event`, its path as the user knows it (a local path)."""
+        self._listener(
+            Event(
+                event.kind,
+                self.paths.to_local(event.path),
+                event.size,
+                event.index,
+                event.total,
+                event.detail,
+            )
+        )
 
     def _open(self, known: dict[str, Project]) -> None:
         """Map this device's project folders (moving what belongs in another folder here),

@@ -223,8 +223,9 @@ def run_on_terminal(device: Device, *args: str, interrupt: bool = False) -> tupl
         return code, stdout.read().decode(), terminal.decode()
 
 
-def test_push_and_pull_show_progress_on_a_terminal(make_device, local_server: Server) -> None:
-    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+def test_push_and_pull_show_progress_on_a_terminal(make_device, s3_server: Server) -> None:
+    """Over S3, where bytes take time (into a folder on the same disk a push renames)."""
+    a, b = joined(make_device("a"), s3_server), joined(make_device("b"), s3_server)
     put(a, "projects/-p/big.jsonl", os.urandom(3 * MB), 1)
     for device, command in ((a, "push"), (b, "pull")):
         code, stdout, terminal = run_on_terminal(device, command)
@@ -239,9 +240,9 @@ def test_push_and_pull_show_progress_on_a_terminal(make_device, local_server: Se
 
 
 def test_an_interrupted_transfer_takes_its_line_away_before_saying_so(
-    make_device, local_server: Server
+    make_device, s3_server: Server
 ) -> None:
-    device = joined(make_device("a"), local_server)
+    device = joined(make_device("a"), s3_server)
     put(device, "projects/-p/big.jsonl", os.urandom(4 * MB), 1)
     code, _, terminal = run_on_terminal(device, "push", interrupt=True)
     assert code == 128 + signal.SIGINT, terminal

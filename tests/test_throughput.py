@@ -7,6 +7,7 @@ processes, zstd's own threads, the batches handed to rclone) really runs."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import yaml
@@ -256,3 +257,29 @@ def test_objects_sent_to_a_folder_on_the_same_disk_are_renamed_not_copied(
         there = local_server.data_dir / object_path(name)
         assert there.read_bytes() == name.encode()
         assert there.stat().st_ino == made[name]
+
+
+def test_a_pull_looks_at_each_folder_it_writes_into_once(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether something is in the way of a file is asked of each of its folders: once a
+    run, not once for each of the thousands of files a pull writes into them."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for index in range(40):
+        put(a, f"projects/-p/s{index}.jsonl", text(index, 100), 0)
+    a.ok("push")
+    folder = b.claude / "projects" / "-p"
+    looked: list[Path] = []
+    stat = Path.stat
+
+    def counted(self: Path, *, follow_symlinks: bool = True):
+        if self == folder:
+            looked.append(self)
+        return stat(self, follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(Path, "stat", counted)
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    pull.pull(load_workspace(b.sync_home), lambda event: None)
+    assert tree(b.claude) == tree(a.claude)
+    assert len(looked) < 10  # not once for each of the 40 files

@@ -454,7 +454,7 @@ def _apply_one(
             summary.deleted += 1
             session.listen(Event("delete", action.path, 0, index, total))
         return
-    for moved in make_way(session.ws.claude, local, session.ws.trash):
+    for moved in make_way(session.ws.claude, local, session.ws.trash, session.folders_seen):
         session.listen(
             Event(
                 "warning",
