@@ -12,6 +12,7 @@ downloads what it wrote itself.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,10 +71,12 @@ class RemoteView:
     decoded: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     cache: ViewCache | None = None  # where the paths of the other entries are kept
 
-    def versions(self) -> dict[str, list[Version]]:
+    def versions(self, paths: Collection[str] | None = None) -> dict[str, list[Version]]:
+        """Every view's version of each path, or of `paths` alone: a push of a few files
+        parses a few versions, not the whole remote's."""
         by_path: dict[str, list[Version]] = {}
         for manifest in self.manifests.values():
-            for path, version in manifest.files.items():
+            for path, version in _items(manifest.files, paths):
                 by_path.setdefault(path, []).append(version)
         return by_path
 
@@ -81,12 +84,13 @@ class RemoteView:
         manifest = self.manifests.get(device_id)
         return manifest.device_name if manifest else device_id
 
-    def known_segments(self) -> set[str]:
-        """The SHA-256 of every segment a view names: objects already on the remote."""
+    def known_segments(self, paths: Collection[str] | None = None) -> set[str]:
+        """The SHA-256 of every segment a view names (for `paths` alone, when given):
+        objects already on the remote."""
         return {
             segment.sha256
             for manifest in self.manifests.values()
-            for version in manifest.files.values()
+            for _, version in _items(manifest.files, paths)
             for segment in version.segments
         }
 
@@ -101,6 +105,15 @@ class RemoteView:
         if paths is None and self.cache is not None:
             paths = self.cache.entry_paths(device_id, name)
         return paths
+
+
+def _items(
+    files: Mapping[str, Version], paths: Collection[str] | None
+) -> Iterable[tuple[str, Version]]:
+    if paths is None:
+        return files.items()
+    found = ((path, files.get(path)) for path in paths)
+    return [(path, version) for path, version in found if version is not None]
 
 
 def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> RemoteView:

@@ -14,7 +14,7 @@ never between.
         path TEXT PRIMARY KEY
         sha256, base_size, deleted -- the base's hash, size, and whether it is a tombstone
         size, mtime_ns             -- the local file's stat when it matched the base (or NULL)
-        flags                      -- 1 swept, 2 publish, 4 settled
+        flags                      -- 1 swept, 2 publish, 4 settled, 8 published
         base TEXT                  -- the base version as JSON, as a journal entry writes it
 
     meta                           -- name -> JSON value
@@ -42,6 +42,9 @@ edit matched the other side: the next push publishes it as a new version of this
 even with no file to send, so that every device ends with this one outcome. `settled`
 marks a conflict copy `claude-sync conflicts` removed: under a session, where a missing copy
 is otherwise taken for Claude Code's cleanup, the next push still sends its tombstone.
+`published` marks a base that this device's journal names as its version of the path: a
+push compares only the other entries with what it published, so that what it costs follows
+what changed. Any new base clears it, and so does an older claude-sync writing the row.
 An unreadable store is set aside (`state.sqlite.corrupt`) and rebuilt by comparing hashes.
 `projects` is the project table (see `projects`) as last synced: a project folder with no
 path recorded in it keeps its key between runs. `rebuilding` marks a state made anew (no
@@ -98,7 +101,7 @@ LEGACY_FILE = "state.json"
 STATE_VERSION = 1  # the layout of the store (PRAGMA user_version)
 LEGACY_VERSION = 1  # the "version" of a state.json
 
-SWEPT, PUBLISH, SETTLED = 1, 2, 4
+SWEPT, PUBLISH, SETTLED, PUBLISHED = 1, 2, 4, 8
 
 # What a run reads of every row of the files table: all but the base itself, which is read
 # only when asked for (see `StoredBases`). The CHECKs keep every row well typed, so that
@@ -167,6 +170,7 @@ class Entry:
         "swept",
         "publish",
         "settled",
+        "published",
     )
 
     def __init__(
@@ -181,6 +185,7 @@ class Entry:
         # The row whose base this entry's is, as stored: None until it is saved.
         self._row_path: str | None = None
         self._bases: StoredBases | None = None
+        self.published = False
         self.base = base
         self.size, self.mtime_ns = size, mtime_ns
         self.swept, self.publish, self.settled = swept, publish, settled
@@ -193,7 +198,7 @@ class Entry:
         path, entry.base_sha256, entry.base_size, deleted, entry.size, entry.mtime_ns, flags = row
         entry._row_path, entry.base_deleted = path, bool(deleted)
         entry.swept, entry.publish = bool(flags & SWEPT), bool(flags & PUBLISH)
-        entry.settled = bool(flags & SETTLED)
+        entry.settled, entry.published = bool(flags & SETTLED), bool(flags & PUBLISHED)
         return entry
 
     @property
@@ -213,12 +218,17 @@ class Entry:
 
     @base.setter
     def base(self, version: Version) -> None:
-        self._base, self._row_path = version, None
+        self._base, self._row_path, self.published = version, None, False
         self.base_sha256, self.base_size = version.sha256, version.size
         self.base_deleted = version.deleted
 
     def flags(self) -> int:
-        return SWEPT * self.swept | PUBLISH * self.publish | SETTLED * self.settled
+        return (
+            SWEPT * self.swept
+            | PUBLISH * self.publish
+            | SETTLED * self.settled
+            | PUBLISHED * self.published
+        )
 
 
 def _storable_stat(entry: Entry) -> tuple[int | None, int | None]:
@@ -300,6 +310,8 @@ class Files(MutableMapping[str, Entry]):
         return Scanned(row[1], row[2], bool(row[3]), row[4], row[5])
 
     def __setitem__(self, path: str, entry: Entry) -> None:
+        if entry._row_path not in (None, path):
+            entry.published = False  # published under the path it came from
         self._entries[path] = entry
         self._removed.discard(path)
 
@@ -321,6 +333,17 @@ class Files(MutableMapping[str, Entry]):
     def __len__(self) -> int:
         added = sum(path not in self._stored for path in self._entries)
         return len(self._stored) - len(self._removed) + added
+
+    def unpublished(self) -> list[str]:
+        """The paths whose entry is not marked `published`, read from the rows of those no
+        entry was made for."""
+        paths = [path for path, entry in self._entries.items() if not entry.published]
+        paths += [
+            path
+            for path, row in self._stored.items()
+            if not row[6] & PUBLISHED and path not in self._entries and path not in self._removed
+        ]
+        return paths
 
     def clear(self) -> None:
         self._entries.clear()

@@ -16,10 +16,11 @@ from servers import Server
 from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
 
-from claude_sync import encrypting, plan, workers
+from claude_sync import encrypting, plan, state, view_cache, workers
 from claude_sync.actions import pull, push
 from claude_sync.rclone import TransferStats
 from claude_sync.remote import Remote, object_path
+from claude_sync.versions import Version
 from claude_sync.workspace import load_workspace
 
 WORDS = [
@@ -283,3 +284,33 @@ def test_a_pull_looks_at_each_folder_it_writes_into_once(
     pull.pull(load_workspace(b.sync_home), lambda event: None)
     assert tree(b.claude) == tree(a.claude)
     assert len(looked) < 10  # not once for each of the 40 files
+
+
+def test_a_push_of_one_change_parses_the_versions_of_that_path_not_of_every_path(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a push after a session costs follows what changed: the state marks the bases
+    this device published, so the others are neither compared nor parsed."""
+    device = joined(make_device("a"), local_server)
+    for index in range(60):
+        put(device, f"projects/-p/s{index}.jsonl", text(index, 200), 0)
+    device.ok("push")
+    put(device, "projects/-p/s0.jsonl", text(0, 300), 1)
+    device.ok("push")  # the first push that reads the view of the one before from the cache
+    put(device, "projects/-p/s1.jsonl", text(1, 300), 2)
+    parsed: list[str] = []
+    for module in (view_cache, state):
+        parse = module.version_from_json
+
+        def counted(path: str, raw: object, parse=parse) -> Version:
+            parsed.append(path)
+            return parse(path, raw)
+
+        monkeypatch.setattr(module, "version_from_json", counted)
+    for name, value in device.environment().items():
+        monkeypatch.setenv(name, value)
+    push.push(load_workspace(device.sync_home), lambda event: None)
+    assert set(parsed) <= {"projects/-p/s1.jsonl"}, sorted(parsed)
+    other = joined(make_device("b"), local_server)
+    other.ok("pull")
+    assert tree(other.claude) == tree(device.claude)

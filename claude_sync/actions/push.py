@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,11 +169,15 @@ def _stage_segment(session: Session, holder: Holder, staging: Path) -> bool:
 
 
 def plan_push(
-    session: Session, remote: dict[str, list[Version]], scope: Scope = EVERYTHING
+    session: Session,
+    remote: dict[str, list[Version]],
+    scope: Scope = EVERYTHING,
+    among: Collection[str] | None = None,
 ) -> list[PushAction]:
-    """What a push would do; with no remote versions given, decided offline."""
+    """What a push would do, for every path or those `among`; with no remote versions
+    given, decided offline."""
     actions = []
-    for path in sorted(filter(scope.includes, session.all_paths())):
+    for path in sorted(filter(scope.includes, session.all_paths() if among is None else among)):
         entry, local = session.state.files.get(path), session.local.get(path)
         action = decide_push(path, local, entry, remote.get(path, []), session.device)
         if action is not None:
@@ -267,7 +271,12 @@ def _send(
     ws = session.ws
     total = len(uploads) + len(tombstones)
     listed = set(ws.remote.list_objects()) if resend else set()
-    known = set() if resend else session.remote().known_segments()
+    # The objects of the paths this push sends or may publish (see `publish_entry`): a
+    # segment another path names and this one does not is sent again, not looked up in
+    # every version of the remote.
+    interest = {action.path for action in actions}
+    interest.update(filter(scope.includes, session.state.files.unpublished()))
+    known = set() if resend else session.remote().known_segments(interest)
 
     def on_remote(sha256: str) -> bool:
         """With `resend`, what the listing shows; else what a manifest names (objects are
@@ -339,14 +348,20 @@ def publish_entry(
     and an entry names no missing object."""
     ws, device = session.ws, session.device
     view = session.remote()
+    files_here = session.state.files
     published = view.manifests[device].files if device in view.manifests else {}
-    current = {
-        path: entry.base
-        for path, entry in session.state.files.items()
-        if scope.includes(path)
-        and (present is None or all(s.sha256 in present for s in entry.base.segments))
-    }
-    changed = {path: version for path, version in current.items() if published.get(path) != version}
+
+    def publishable(path: str) -> bool:
+        return present is None or all(s.sha256 in present for s in files_here[path].base.segments)
+
+    # Only entries not marked `published` can differ from what this device published.
+    changed = {}
+    for path in filter(scope.includes, files_here.unpublished()):
+        entry = files_here[path]
+        if published.get(path) == entry.base:
+            entry.published = True
+        elif publishable(path):
+            changed[path] = entry.base
     own = view.entries.get(device, [])
     last_snapshot = next((e for e in reversed(own) if e.kind == SNAPSHOT), None)
     since = [e for e in own if last_snapshot is not None and e.seq > last_snapshot.seq]
@@ -356,7 +371,11 @@ def publish_entry(
         or len(since) >= SNAPSHOT_AFTER
         or sum(entry.count for entry in since) + len(changed) > last_snapshot.count
     )
-    files = {**published, **current} if snapshot else changed
+    if snapshot:
+        current = {p: e.base for p, e in files_here.items() if scope.includes(p) and publishable(p)}
+        files = {**published, **current}
+    else:
+        current, files = changed, changed
     seq = max(session.state.own_seq, view.last_seq(device)) + 1
     instance = load_instance(ws.home)
     entry = JournalEntry(
@@ -372,6 +391,8 @@ def publish_entry(
         dict(session.state.moves),
     )
     write_entry(ws, entry, staging)
+    for path in current:
+        files_here[path].published = True
     session.state.own_seq = seq
     session.state.journal_seen[device] = seq
     if snapshot:
@@ -455,24 +476,28 @@ def push(
                 session.state.files[action.path].swept = True
             session.save()
         return summary
-    remote = session.remote().versions()
+    # A path the plan without the remote leaves alone is left alone with it (`decide_push`
+    # looks at the remote only for a local change, or a settlement to publish).
+    changed = {action.path for action in offline}
+    remote = session.remote().versions(changed)
     session.hash_deferred(remote)
-    actions = plan_push(session, remote, scope)
+    actions = plan_push(session, remote, scope, changed)
     tombstones = [a for a in actions if isinstance(a, Tombstone)]
     # Conflict copies are removed by settling them: never what the guard is for.
     guarded = [a for a in tombstones if not CONFLICT_COPY.search(a.path)]
-    deletable = {
-        path
-        for path, versions in remote.items()
-        if not is_transcript(path)
-        and not CONFLICT_COPY.search(path)
-        and any(not v.deleted for v in versions)
-    }
-    if len(guarded) > 1 and 2 * len(guarded) > len(deletable) and not force:
-        raise ClaudeSyncError(
-            f"this push would delete {len(guarded)} of the {len(deletable)} files on the "
-            f"remote that can be deleted; check {ws.claude}, then use --force if intended"
-        )
+    if len(guarded) > 1 and not force:
+        deletable = {
+            path
+            for path, versions in session.remote().versions().items()
+            if not is_transcript(path)
+            and not CONFLICT_COPY.search(path)
+            and any(not v.deleted for v in versions)
+        }
+        if 2 * len(guarded) > len(deletable):
+            raise ClaudeSyncError(
+                f"this push would delete {len(guarded)} of the {len(deletable)} files on the "
+                f"remote that can be deleted; check {ws.claude}, then use --force if intended"
+            )
     adopted = [a for a in actions if isinstance(a, Adopt)]
     for action in adopted:
         local = session.local[action.path]
