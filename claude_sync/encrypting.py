@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from . import crypto
 from .files import private_folder
+from .pathmap import temporary_name
 from .remote import object_path
 from .scan import read_prefix
 from .workers import batches, cores, process_pool, worth_a_pool
@@ -32,15 +33,14 @@ BIG_FILE = 32 * 1024 * 1024  # from here on, a file gets zstd's threads instead 
 
 @dataclass(frozen=True)
 class Job:
-    """A file to encrypt into `temporary`, then moved to its object's place in `staging`
-    (see `object_path`). With `prefix_size`, a file that grew since its
-    base: when its first `prefix_size` bytes still hash to `prefix_sha256`, only the rest
-    is encrypted."""
+    """A file to encrypt into a temporary in `staging`, then moved to its object's place
+    there (see `object_path`). With `prefix_size`, a file that grew since its base: when
+    its first `prefix_size` bytes still hash to `prefix_sha256`, only the rest is
+    encrypted."""
 
     path: str  # the remote path it is sent as
     file: Path
     staging: Path
-    temporary: Path
     size: int  # the size the scan saw: where the file goes, and what the progress counts
     prefix_size: int = 0
     prefix_sha256: str = ""
@@ -95,18 +95,19 @@ def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Enc
             whole, extended = prefix, True
         else:
             handle.seek(0)
+    temporary = job.staging / temporary_name()
     digest = crypto.encrypt_stream(
         _HashingReader(handle, whole),
-        job.temporary,
+        temporary,
         crypto.parse_recipient(keys.recipient),
         threads=threads,
     )
     name = ""
     if digest.size:
         name = crypto.object_name(keys.name_key, digest.sha256)
-        into_staging(job.temporary, job.staging, name)
+        into_staging(temporary, job.staging, name)
     else:
-        job.temporary.unlink()
+        temporary.unlink()
     size = digest.size + (job.prefix_size if extended else 0)
     after = os.fstat(handle.fileno())
     return Encrypted(

@@ -74,7 +74,6 @@ def _job(session: Session, action: Upload, staging: Path, known: set[str]) -> Jo
         action.path,
         session.ws.claude / session.paths.to_local(action.path),
         staging,
-        staging / temporary_name(),
         action.local.size,
         base.size if extend and base is not None else 0,
         base.sha256 if extend and base is not None else "",
@@ -251,6 +250,15 @@ def _encrypt_and_send(
     return updates, read_at, sent
 
 
+def _known_segments(session: Session, actions: list[PushAction], scope: Scope) -> set[str]:
+    """The objects the views name for the paths this push sends or may publish (see
+    `publish_entry`): a segment only another path names is sent again, not looked up in
+    every version of the remote."""
+    interest = {action.path for action in actions}
+    interest.update(filter(scope.includes, session.state.files.unpublished()))
+    return session.remote().known_segments(interest)
+
+
 def _send(
     session: Session,
     actions: list[PushAction],
@@ -271,12 +279,7 @@ def _send(
     ws = session.ws
     total = len(uploads) + len(tombstones)
     listed = set(ws.remote.list_objects()) if resend else set()
-    # The objects of the paths this push sends or may publish (see `publish_entry`): a
-    # segment another path names and this one does not is sent again, not looked up in
-    # every version of the remote.
-    interest = {action.path for action in actions}
-    interest.update(filter(scope.includes, session.state.files.unpublished()))
-    known = set() if resend else session.remote().known_segments(interest)
+    known = set() if resend else _known_segments(session, actions, scope)
 
     def on_remote(sha256: str) -> bool:
         """With `resend`, what the listing shows; else what a manifest names (objects are
