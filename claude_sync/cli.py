@@ -451,12 +451,13 @@ def _do_pull(
     printer: Printer, dry_run: bool, project: str | None = None, device: str | None = None
 ) -> Summary:
     """Pull (only `project`, only `device`'s versions, when given)."""
-    from .actions import pull as pull_action
     from .workspace import load_workspace
 
     ws = load_workspace(sync_home())
     _warn_failed_background(ws.home)
-    with locked(ws.home):
+    with locked(ws.home), ws.remote.mirroring_early(ws.remote_mirror):
+        from .actions import pull as pull_action  # while rclone reads the remote
+
         summary = pull_action.pull(
             ws,
             printer,

@@ -96,7 +96,6 @@ def pull_hook() -> None:
     Claude Code has loaded that session's transcript already; a line added under it now
     would fork the conversation. Nothing reaches stdout (Claude Code gives it to the model).
     """
-    from .actions import pull as pull_action
     from .hooks import WRAPPED, read_hook_input
     from .workspace import load_workspace
 
@@ -110,7 +109,12 @@ def pull_hook() -> None:
         ws = load_workspace(home)
         deadline = ws.config.hook_pull_timeout
         ws.remote.rclone.give_up_at = started + deadline
-        with locked(ws.home, wait=min(HOOK_LOCK_WAIT, deadline)):
+        with (
+            locked(ws.home, wait=min(HOOK_LOCK_WAIT, deadline)),
+            ws.remote.mirroring_early(ws.remote_mirror),
+        ):
+            from .actions import pull as pull_action  # while rclone reads the remote
+
             summary = pull_action.pull(
                 ws, HookListener(home, "hook-pull"), held_session=hook.session_id
             )
@@ -198,7 +202,6 @@ def _run_claude(arguments: list[str]) -> None:
 
     The pull's wait for the remote is bounded by rclone.timeout (the journal); what it
     then downloads shows its progress, and Ctrl-C stops it."""
-    from .actions import pull as pull_action
     from .actions.claude import run_child
     from .hooks import WRAPPED
     from .workspace import load_workspace
@@ -216,7 +219,9 @@ def _run_claude(arguments: list[str]) -> None:
     ws = None
     try:
         ws = load_workspace(sync_home())
-        with locked(ws.home):
+        with locked(ws.home), ws.remote.mirroring_early(ws.remote_mirror):
+            from .actions import pull as pull_action  # while rclone reads the remote
+
             summary = pull_action.pull(ws, printer, progress=printer.progress)
         printer.done(pull_line(summary, dry_run=False))
         if summary.pending:

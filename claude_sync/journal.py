@@ -46,10 +46,10 @@ from .manifest import (
 from .moves import Move
 from .pathmap import validate_remote_path
 from .projects import Project
+from .remote import JOURNAL
 from .versions import Version
 
 FORMAT = 2
-JOURNAL = "journal"
 ENTRY_NAME = re.compile(r"^(\d{12})-[0-9a-f]{8}\.age$")
 DELTA, SNAPSHOT = "delta", "snapshot"
 

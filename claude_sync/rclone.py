@@ -279,6 +279,64 @@ def _stop(process: Popen[bytes]) -> None:
             continue
 
 
+class RcloneCall:
+    """A started rclone command (see `Rclone.start`)."""
+
+    def __init__(
+        self,
+        verb: str,
+        process: Popen[bytes],
+        stdin: bytes | None,
+        log: _LogReader | None,
+        limit: float | None,
+        why: str,
+    ) -> None:
+        self._verb = verb
+        self._process = process
+        self._stdin = stdin
+        self._log = log
+        self._limit = limit  # seconds from the start it may take, and which limit that is
+        self._why = why
+        self._deadline = None if limit is None else time.monotonic() + limit
+
+    def finish(self) -> bytes:
+        """Wait for rclone; return its stdout, or raise RcloneError with one line."""
+        import subprocess  # start imported it
+
+        process, verb, log = self._process, self._verb, self._log
+        left = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        try:
+            stdout, stderr = process.communicate(self._stdin, timeout=left)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            raise RcloneError(
+                f"rclone {verb} gave up after {self._limit:.0f} s ({self._why}): "
+                "the remote did not answer"
+            ) from None
+        except BaseException:
+            _stop(process)
+            raise
+        finally:
+            if log is not None:
+                stderr = log.finish()
+        if process.returncode != 0:
+            line = _failure_line(stderr.decode("utf-8", "replace"))
+            if process.returncode in NOT_FOUND_EXIT_CODES:
+                raise RemoteNotFound(f"not found on the remote: {line}")
+            if process.returncode < 0:
+                raise RcloneError(f"rclone {verb} was killed (signal {-process.returncode})")
+            raise RcloneError(f"rclone {verb} failed: {_explain(line)}")
+        if log is not None and log.error is not None:
+            raise log.error
+        return stdout
+
+    def stop(self) -> None:
+        """Stop rclone, its result unwanted."""
+        _stop(self._process)
+        if self._log is not None:
+            self._log.finish()
+
+
 @dataclass
 class Rclone:
     """An rclone binary with the config file and timeouts every call uses."""
@@ -315,6 +373,19 @@ class Rclone:
         With `progress`, rclone writes its transfer stats every second, and `progress` is
         told each of them as they come (see `Progress`).
         """
+        return self.start(args, stdin=stdin, bounded=bounded, progress=progress).finish()
+
+    def start(
+        self,
+        args: list[str],
+        *,
+        stdin: bytes | None = None,
+        bounded: bool = False,
+        progress: Progress | None = None,
+    ) -> RcloneCall:
+        """Start what `run` runs, and return at once: the caller does other work while
+        rclone runs, then waits with `finish` (or gives up with `stop`). The time limits
+        count from here."""
         command = self._command(args) + (STATS_FLAGS if progress is not None else [])
         limit, why = self._limit(bounded)
         if limit is not None and limit <= 0:
@@ -338,29 +409,7 @@ class Rclone:
         finally:
             if log is not None:
                 log.start()
-        try:
-            stdout, stderr = process.communicate(stdin, timeout=limit)
-        except subprocess.TimeoutExpired:
-            _stop(process)
-            raise RcloneError(
-                f"rclone {args[0]} gave up after {limit:.0f} s ({why}): the remote did not answer"
-            ) from None
-        except BaseException:
-            _stop(process)
-            raise
-        finally:
-            if log is not None:
-                stderr = log.finish()
-        if process.returncode != 0:
-            line = _failure_line(stderr.decode("utf-8", "replace"))
-            if process.returncode in NOT_FOUND_EXIT_CODES:
-                raise RemoteNotFound(f"not found on the remote: {line}")
-            if process.returncode < 0:
-                raise RcloneError(f"rclone {args[0]} was killed (signal {-process.returncode})")
-            raise RcloneError(f"rclone {args[0]} failed: {_explain(line)}")
-        if log is not None and log.error is not None:
-            raise log.error
-        return stdout
+        return RcloneCall(args[0], process, stdin, log, limit, why)
 
     def _limit(self, bounded: bool) -> tuple[float | None, str]:
         """Seconds this call may take, and which limit that is: the tighter of the timeout
@@ -454,9 +503,10 @@ class Rclone:
         listed = ["--files-from-raw", str(list_file), "--no-traverse"]
         return [*listed, "--transfers", str(self.transfers)]
 
-    def mirror(self, source: str, destination: str, include: list[str]) -> None:
-        """Make the local folder destination hold exactly source's files matching `include`
-        (small metadata: bounded by the timeout). Files are told apart by name and size
-        alone: what is mirrored is written once under a new name, never changed in place."""
+    def start_mirror(self, source: str, destination: str, include: list[str]) -> RcloneCall:
+        """Start making the local folder destination hold exactly source's files matching
+        `include` (small metadata: bounded by the timeout). Files are told apart by name and
+        size alone: what is mirrored is written once under a new name, never changed in
+        place."""
         filters = [flag for pattern in include for flag in ("--include", pattern)]
-        self.run(["sync", source, destination, "--size-only", *filters], bounded=True)
+        return self.start(["sync", source, destination, "--size-only", *filters], bounded=True)

@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +42,15 @@ from pyrage import x25519
 from .crypto import decrypt_bytes, encrypt_bytes
 from .errors import KeyFileError, RemoteFolderMissing, RemoteFormatError
 from .files import private_folder
-from .journal import JOURNAL
 from .keys import KDF_SALT
-from .rclone import Progress, Rclone, RemoteNotFound
+from .rclone import Progress, Rclone, RcloneCall, RemoteNotFound
 
 FORMAT = 2
 MARKER = "CLAUDE-SYNC.json"
 KEYCHECK = "keycheck.age"
 KEYCHECK_TEXT = b"claude-sync keycheck v1\n"
 OBJECTS = "objects"
+JOURNAL = "journal"
 OBJECT_NAME = re.compile(r"^[0-9a-f]{64}$")
 MANIFESTS = "manifests"  # format 1
 
@@ -138,6 +139,7 @@ class Remote:
     def __init__(self, rclone: Rclone, root: str) -> None:
         self.rclone = rclone
         self.root = root
+        self._mirroring: tuple[Path, RcloneCall] | None = None  # see `mirroring_early`
 
     def path(self, relative: str = "") -> str:
         if not relative:
@@ -200,14 +202,19 @@ class Remote:
         format 1's manifests too, which change in place: mirror those into a new folder),
         in one rclone call; return the marker. Journal entries are
         immutable and uniquely named, so a name present here is never fetched again, and
-        an entry this device wrote and put here itself is never fetched at all.
+        an entry this device wrote and put here itself is never fetched at all. A mirror
+        into `folder` started by `mirroring_early` is waited for, not run again.
 
         The call is bounded in total by rclone's timeout, retries included: a remote that
         accepts connections and never answers costs that long, not three times as long."""
-        private_folder(folder)
-        wanted = [f"/{MARKER}", f"/{JOURNAL}/**", *([f"/{MANIFESTS}/*.age"] if manifests else [])]
+        started, self._mirroring = self._mirroring, None
         try:
-            self.rclone.mirror(self.root, str(folder), wanted)
+            if started is not None and started[0] == folder and not manifests:
+                started[1].finish()
+            else:
+                if started is not None:
+                    started[1].stop()
+                self._start_mirror(folder, manifests).finish()
         except RemoteNotFound:
             shutil.rmtree(folder)
             folder.mkdir(mode=0o700)
@@ -218,6 +225,24 @@ class Remote:
                 f"{self.root} is not a claude-sync remote (no {MARKER}): run `claude-sync init`"
             )
         return parse_marker(marker.read_bytes())
+
+    @contextlib.contextmanager
+    def mirroring_early(self, folder: Path) -> Iterator[None]:
+        """Start `mirror_metadata(folder)` now, for the run inside to wait for when it
+        reads the remote: rclone's start and its listing overlap the run's own start
+        (imports, the state, the scan). Stopped at the end if the run never read it."""
+        self._mirroring = (folder, self._start_mirror(folder, manifests=False))
+        try:
+            yield
+        finally:
+            started, self._mirroring = self._mirroring, None
+            if started is not None:
+                started[1].stop()
+
+    def _start_mirror(self, folder: Path, manifests: bool) -> RcloneCall:
+        private_folder(folder)
+        wanted = [f"/{MARKER}", f"/{JOURNAL}/**", *([f"/{MANIFESTS}/*.age"] if manifests else [])]
+        return self.rclone.start_mirror(self.root, str(folder), wanted)
 
     def delete_manifests(self) -> None:
         """Remove format 1's manifests/ (after a migration wrote the marker)."""

@@ -21,7 +21,6 @@ from .errors import RemoteFormatError
 from .files import private_folder, write_private
 from .journal import (
     DELTA,
-    JOURNAL,
     JournalEntry,
     decode_entry,
     device_view,
@@ -37,7 +36,7 @@ from .manifest import (
     projects_from_json,
     projects_to_json,
 )
-from .remote import check_current
+from .remote import JOURNAL, check_current
 from .versions import Version
 from .view_cache import VIEWS_FILE, Held, StoredFiles, ViewCache, plaintext_stat
 from .workspace import Workspace
@@ -123,7 +122,7 @@ def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> Remot
     checked anew, caches aside, and one that is not authentic is named there, its device
     left out."""
     fresh = problems is not None
-    mirror = ws.cache / ("verify" if fresh else "remote")
+    mirror = ws.cache / "verify" if fresh else ws.remote_mirror
     if fresh:
         shutil.rmtree(mirror, ignore_errors=True)
     check_current(ws.remote.mirror_metadata(mirror))
@@ -265,7 +264,7 @@ def write_entry(ws: Workspace, entry: JournalEntry, staging: Path) -> str:
     encrypted = staging / name
     encrypted.write_bytes(crypto.encrypt_bytes(data, ws.recipient))
     ws.remote.upload_entry(entry.device_id, name, encrypted)
-    mirrored = ws.cache / "remote" / JOURNAL / entry.device_id / name
+    mirrored = ws.remote_mirror / JOURNAL / entry.device_id / name
     private_folder(mirrored.parent)
     shutil.copyfile(encrypted, mirrored)
     cached = ws.cache / "journal" / entry.device_id / f"{name}.json"
@@ -280,5 +279,5 @@ def delete_entries(ws: Workspace, device_id: str, names: list[str], staging: Pat
         return
     ws.remote.delete_entries(device_id, names, staging)
     for name in names:
-        (ws.cache / "remote" / JOURNAL / device_id / name).unlink(missing_ok=True)
+        (ws.remote_mirror / JOURNAL / device_id / name).unlink(missing_ok=True)
         (ws.cache / "journal" / device_id / f"{name}.json").unlink(missing_ok=True)

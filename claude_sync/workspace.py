@@ -47,6 +47,11 @@ class Workspace:
         return self.home / "cache"
 
     @property
+    def remote_mirror(self) -> Path:
+        """The remote's marker and journal as the last run mirrored them (`fetch_remote_view`)."""
+        return self.cache / "remote"
+
+    @property
     def trash(self) -> Path:
         return self.home / "trash"
 

@@ -7,12 +7,20 @@ them. These tests see that in `sys.modules` at exit, not in a timing.
 
 from __future__ import annotations
 
+import os
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from conftest import Device, joined, put
+import pytest
+from conftest import RCLONE, Device, joined, put
 from servers import Server
+
+from claude_sync import session as session_module
+from claude_sync.rclone import Rclone
+from claude_sync.remote import Remote
 
 # Runs the command as the `claude-sync` script does, and writes the modules loaded at exit.
 WRAPPER = """
@@ -84,3 +92,63 @@ def test_a_pull_with_nothing_to_do_imports_no_push_nor_rare_module(
     assert "claude_sync.actions.pull" in loaded
     unneeded = sorted(loaded & (RARE | {"claude_sync.actions.push", "claude_sync.encrypting"}))
     assert not unneeded, f"imported without need: {', '.join(unneeded)}"
+
+
+# An rclone that notes each `sync` (the mirror of the journal) in a file, then runs rclone.
+NOTING_RCLONE = """#!/bin/sh
+if [ "$1" = sync ]; then echo $$ >> {log}; fi
+exec {rclone} "$@"
+"""
+
+
+def noting_rclone(tmp_path: Path, sleep: float = 0) -> tuple[Path, Path]:
+    """A wrapper of the real rclone whose `sync` writes its pid to a log (and sleeps
+    `sleep` seconds first); the wrapper and the log."""
+    log = tmp_path / "syncs.log"
+    script = tmp_path / "rclone"
+    exec_line = f"sleep {sleep}; exec" if sleep else "exec"
+    text = NOTING_RCLONE.format(log=shlex.quote(str(log)), rclone=shlex.quote(RCLONE))
+    script.write_text(text.replace("exec", exec_line, 1) if sleep else text)
+    script.chmod(0o755)
+    return script, log
+
+
+def test_a_pull_starts_reading_the_remote_before_it_scans_the_claude_folder(
+    local_server: Server, make_device, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rclone's start and its listing of the journal overlap the pull's imports, state
+    and scan: the scan finds the mirror running already, and the pull waits for that one
+    mirror instead of starting another."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "projects/-p/s.jsonl", '{"n": 1}\n', 0)
+    a.ok("push")
+    wrapper, log = noting_rclone(tmp_path)
+    seen_at_scan: list[bool] = []
+    real_scan = session_module.scan
+
+    def scan_once_rclone_started(*args, **kwargs):
+        give_up = time.monotonic() + 5
+        while not log.exists() and time.monotonic() < give_up:
+            time.sleep(0.01)  # the scan's own thread: a mirror started after it never comes
+        seen_at_scan.append(log.exists())
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "scan", scan_once_rclone_started)
+    b.ok("pull", CLAUDE_SYNC_RCLONE=str(wrapper))
+    assert seen_at_scan == [True]
+    assert len(log.read_text().split()) == 1
+    assert b.read("projects/-p/s.jsonl") == b'{"n": 1}\n'
+
+
+def test_a_mirror_started_early_and_never_read_is_stopped(tmp_path: Path) -> None:
+    wrapper, log = noting_rclone(tmp_path, sleep=30)
+    (tmp_path / "remote").mkdir()
+    remote = Remote(Rclone(str(wrapper), None), str(tmp_path / "remote"))
+    with pytest.raises(RuntimeError), remote.mirroring_early(tmp_path / "mirror"):
+        give_up = time.monotonic() + 5
+        while not log.exists() and time.monotonic() < give_up:
+            time.sleep(0.01)
+        raise RuntimeError("the run failed before it read the remote")
+    pid = int(log.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

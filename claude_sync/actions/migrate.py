@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from ..crypto import decrypt_bytes
 from ..errors import RemoteFormatError
 from ..files import private_folder
-from ..journal import JOURNAL, SNAPSHOT, JournalEntry, entry_seq
+from ..journal import SNAPSHOT, JournalEntry, entry_seq
 from ..keys import KDF_SALT
 from ..manifest import MANIFEST_NAME, decode_manifest
-from ..remote import FORMAT, MANIFESTS, Marker
+from ..remote import FORMAT, JOURNAL, MANIFESTS, Marker
 from ..remote_view import write_entry
 from ..workspace import Workspace
 
