@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import errno
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ from typing import BinaryIO
 
 from .files import private_folder
 from .pathmap import temporary_name
-from .scan import READ_CHUNK, LocalFile, hash_file, prefix_sha256
+from .scan import READ_CHUNK, LocalFile, hash_file, prefix_sha256, read_prefix
 
 MAX_NAME_BYTES = 240  # below the usual 255, leaving room for a -N suffix
 LAST_NAMEABLE_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC
@@ -88,21 +89,39 @@ def new_beside(target: Path, mode: int | None) -> Path:
 
 
 def copy_beside(source: Path, target: Path, mtime_ns: int | None, mode: int | None) -> Path:
-    """A fsynced copy of `source` in a temporary file beside `target` (see new_beside),
+    """A fsynced copy of `source` in a temporary file beside `target` (see place_beside),
     ready to rename."""
-    temporary = new_beside(target, mode)
+    temporary = _fill_beside(target, mode, mtime_ns, lambda out: _copy_from(source, out))
+    assert temporary is not None  # a copy does not fail but by raising
+    return temporary
+
+
+def _fill_beside(
+    target: Path, mode: int | None, mtime_ns: int | None, fill: Callable[[BinaryIO], bool]
+) -> Path | None:
+    """A temporary beside `target` (see place_beside) that `fill` writes, fsynced and ready
+    to rename; None (and no temporary) when `fill` says False. It is written through the
+    descriptor that created it: a read-only mode is set before the first byte."""
+    beside = place_beside(target, mode)
     try:
-        with open(temporary, "r+b") as out:
-            with open(source, "rb") as reading:
-                shutil.copyfileobj(reading, out, 1 << 20)
+        with open(open_beside(beside), "wb") as out:
+            if not fill(out):
+                beside.path.unlink()
+                return None
             out.flush()
             os.fsync(out.fileno())
         if mtime_ns is not None:
-            os.utime(temporary, ns=(mtime_ns, mtime_ns))
+            os.utime(beside.path, ns=(mtime_ns, mtime_ns))
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        beside.path.unlink(missing_ok=True)
         raise
-    return temporary
+    return beside.path
+
+
+def _copy_from(source: Path, out: BinaryIO) -> bool:
+    with open(source, "rb") as reading:
+        shutil.copyfileobj(reading, out, 1 << 20)
+    return True
 
 
 TRASH_TIME = "%Y%m%d-%H%M%S"  # trash/<time>/: local time, to the second
@@ -332,12 +351,41 @@ def write_file(
         temporary.unlink(missing_ok=True)
 
 
-def extend_file(tail: Path, target: Path, seen: LocalFile, mtime_ns: int | None) -> Written:
+def extend_file(
+    tail: Path, target: Path, seen: LocalFile, mtime_ns: int | None, trash: Path, relative: str
+) -> Written:
     """Append the bytes of `tail` to `target`, which the scan saw as `seen` and which must
-    still be exactly that (else nothing is written); the caller syncs after the batch."""
+    still be exactly that (else nothing is written); the caller syncs after the batch.
+
+    A file that cannot be opened for writing (read-only) is replaced instead: its bytes
+    and the tail's are copied beside it (the copy has its mode) and renamed over it, the
+    file replaced kept in trash/<time>/<relative> (see write_file)."""
     size = seen.size + tail.stat().st_size
     extended = _extend(tail, 0, target, seen, size, mtime_ns, sync=False)
-    return LEFT if extended is None else extended
+    if extended is not None:
+        return extended
+    try:
+        grown = _fill_beside(target, None, mtime_ns, lambda out: _grow(target, seen, tail, out))
+    except FileNotFoundError:  # gone since the scan
+        return LEFT
+    if grown is None:
+        return LEFT
+    try:
+        return _replace(grown, target, seen, trash, relative, keep_replaced=True)
+    finally:
+        grown.unlink(missing_ok=True)
+
+
+def _grow(target: Path, seen: LocalFile, tail: Path, out: BinaryIO) -> bool:
+    """Write `target`'s bytes, then `tail`'s, to `out`; False when `target`'s bytes are no
+    longer those the scan saw (`seen`)."""
+    prefix = hashlib.sha256()
+    with open(target, "rb", opener=lambda path, flags: os.open(path, flags | _NOFOLLOW)) as local:
+        if not read_prefix(local, seen.size, prefix.update, out.write) or local.read(1):
+            return False
+    if prefix.hexdigest() != seen.sha256:
+        return False
+    return _copy_from(tail, out)
 
 
 @contextlib.contextmanager

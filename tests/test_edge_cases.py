@@ -10,6 +10,7 @@ several devices against a real remote through real rclone.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import shutil
 import stat
@@ -836,3 +837,41 @@ def test_a_stray_file_in_the_journal_is_ignored_with_a_warning(
         relative = path.relative_to(local_server.data_dir).as_posix()
         assert f"· {relative}: not written by claude-sync" in output
     assert "✓ No problems" in output
+
+
+def cannot_write(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `path` read-only. Root may write to a read-only file; there, opening it for
+    writing in this process fails as it would for its owner."""
+    path.chmod(0o444)
+    if os.geteuid() != 0:
+        return
+    real_open = os.open
+
+    def open_as_its_owner(file, flags, *args, **kwargs):
+        if os.fspath(file) == str(path) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_as_its_owner)
+
+
+def test_a_read_only_transcript_grown_elsewhere_is_replaced_by_the_grown_file(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pull cannot append to it: it writes the file's bytes and the new ones beside it,
+    read-only as it was, and renames that over it; the old file goes to trash/."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    path = "projects/-p/s.jsonl"
+    put(a, path, '{"n": 1}\n', 0)
+    a.ok("push")
+    b.ok("pull")
+    grown = '{"n": 1}\n{"n": 2}\n'
+    put(a, path, grown, 10)
+    a.ok("push")
+    cannot_write(b.claude / path, monkeypatch)
+    output = b.ok("pull")
+    assert "changed during the pull" not in output
+    assert b.read(path) == grown.encode()
+    assert stat.S_IMODE((b.claude / path).stat().st_mode) == 0o444
+    assert list(tree(b.sync_home / "trash").values()) == [b'{"n": 1}\n']
+    assert "Already up to date" in b.ok("pull")

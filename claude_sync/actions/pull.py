@@ -516,7 +516,9 @@ def _apply_download(
     mtime_ns = None if fresh else version.mtime_ns
     if assembled.tail:
         assert seen is not None  # only a file here that holds the first segments grows
-        written = extend_file(assembled.file, target, seen, mtime_ns)
+        written = extend_file(
+            assembled.file, target, seen, mtime_ns, session.ws.trash, session.paths.to_local(path)
+        )
     else:
         written = write_file(
             assembled.file,
