@@ -198,7 +198,8 @@ class Scan:
 def scan(
     claude: Path, rules: Rules, paths: PathMap, state: State, defer_hashes: bool = False
 ) -> Scan:
-    """remote path -> LocalFile; files whose size and mtime match the state are not read.
+    """remote path -> LocalFile, for synced paths only; files whose size and mtime match
+    the state are not read.
 
     With `defer_hashes` (a push), a changed file whose size differs from its base's, or
     that has no base, is not read either: its content differs from the base whatever its
@@ -258,7 +259,11 @@ def scan(
     result.warnings += unreadable_files
     if result.unknown:  # what the state knows below them counts as unchanged
         for remote in state.files:
-            if remote not in result.files and under(remote, result.unknown):
+            if (
+                remote not in result.files
+                and under(remote, result.unknown)
+                and rules.synced(remote)
+            ):
                 entry = state.files[remote]
                 if not entry.base_deleted:
                     result.files[remote] = LocalFile(

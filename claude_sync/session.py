@@ -367,14 +367,21 @@ class Session:
                         self.local[path] = LocalFile(entry.base.sha256, entry.base.size, 0)
 
     def all_paths(self) -> set[str]:
+        """Every synced path here or in the state. The scan found synced paths only, so the
+        rules decide only on the state's others."""
         paths = set(self.local)
-        paths.update(self.state.files)
-        paths.difference_update([path for path in paths if not self.rules.synced(path)])
+        paths.update(
+            path for path in self.state.files if path not in paths and self.rules.synced(path)
+        )
         return paths
 
     def forget_unsynced(self) -> bool:
         """Stop tracking paths the rules no longer sync (never a deletion elsewhere)."""
-        unsynced = [path for path in self.state.files if not self.rules.synced(path)]
+        unsynced = [
+            path
+            for path in self.state.files
+            if path not in self.local and not self.rules.synced(path)
+        ]
         for path in unsynced:
             del self.state.files[path]
         return bool(unsynced)

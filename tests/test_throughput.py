@@ -7,6 +7,7 @@ processes, zstd's own threads, the batches handed to rclone) really runs."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,10 @@ from test_repair import flip_body_byte, object_file, relative
 
 from claude_sync import encrypting, plan, state, view_cache, workers
 from claude_sync.actions import pull, push
+from claude_sync.pathmap import Rules
 from claude_sync.rclone import TransferStats
 from claude_sync.remote import Remote, object_path
+from claude_sync.session import Event
 from claude_sync.versions import Version
 from claude_sync.workspace import load_workspace
 
@@ -314,3 +317,32 @@ def test_a_push_of_one_change_parses_the_versions_of_that_path_not_of_every_path
     other = joined(make_device("b"), local_server)
     other.ok("pull")
     assert tree(other.claude) == tree(device.claude)
+
+
+def test_a_push_decides_the_rules_for_each_file_once(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk keeps synced files only; the rest of the push asks the rules only about
+    the paths the state has and the walk did not find (here the one deleted: once to plan,
+    once to see whether the state should forget it)."""
+    device = joined(make_device("a"), local_server)
+    for index in range(40):
+        put(device, f"commands/c{index}.md", text(index, 200), 0)
+    device.ok("push")
+    (device.claude / "commands/c0.md").unlink()
+    asked: list[str] = []
+    synced = Rules.synced
+
+    def counted(self: Rules, path: str) -> bool:
+        asked.append(path)
+        return synced(self, path)
+
+    monkeypatch.setattr(Rules, "synced", counted)
+    for name, value in device.environment().items():
+        monkeypatch.setenv(name, value)
+    events: list[Event] = []
+    push.push(load_workspace(device.sync_home), events.append)
+    assert [event.path for event in events if event.kind == "delete"] == ["commands/c0.md"]
+    times = Counter(asked)
+    assert times.pop("commands/c0.md") <= 2
+    assert set(times.values()) == {1}, sorted(path for path, n in times.items() if n > 1)
