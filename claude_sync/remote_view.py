@@ -273,6 +273,40 @@ def write_entry(ws: Workspace, entry: JournalEntry, staging: Path) -> str:
     return name
 
 
+def keep_written(ws: Workspace, view: RemoteView, entry: JournalEntry, name: str) -> None:
+    """Keep `entry`, which this device just wrote as `name`, in the view cache, so that the
+    next run decodes none of this device's own entries (a snapshot of 100,000 paths costs
+    seconds and hundreds of MB to decode). A snapshot is kept as the device's whole view,
+    once its entries below it are deleted; a delta goes on top of the kept view only when
+    that is the view of exactly the entries `view` read. Otherwise nothing is kept, and the
+    next run decodes the entries the cache lacks, as for any device."""
+    if view.cache is None:
+        return
+    device = entry.device_id
+    info = [entry.seq, entry.kind, entry.instance_id, entry.instance_created, len(entry.files)]
+    stat = plaintext_stat(ws.cache / "journal" / device / f"{name}.json")
+    projects, moves = entry.projects, entry.moves
+    held = Held([], [], {}, "", "", {}, {})
+    if entry.kind == DELTA:
+        kept = view.cache.held(device)
+        if kept is None or kept.names != view.names.get(device):
+            return
+        held = kept
+        projects = {**projects_from_json(kept.projects), **entry.projects}
+        moves = {**moves_from_json(kept.moves), **entry.moves}
+    header = Held(
+        [*held.names, name],
+        [*held.entries, info],
+        {**held.stats, name: stat},
+        entry.device_name,
+        entry.updated,
+        projects_to_json(projects),
+        moves_to_json(moves),
+    )
+    whole = entry.kind != DELTA
+    view.cache.put(device, header, entry.files, {name: list(entry.files)}, whole=whole)
+
+
 def delete_entries(ws: Workspace, device_id: str, names: list[str], staging: Path) -> None:
     """Delete entries of `device_id` from the remote and from both caches."""
     if not names:

@@ -13,7 +13,7 @@ a run whose journal has no new entries decodes none, and reads only the versions
 
 A device's rows always hold `device_view` of the entries its header names, written in one
 transaction once each of them passed `journal.decode_entry` (its MAC, its name, every
-field). An entry is immutable and its name never reused, so the names are the view's
+field), or, for this device's own entries, as the push wrote them (`keep_written`). An entry is immutable and its name never reused, so the names are the view's
 identity. The header also keeps the stat of each entry's decrypted plaintext in
 cache/journal (with its ctime, which no one sets back): a plaintext changed since it was
 checked is decoded, and checked, again. The cache is as private as the state beside it in

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Device, joined, put
+from conftest import Device, joined, journal_folder, put
 from servers import Server
 
 from claude_sync import journal, manifest, remote_view, state
 from claude_sync.actions import pull as pull_action
+from claude_sync.actions import push as push_action
 from claude_sync.projects import encode_project
 
 
@@ -228,3 +229,46 @@ def test_verify_checks_every_entry_afresh(
     counted.clear()
     b.ok("verify")
     assert counted["entries"] == 2
+
+
+def test_a_device_never_decodes_the_entries_it_wrote(
+    local_server: Server, make_device, counted: Counter
+) -> None:
+    """A push keeps its own entry in the view cache as it writes it: a snapshot (the first
+    push) and a delta after it are decoded by the other device only."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "one\n", 0)
+    a.ok("push")  # a snapshot
+    counted.clear()
+    assert "Already up to date" in a.ok("pull")
+    put(a, "CLAUDE.md", "two\n", 10)
+    a.ok("push")  # a delta on top of it
+    assert "Already up to date" in a.ok("pull")
+    assert counted["entries"] == 0
+    b.ok("pull")
+    assert counted["entries"] == 2
+    assert b.read("CLAUDE.md") == b"two\n"
+    put(b, "agents/x.md", "from b\n", 20)
+    b.ok("push")
+    counted.clear()
+    a.ok("pull")
+    assert counted["entries"] == 1  # b's snapshot, and only that
+    assert a.read("agents/x.md") == b"from b\n"
+    a.ok("verify")
+
+
+def test_a_snapshot_that_replaces_a_devices_entries_is_kept_as_its_whole_view(
+    local_server: Server, make_device, counted: Counter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(push_action, "SNAPSHOT_AFTER", 1)
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for at, text in enumerate(["one\n", "two\n", "three\n"]):
+        put(a, "CLAUDE.md", text, at * 10)
+        a.ok("push")  # a snapshot, a delta, then a snapshot that replaces both
+    assert len(list(journal_folder(local_server, a).iterdir())) == 1
+    counted.clear()
+    assert "Already up to date" in a.ok("pull")
+    assert counted["entries"] == 0
+    b.ok("pull")
+    assert b.read("CLAUDE.md") == b"three\n"
+    a.ok("verify")

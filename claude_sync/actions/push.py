@@ -37,7 +37,7 @@ from ..plan import (
 )
 from ..rclone import BatchedProgress, Progress
 from ..remote import object_path
-from ..remote_view import delete_entries, write_entry
+from ..remote_view import delete_entries, keep_written, write_entry
 from ..scope import EVERYTHING, Scope, check_session_known
 from ..session import Event, Listener, Session, Summary
 from ..state import Entry
@@ -393,13 +393,14 @@ def publish_entry(
         session.paths.published(files),
         dict(session.state.moves),
     )
-    write_entry(ws, entry, staging)
+    name = write_entry(ws, entry, staging)
     for path in current:
         files_here[path].published = True
     session.state.own_seq = seq
     session.state.journal_seen[device] = seq
     if snapshot:
         delete_entries(ws, device, view.names.get(device, []), staging)
+    keep_written(ws, view, entry, name)
 
 
 def _resend(
