@@ -332,7 +332,7 @@ def write_file(
     A `prepared` source is already that temporary, beside `target` and on disk (the caller
     synced it): it is renamed over the target as it is, or removed once its missing bytes
     are appended; the caller syncs again after the whole batch of writes."""
-    size = source.stat().st_size
+    size = source.stat().st_size if seen is not None else 0
     if seen is not None and seen.size <= size and prefix_sha256(source, seen.size) == seen.sha256:
         extended = _extend(source, seen.size, target, seen, size, mtime_ns, sync=not prepared)
         if extended is not None:

@@ -84,6 +84,7 @@ class Session:
         self._listener = listen
         self._defer_hashes = defer_hashes  # a push's scan: see `scan`
         self._folders: dict[str, Path] = {}  # local folder -> its real path (see `target`)
+        self._targets: dict[str, Path] = {}  # remote path -> `target`
         self.folders_seen: set[str] = set()  # local folders a pull found are folders: `make_way`
         self._open(self.state.projects)
         if warning:
@@ -287,8 +288,16 @@ class Session:
         in the Claude folder (CLAUDE.md into a dotfiles repository, projects/ on another
         disk) are followed: a pull writes into what a link points at, never over the link.
         Raises Unwritable for a link to nothing, to a special file, or to what another
-        user owns. A folder is resolved once per run: a pull writes thousands of files
-        into a few hundred folders."""
+        user owns. A folder is resolved once per run (a pull writes thousands of files
+        into a few hundred folders), and so is a path: a pull asks for each of its files
+        as it plans, assembles and applies it."""
+        known = self._targets.get(path)
+        if known is not None:
+            return known
+        self._targets[path] = file = self._target(path)
+        return file
+
+    def _target(self, path: str) -> Path:
         local = self.paths.to_local(path)
         folder, _, name = local.rpartition("/")
         resolved = self._folders.get(folder)

@@ -90,7 +90,7 @@ from .manifest import (
     projects_from_json,
     projects_to_json,
     version_from_json,
-    version_to_json,
+    version_text,
 )
 from .moves import Move
 from .projects import Project
@@ -363,7 +363,7 @@ class Files(MutableMapping[str, Entry]):
                 if stat != self._stored[path][4:]:
                     changes.stats.append((*stat, path))
             else:
-                base = json.dumps(version_to_json(entry.base), separators=(",", ":"))
+                base = version_text(entry.base)
                 flags, deleted = entry.flags(), int(entry.base_deleted)
                 summary = (entry.base_sha256, entry.base_size, deleted)
                 changes.rows.append((path, *summary, *_storable_stat(entry), flags, base))

@@ -13,8 +13,9 @@ a run whose journal has no new entries decodes none, and reads only the versions
 
 A device's rows always hold `device_view` of the entries its header names, written in one
 transaction once each of them passed `journal.decode_entry` (its MAC, its name, every
-field), or, for this device's own entries, as the push wrote them (`keep_written`). An entry is immutable and its name never reused, so the names are the view's
-identity. The header also keeps the stat of each entry's decrypted plaintext in
+field), or, for this device's own entries, as its push wrote them (`keep_written`). An
+entry is immutable and its name never reused, so the names are the view's identity. The
+header also keeps the stat of each entry's decrypted plaintext in
 cache/journal (with its ctime, which no one sets back): a plaintext changed since it was
 checked is decoded, and checked, again. The cache is as private as the state beside it in
 the claude-sync home, and as trusted; `verify` never reads it. An unreadable cache is
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ClaudeSyncError
-from .manifest import version_from_json, version_to_json
+from .manifest import version_from_json, version_text
 from .versions import Version
 
 VIEWS_FILE = "views.sqlite"
@@ -58,10 +59,6 @@ def plaintext_stat(file: Path) -> Stat | None:
     except FileNotFoundError:
         return None
     return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
-
-
-def version_text(version: Version) -> str:
-    return json.dumps(version_to_json(version), separators=(",", ":"))
 
 
 @dataclass

@@ -38,20 +38,20 @@ class Workspace:
     def metadata_key(self) -> bytes:
         return metadata_key(self.identity)
 
-    @property
+    @functools.cached_property
     def staging(self) -> Path:
         return self.home / "staging"
 
-    @property
+    @functools.cached_property
     def cache(self) -> Path:
         return self.home / "cache"
 
-    @property
+    @functools.cached_property
     def remote_mirror(self) -> Path:
         """The remote's marker and journal as the last run mirrored them (`fetch_remote_view`)."""
         return self.cache / "remote"
 
-    @property
+    @functools.cached_property
     def trash(self) -> Path:
         return self.home / "trash"
 

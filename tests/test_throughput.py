@@ -289,6 +289,31 @@ def test_a_pull_looks_at_each_folder_it_writes_into_once(
     assert len(looked) < 10  # not once for each of the 40 files
 
 
+def test_a_pull_resolves_each_file_it_writes_once(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a file goes (is it a link the user made?) is asked once a run, though the pull
+    needs it as it plans, assembles and applies the file."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for index in range(40):
+        put(a, f"projects/-p/s{index}.jsonl", text(index, 100), 0)
+    a.ok("push")
+    asked: list[Path] = []
+    is_symlink = Path.is_symlink
+
+    def counted(self: Path) -> bool:
+        if self.suffix == ".jsonl":
+            asked.append(self)
+        return is_symlink(self)
+
+    monkeypatch.setattr(Path, "is_symlink", counted)
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    pull.pull(load_workspace(b.sync_home), lambda event: None)
+    assert len(asked) == 40, Counter(asked).most_common(1)
+    assert tree(b.claude) == tree(a.claude)
+
+
 def test_a_push_of_one_change_parses_the_versions_of_that_path_not_of_every_path(
     make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
