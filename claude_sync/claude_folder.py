@@ -81,13 +81,6 @@ def open_beside(beside: Beside) -> int:
     return fd
 
 
-def new_beside(target: Path, mode: int | None) -> Path:
-    """An empty temporary file beside `target` (see `place_beside`), made now."""
-    beside = place_beside(target, mode)
-    os.close(open_beside(beside))
-    return beside.path
-
-
 def copy_beside(source: Path, target: Path, mtime_ns: int | None, mode: int | None) -> Path:
     """A fsynced copy of `source` in a temporary file beside `target` (see place_beside),
     ready to rename."""
@@ -324,7 +317,7 @@ def write_file(
 
     When `seen` is a byte-prefix of `source`, the missing bytes are appended to the live
     file; otherwise a fsynced temporary (`mtime_ns`, and the target's mode, or `mode` for a
-    file it creates: see new_beside) is renamed over it,
+    file it creates: see place_beside) is renamed over it,
     the replaced file kept in trash/<time>/<relative> first when `keep_replaced`. Either way
     nothing is written when the file no longer matches `seen`, and no byte someone else
     writes to the file meanwhile is lost (see `Written`).
@@ -358,29 +351,31 @@ def extend_file(
     still be exactly that (else nothing is written); the caller syncs after the batch.
 
     A file that cannot be opened for writing (read-only) is replaced instead: its bytes
-    and the tail's are copied beside it (the copy has its mode) and renamed over it, the
-    file replaced kept in trash/<time>/<relative> (see write_file)."""
+    and the tail's are copied beside it (the copy has its mode) and renamed over it. The
+    file replaced is not kept in trash/, as no byte of it is lost: the copy holds them
+    all, and what was written to it meanwhile is kept (see `Written`)."""
     size = seen.size + tail.stat().st_size
     extended = _extend(tail, 0, target, seen, size, mtime_ns, sync=False)
     if extended is not None:
         return extended
-    try:
-        grown = _fill_beside(target, None, mtime_ns, lambda out: _grow(target, seen, tail, out))
-    except FileNotFoundError:  # gone since the scan
-        return LEFT
+    grown = _fill_beside(target, None, mtime_ns, lambda out: _grow(target, seen, tail, out))
     if grown is None:
         return LEFT
     try:
-        return _replace(grown, target, seen, trash, relative, keep_replaced=True)
+        return _replace(grown, target, seen, trash, relative, keep_replaced=False)
     finally:
         grown.unlink(missing_ok=True)
 
 
 def _grow(target: Path, seen: LocalFile, tail: Path, out: BinaryIO) -> bool:
-    """Write `target`'s bytes, then `tail`'s, to `out`; False when `target`'s bytes are no
-    longer those the scan saw (`seen`)."""
+    """Write `target`'s bytes, then `tail`'s, to `out`; False when `target` is gone or its
+    bytes are no longer those the scan saw (`seen`)."""
     prefix = hashlib.sha256()
-    with open(target, "rb", opener=lambda path, flags: os.open(path, flags | _NOFOLLOW)) as local:
+    try:
+        fd = os.open(target, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    with open(fd, "rb") as local:
         if not read_prefix(local, seen.size, prefix.update, out.write) or local.read(1):
             return False
     if prefix.hexdigest() != seen.sha256:

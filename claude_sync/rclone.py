@@ -305,6 +305,10 @@ class RcloneCall:
 
         process, verb, log = self._process, self._verb, self._log
         left = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        if process.poll() is not None:
+            # Done already (a call started early, waited for after other work): no limit, as
+            # communicate(timeout=0) would give up even on a process that has exited.
+            left = None
         try:
             stdout, stderr = process.communicate(self._stdin, timeout=left)
         except subprocess.TimeoutExpired:

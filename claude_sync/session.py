@@ -112,6 +112,7 @@ class Session:
         """Map this device's project folders (moving what belongs in another folder here),
         read every path through the moves known, and scan the Claude folder."""
         ws = self.ws
+        self._targets.clear()  # the paths are mapped anew
         layout = device_layout(self.config)
         changed = bool(self.state.layout) and self.state.layout != layout_fingerprint(layout)
         self.paths = PathMap(

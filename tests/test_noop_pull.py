@@ -231,6 +231,27 @@ def test_verify_checks_every_entry_afresh(
     assert counted["entries"] == 2
 
 
+def kept_view(device: Device, device_id: str) -> tuple[dict, dict, dict]:
+    """What cache/views.sqlite keeps of `device_id`'s view: its header (but the stats of the
+    plaintexts), its versions and its entries' paths."""
+    with closing(sqlite3.connect(device.sync_home / "cache" / "views.sqlite")) as db:
+        (header,) = db.execute("SELECT header FROM devices WHERE device = ?", (device_id,))
+        files = dict(db.execute("SELECT path, version FROM files WHERE device = ?", (device_id,)))
+        entries = dict(db.execute("SELECT name, paths FROM entries WHERE device = ?", (device_id,)))
+    held = json.loads(header[0])
+    del held["stats"]
+    return held, {p: json.loads(v) for p, v in files.items()}, entries
+
+
+def assert_kept_as_decoded(device: Device) -> None:
+    """The view a push kept of its own entries is the view decoded anew from them."""
+    device_id = yaml.safe_load((device.sync_home / "config.yaml").read_text())["device"]["id"]
+    kept = kept_view(device, device_id)
+    (device.sync_home / "cache" / "views.sqlite").unlink()
+    device.ok("pull")
+    assert kept == kept_view(device, device_id)
+
+
 def test_a_device_never_decodes_the_entries_it_wrote(
     local_server: Server, make_device, counted: Counter
 ) -> None:
@@ -242,9 +263,11 @@ def test_a_device_never_decodes_the_entries_it_wrote(
     counted.clear()
     assert "Already up to date" in a.ok("pull")
     put(a, "CLAUDE.md", "two\n", 10)
+    put(a, "agents/y.md", "y\n", 10)
     a.ok("push")  # a delta on top of it
     assert "Already up to date" in a.ok("pull")
     assert counted["entries"] == 0
+    assert_kept_as_decoded(a)
     b.ok("pull")
     assert counted["entries"] == 2
     assert b.read("CLAUDE.md") == b"two\n"
@@ -269,6 +292,7 @@ def test_a_snapshot_that_replaces_a_devices_entries_is_kept_as_its_whole_view(
     counted.clear()
     assert "Already up to date" in a.ok("pull")
     assert counted["entries"] == 0
+    assert_kept_as_decoded(a)
     b.ok("pull")
     assert b.read("CLAUDE.md") == b"three\n"
     a.ok("verify")

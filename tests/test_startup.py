@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import RCLONE, Device, joined, put
 from servers import Server
 
@@ -96,19 +97,19 @@ def test_a_pull_with_nothing_to_do_imports_no_push_nor_rare_module(
 
 # An rclone that notes each `sync` (the mirror of the journal) in a file, then runs rclone.
 NOTING_RCLONE = """#!/bin/sh
-if [ "$1" = sync ]; then echo $$ >> {log}; fi
+if [ "$1" = sync ]; then echo $$ >> {log}; sleep {sleep}; fi
 exec {rclone} "$@"
 """
 
 
 def noting_rclone(tmp_path: Path, sleep: float = 0) -> tuple[Path, Path]:
-    """A wrapper of the real rclone whose `sync` writes its pid to a log (and sleeps
-    `sleep` seconds first); the wrapper and the log."""
+    """A wrapper of the real rclone whose `sync` writes its pid to a log, then sleeps
+    `sleep` seconds; the wrapper and the log."""
     log = tmp_path / "syncs.log"
     script = tmp_path / "rclone"
-    exec_line = f"sleep {sleep}; exec" if sleep else "exec"
-    text = NOTING_RCLONE.format(log=shlex.quote(str(log)), rclone=shlex.quote(RCLONE))
-    script.write_text(text.replace("exec", exec_line, 1) if sleep else text)
+    script.write_text(
+        NOTING_RCLONE.format(log=shlex.quote(str(log)), sleep=sleep, rclone=shlex.quote(RCLONE))
+    )
     script.chmod(0o755)
     return script, log
 
@@ -152,3 +153,26 @@ def test_a_mirror_started_early_and_never_read_is_stopped(tmp_path: Path) -> Non
     pid = int(log.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_mirror_done_while_the_pull_scanned_for_longer_than_the_timeout_is_used(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rclone's limit counts from its start; a mirror that finished in time is read however
+    long the scan took, not taken for a remote that did not answer."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "from a\n", 0)
+    a.ok("push")
+    config = b.sync_home / "config.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["rclone"]["timeout"] = 1
+    config.write_text(yaml.safe_dump(document))
+    real_scan = session_module.scan
+
+    def slow_scan(*args, **kwargs):
+        time.sleep(1.5)  # the first scan of a big Claude folder hashes every file
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "scan", slow_scan)
+    b.ok("pull")
+    assert b.read("CLAUDE.md") == b"from a\n"
