@@ -301,10 +301,7 @@ class Session:
     def _target(self, path: str) -> Path:
         local = self.paths.to_local(path)
         folder, _, name = local.rpartition("/")
-        resolved = self._folders.get(folder)
-        if resolved is None:
-            resolved = self._folders[folder] = self._resolve(local, folder)
-        file = resolved / name
+        file = self._resolve(local, folder) / name
         if file.is_symlink():
             followed, why = follow_link(file)  # the scan's rule, so both agree
             if followed is None:
@@ -314,15 +311,24 @@ class Session:
 
     def _resolve(self, local: str, folder: str) -> Path:
         """The real path of `folder` (of the Claude folder, "" for itself), every link on
-        the way checked as `target` says; `local` is the path it is resolved for."""
-        current = self.ws.claude
-        for part in folder.split("/") if folder else []:
-            current = current / part
-            if current.is_symlink():
-                followed, why = follow_link(current)
+        the way checked as `target` says; `local` is the path it is resolved for. Each
+        folder is resolved once a run, from its parent's real path: a folder that is not a
+        link is its parent's real path and its name."""
+        resolved = self._folders.get(folder)
+        if resolved is not None:
+            return resolved
+        if not folder:
+            resolved = Path(os.path.realpath(self.ws.claude))
+        else:
+            parent, _, name = folder.rpartition("/")
+            resolved = self._resolve(local, parent) / name
+            if resolved.is_symlink():
+                followed, why = follow_link(resolved)
                 if followed is None:
-                    raise Unwritable(f"{local}: {current} is {why}; left as it is")
-        return Path(os.path.realpath(self.ws.claude / folder))
+                    raise Unwritable(f"{local}: {self.ws.claude / folder} is {why}; left as it is")
+                resolved = Path(os.path.realpath(resolved))
+        self._folders[folder] = resolved
+        return resolved
 
     def unchanged_since_scan(self, path: str, file: Path) -> bool:
         seen = self.local.get(path)

@@ -6,6 +6,7 @@ processes, zstd's own threads, the batches handed to rclone) really runs."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,7 @@ from servers import Server
 from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
 
-from claude_sync import encrypting, plan, state, view_cache, workers
+from claude_sync import encrypting, plan, session, state, view_cache, workers
 from claude_sync.actions import pull, push
 from claude_sync.pathmap import Rules
 from claude_sync.rclone import TransferStats
@@ -311,6 +312,30 @@ def test_a_pull_resolves_each_file_it_writes_once(
         monkeypatch.setenv(name, value)
     pull.pull(load_workspace(b.sync_home), lambda event: None)
     assert len(asked) == 40, Counter(asked).most_common(1)
+    assert tree(b.claude) == tree(a.claude)
+
+
+def test_a_pull_resolves_each_folder_from_its_parent(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that is not a link is its parent's real path and its name: no folder is
+    looked at once for each folder below it, nor resolved whole (realpath) again."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for index in range(10):
+        put(a, f"agents/d{index}/e/f/g/x.md", text(index, 100), 0)
+    a.ok("push")
+    real = os.path.realpath
+    resolved: list[str] = []
+
+    def counted(path, *args, **kwargs):
+        resolved.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(session.os.path, "realpath", counted)
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    pull.pull(load_workspace(b.sync_home), lambda event: None)
+    assert [path for path in resolved if "/agents" in path] == []
     assert tree(b.claude) == tree(a.claude)
 
 
