@@ -41,6 +41,8 @@ from .versions import Version
 from .view_cache import VIEWS_FILE, Held, StoredFiles, ViewCache, plaintext_stat
 from .workspace import Workspace
 
+DECODED = "journal"  # cache/journal/<device>/<entry>.json: entries' plaintexts
+
 
 @dataclass(frozen=True)
 class EntryInfo:
@@ -58,6 +60,10 @@ class EntryInfo:
         return cls(
             entry.seq, entry.kind, entry.instance_id, entry.instance_created, len(entry.files)
         )
+
+    def row(self) -> list:
+        """As the view cache's header keeps it (see `Held`)."""
+        return [self.seq, self.kind, self.instance_id, self.instance_created, self.count]
 
 
 @dataclass
@@ -126,7 +132,7 @@ def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> Remot
     if fresh:
         shutil.rmtree(mirror, ignore_errors=True)
     check_current(ws.remote.mirror_metadata(mirror))
-    decoded = ws.staging / "verify-journal" if fresh else ws.cache / "journal"
+    decoded = ws.staging / "verify-journal" if fresh else ws.cache / DECODED
     view = RemoteView({}, cache=None if fresh else ViewCache(ws.cache / VIEWS_FILE))
     journal = mirror / JOURNAL
     folders = sorted(journal.iterdir()) if journal.is_dir() else []
@@ -210,7 +216,7 @@ def _read_device(
         stats = {name: plaintext_stat(decoded / f"{name}.json") for name in names}
         header = Held(
             names,
-            [[i.seq, i.kind, i.instance_id, i.instance_created, i.count] for i in infos],
+            [info.row() for info in infos],
             stats,
             manifest.device_name,
             manifest.updated,
@@ -267,10 +273,15 @@ def write_entry(ws: Workspace, entry: JournalEntry, staging: Path) -> str:
     mirrored = ws.remote_mirror / JOURNAL / entry.device_id / name
     private_folder(mirrored.parent)
     shutil.copyfile(encrypted, mirrored)
-    cached = ws.cache / "journal" / entry.device_id / f"{name}.json"
+    cached = _plaintext(ws, entry.device_id, name)
     private_folder(cached.parent)
     write_private(cached, data.decode())
     return name
+
+
+def _plaintext(ws: Workspace, device_id: str, name: str) -> Path:
+    """Where the decrypted plaintext of entry `name` of `device_id` is kept."""
+    return ws.cache / DECODED / device_id / f"{name}.json"
 
 
 def keep_written(ws: Workspace, view: RemoteView, entry: JournalEntry, name: str) -> None:
@@ -283,8 +294,7 @@ def keep_written(ws: Workspace, view: RemoteView, entry: JournalEntry, name: str
     if view.cache is None:
         return
     device = entry.device_id
-    info = [entry.seq, entry.kind, entry.instance_id, entry.instance_created, len(entry.files)]
-    stat = plaintext_stat(ws.cache / "journal" / device / f"{name}.json")
+    stat = plaintext_stat(_plaintext(ws, device, name))
     projects, moves = entry.projects, entry.moves
     held = Held([], [], {}, "", "", {}, {})
     if entry.kind == DELTA:
@@ -296,7 +306,7 @@ def keep_written(ws: Workspace, view: RemoteView, entry: JournalEntry, name: str
         moves = {**moves_from_json(kept.moves), **entry.moves}
     header = Held(
         [*held.names, name],
-        [*held.entries, info],
+        [*held.entries, EntryInfo.of(entry).row()],
         {**held.stats, name: stat},
         entry.device_name,
         entry.updated,
@@ -314,4 +324,4 @@ def delete_entries(ws: Workspace, device_id: str, names: list[str], staging: Pat
     ws.remote.delete_entries(device_id, names, staging)
     for name in names:
         (ws.remote_mirror / JOURNAL / device_id / name).unlink(missing_ok=True)
-        (ws.cache / "journal" / device_id / f"{name}.json").unlink(missing_ok=True)
+        _plaintext(ws, device_id, name).unlink(missing_ok=True)
