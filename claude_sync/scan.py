@@ -8,16 +8,19 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path, is_utf8
 from .state import Scanned, State
 
 READ_CHUNK = 1 << 20
+FILE_TYPE = 0o170000  # the bits of st_mode that say what a file is (S_IFMT)
 
 
-@dataclass(frozen=True, slots=True)
-class LocalFile:
+class LocalFile(NamedTuple):
+    """A synced file as a scan found it. A tuple, not a dataclass: a scan makes one per file,
+    and a frozen dataclass costs five times as much to make."""
+
     sha256: str
     size: int
     mtime_ns: int
@@ -157,7 +160,8 @@ def walk_files(
             except FileNotFoundError:
                 continue
             remote = prefix + name if prefix is not None else paths.to_remote(local)
-            if stat.S_ISLNK(info.st_mode):
+            kind = info.st_mode & FILE_TYPE
+            if kind == stat.S_IFLNK:
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
                 followed, why = follow_link(claude / local)
@@ -165,7 +169,19 @@ def walk_files(
                     found.unusable_links.append((local, why))
                     continue
                 info = followed
-            if stat.S_ISDIR(info.st_mode):
+                kind = info.st_mode & FILE_TYPE
+            if kind == stat.S_IFREG:
+                if TEMPORARY_NAME.match(name):
+                    found.temporaries.append(local)
+                elif rules.synced(remote):
+                    safe = ("\\" not in name and is_utf8(name)) if safe_folder else None
+                    if safe or (safe is None and is_safe_path(remote)):
+                        # One string for both where they are equal, as for most files.
+                        local = remote if remote == local else local
+                        yield remote, local, info.st_size, info.st_mtime_ns
+                    else:
+                        found.unsyncable.append(local)
+            elif kind == stat.S_IFDIR:
                 if not rules.may_enter(remote):
                     continue
                 if not is_utf8(name):
@@ -175,17 +191,6 @@ def walk_files(
                 else:
                     entered.add((info.st_dev, info.st_ino))
                     pending.append(local)
-            elif stat.S_ISREG(info.st_mode):
-                if TEMPORARY_NAME.match(name):
-                    found.temporaries.append(local)
-                elif rules.synced(remote):
-                    safe = "\\" not in name and is_utf8(name) if safe_folder else None
-                    if safe or (safe is None and is_safe_path(remote)):
-                        # One string for both where they are equal, as for most files.
-                        local = remote if remote == local else local
-                        yield remote, local, info.st_size, info.st_mtime_ns
-                    else:
-                        found.unsyncable.append(local)
 
 
 @dataclass
@@ -214,33 +219,29 @@ def scan(
     walked = Walk({}, [], [], [], [])
     unreadable_files: list[str] = []  # warned of after the folders, as the walk met them
     saved_ns = state.saved_ns
+    scanned = state.files.scanned
     for remote, local, size, mtime_ns in walk_files(claude, rules, paths, walked):
-        known = state.files.scanned(remote)
-        unchanged = (
+        known = scanned(remote)
+        if (
             known is not None
             and not known.base_deleted
             and known.size == size
             and known.mtime_ns == mtime_ns
             and mtime_ns < saved_ns  # else racily clean: read it again
-        )
-        if not unchanged and defer_hashes and _surely_changed(known, size):
+        ):
+            result.files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
+            continue
+        if defer_hashes and _surely_changed(known, size):
             result.files[remote] = LocalFile(UNHASHED, size, mtime_ns)
             continue
-        if not unchanged:
-            try:
-                hashed = hash_with_stat(claude / local)
-            except (FileNotFoundError, IsADirectoryError):
-                continue
-            except OSError as error:
-                unreadable_files.append(f"{local}: cannot be read ({error.strerror}); skipped")
-                if known is None or known.base_deleted:
-                    continue
-                unchanged = True
-            else:
-                result.files[remote] = hashed
-        if unchanged:
-            assert known is not None
-            result.files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
+        try:
+            result.files[remote] = hash_with_stat(claude / local)
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        except OSError as error:
+            unreadable_files.append(f"{local}: cannot be read ({error.strerror}); skipped")
+            if known is not None and not known.base_deleted:  # counts as unchanged
+                result.files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
     for folder, why in walked.unreadable:
         result.warnings.append(
             f"{folder or claude}/: cannot be read ({why}); what is in it is left as it is"

@@ -255,7 +255,7 @@ class Scanned(NamedTuple):
 
     base_sha256: str
     base_size: int
-    base_deleted: bool
+    base_deleted: int  # true for a tombstone (0 or 1 as read from a row)
     size: int | None
     mtime_ns: int | None
 
@@ -299,15 +299,21 @@ class Files(MutableMapping[str, Entry]):
     def scanned(self, path: str) -> Scanned | None:
         """What a scan compares each file with, None when `path` has no entry: read from its
         row when no entry was made for it, as none is yet when the scan runs."""
-        entry = self._entries.get(path)
-        if entry is not None:
-            return Scanned(
-                entry.base_sha256, entry.base_size, entry.base_deleted, entry.size, entry.mtime_ns
-            )
+        entries = self._entries
+        if entries:
+            entry = entries.get(path)
+            if entry is not None:
+                return Scanned(
+                    entry.base_sha256,
+                    entry.base_size,
+                    entry.base_deleted,
+                    entry.size,
+                    entry.mtime_ns,
+                )
         row = self._stored.get(path)
         if row is None or path in self._removed:
             return None
-        return Scanned(row[1], row[2], bool(row[3]), row[4], row[5])
+        return Scanned._make(row[1:6])  # the row's columns, `deleted` 0 or 1
 
     def __setitem__(self, path: str, entry: Entry) -> None:
         if entry._row_path not in (None, path):

@@ -396,3 +396,30 @@ def test_a_push_decides_the_rules_for_each_file_once(
     times = Counter(asked)
     assert times.pop("commands/c0.md") <= 2
     assert set(times.values()) == {1}, sorted(path for path, n in times.items() if n > 1)
+
+
+def test_a_pull_makes_no_state_entry_for_the_files_it_leaves_as_they_are(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull compares each unchanged file with its row's columns: the state makes an entry
+    (and saves a comparison of it) only for the paths the pull decides."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for index in range(40):
+        put(a, f"commands/c{index}.md", text(index, 200), 0)
+    a.ok("push")
+    b.ok("pull")
+    put(a, "commands/c0.md", text(100, 300), 1)
+    a.ok("push")
+    made: list[str] = []
+    stored = state.Entry.stored.__func__
+
+    def counted(cls: type[state.Entry], row: state.Row, bases: state.StoredBases) -> state.Entry:
+        made.append(row[0])
+        return stored(cls, row, bases)
+
+    monkeypatch.setattr(state.Entry, "stored", classmethod(counted))
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    pull.pull(load_workspace(b.sync_home), lambda event: None)
+    assert set(made) <= {"commands/c0.md"}, sorted(made)
+    assert tree(b.claude) == tree(a.claude)
