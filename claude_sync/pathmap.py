@@ -159,13 +159,13 @@ class Rules:
     def synced(self, path: str) -> bool:
         """Whether `path` is synced; a conflict copy is synced when its original is."""
         folder, _, name = path.rpartition("/")
-        if folder not in self._folders:
-            self._folders[folder] = self.folder_decision(folder)
-        whole = self._folders[folder]
+        whole = self.decided(folder)
         if whole is None:
             return self.path_synced(path)
-        if not whole:
-            return False
+        return whole and self.name_synced(name)
+
+    def name_synced(self, name: str) -> bool:
+        """Whether a file named `name` is synced in a folder decided True."""
         if ".conflict-" in name and CONFLICT_COPY.search(name):
             name = original_of(name)
         return not _denied_part(name)
@@ -176,6 +176,10 @@ class Rules:
         it depends on the file."""
         if not folder:
             return None  # the top: each file there is matched by its own name
+        parent, _, name = folder.rpartition("/")
+        above = self.decided(parent)
+        if above is not None:  # what holds for all below the parent holds for all below this
+            return above and not _denied_part(name)
         parts = folder.split("/")
         if parts[0] in DENIED_TOP_LEVEL or any(map(_denied_part, parts)):
             return False
@@ -188,6 +192,12 @@ class Rules:
         if any(_may_match_below(start, folder) for start in self._include_starts):
             return None
         return False
+
+    def decided(self, folder: str) -> bool | None:
+        """`folder_decision`, made once for each folder."""
+        if folder not in self._folders:
+            self._folders[folder] = self.folder_decision(folder)
+        return self._folders[folder]
 
     def path_synced(self, path: str) -> bool:
         """`synced`, decided for `path` alone, every pattern matched against it."""

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .pathmap import is_append_only, is_swept_with_session
-from .scan import LocalFile
-from .state import Entry, Scanned
+from .scan import LocalFile, differs
+from .state import Entry
 from .versions import Version, VersionVector, maximal, merge_all
 
 
@@ -119,19 +119,11 @@ def _same_as_local(version: Version, local: LocalFile | None) -> bool:
 
 def local_changed(path: str, local: LocalFile | None, entry: Entry | None) -> bool:
     if local is not None:
-        return file_changed(local, entry)
+        return differs(local, entry)
     if entry is None or entry.base_deleted or entry.swept:
         return False
     # Claude Code's cleanup is no deletion; `claude-sync conflicts` settling a copy is.
     return not is_swept_with_session(path) or entry.settled
-
-
-def file_changed(local: LocalFile, entry: Entry | Scanned | None) -> bool:
-    """Whether a local file differs from its entry's base. The base's hash and size as the
-    entry keeps them (or its row, `Files.scanned`) are enough: its whole version is not."""
-    if entry is None or entry.base_deleted:
-        return True
-    return (local.sha256, local.size) != (entry.base_sha256, entry.base_size)
 
 
 def own_counter(remote: list[Version], device: str) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path, is_utf8
-from .state import Scanned, State
+from .state import Entry, Scanned, State
 
 READ_CHUNK = 1 << 20
 FILE_TYPE = 0o170000  # the bits of st_mode that say what a file is (S_IFMT)
@@ -132,7 +132,7 @@ def walk_files(
     while pending:
         folder = pending.pop()
         try:
-            entries = list(os.scandir(os.path.join(root, folder)))
+            entries = list(os.scandir(f"{root}/{folder}" if folder else root))
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as error:  # unreadable: what is in it is unknown, not deleted
@@ -152,6 +152,9 @@ def walk_files(
         # Below a safe folder a name is safe when it is UTF-8 with no backslash (a name from
         # the file system is never empty, `.`, `..`, or holds a slash or a NUL).
         safe_folder = prefix is not None and prefix != "" and is_safe_path(prefix[:-1])
+        # Whether the rules take every file here whose own name they allow (True), none
+        # (False), or decide on each file's whole path (None).
+        whole = rules.decided(prefix[:-1]) if prefix else None
         for entry in entries:
             name = entry.name
             local = f"{folder}/{name}" if folder else name
@@ -173,7 +176,7 @@ def walk_files(
             if kind == stat.S_IFREG:
                 if TEMPORARY_NAME.match(name):
                     found.temporaries.append(local)
-                elif rules.synced(remote):
+                elif rules.name_synced(name) if whole else whole is None and rules.synced(remote):
                     safe = ("\\" not in name and is_utf8(name)) if safe_folder else None
                     if safe or (safe is None and is_safe_path(remote)):
                         # One string for both where they are equal, as for most files.
@@ -198,6 +201,18 @@ class Scan:
     files: dict[str, LocalFile]
     warnings: list[str]
     unknown: list[str]  # remote path prefixes of folders that could not be read
+    # The paths of `files` not known to equal their state entry's base: no entry, a
+    # tombstone, another hash or size, or not hashed yet (UNHASHED). The others are their
+    # base, which is what lets a run look at what changed alone.
+    differing: set[str]
+
+
+def differs(local: LocalFile, entry: Entry | Scanned | None) -> bool:
+    """Whether a local file differs from its entry's base. The base's hash and size as the
+    entry keeps them (or its row, `Files.scanned`) are enough: its whole version is not."""
+    if entry is None or entry.base_deleted:
+        return True
+    return (local.sha256, local.size) != (entry.base_sha256, entry.base_size)
 
 
 def scan(
@@ -215,7 +230,7 @@ def scan(
     that cannot be read counts as unchanged, and so does every file the state knows below a
     folder that cannot be read: neither is ever taken for a deletion.
     """
-    result = Scan({}, [], [])
+    result = Scan({}, [], [], set())
     walked = Walk({}, [], [], [], [])
     unreadable_files: list[str] = []  # warned of after the folders, as the walk met them
     saved_ns = state.saved_ns
@@ -233,15 +248,19 @@ def scan(
             continue
         if defer_hashes and _surely_changed(known, size):
             result.files[remote] = LocalFile(UNHASHED, size, mtime_ns)
+            result.differing.add(remote)
             continue
         try:
-            result.files[remote] = hash_with_stat(claude / local)
+            hashed = result.files[remote] = hash_with_stat(claude / local)
         except (FileNotFoundError, IsADirectoryError):
             continue
         except OSError as error:
             unreadable_files.append(f"{local}: cannot be read ({error.strerror}); skipped")
             if known is not None and not known.base_deleted:  # counts as unchanged
                 result.files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
+        else:
+            if differs(hashed, known):
+                result.differing.add(remote)
     for folder, why in walked.unreadable:
         result.warnings.append(
             f"{folder or claude}/: cannot be read ({why}); what is in it is left as it is"

@@ -159,6 +159,7 @@ class Session:
             )
         scanned = scan(ws.claude, self.rules, self.paths, self.state, self._defer_hashes)
         self.local = scanned.files
+        self.differing = scanned.differing  # see `Scan.differing`
         self.unknown = scanned.unknown  # folders that could not be read: left as they are
         for message in scanned.warnings:
             self.listen(Event("warning", detail=message))
@@ -378,6 +379,7 @@ class Session:
                     # Gone or unreadable since the scan: as a scan would have found it then
                     # (the scan's warning for an unreadable file comes with the next run).
                     del self.local[path]
+                    self.differing.discard(path)
                     entry = self.state.files.get(path)
                     if entry is not None and not entry.base.deleted:
                         self.local[path] = LocalFile(entry.base.sha256, entry.base.size, 0)
@@ -388,6 +390,19 @@ class Session:
         paths = set(self.local)
         paths.update(
             path for path in self.state.files if path not in paths and self.rules.synced(path)
+        )
+        return paths
+
+    def unsettled(self) -> set[str]:
+        """The paths a push may act on: a local file not known to equal its base, a synced
+        path of the state with no local file, a base to publish. Any other path's file is its
+        base with nothing to publish, which a push leaves as it is whatever the remote holds
+        (see `decide_push`)."""
+        paths = set(self.differing)
+        paths.update(self.state.files.publishing())
+        local = self.local
+        paths.update(
+            path for path in self.state.files if path not in local and self.rules.synced(path)
         )
         return paths
 

@@ -313,7 +313,9 @@ class Files(MutableMapping[str, Entry]):
         row = self._stored.get(path)
         if row is None or path in self._removed:
             return None
-        return Scanned._make(row[1:6])  # the row's columns, `deleted` 0 or 1
+        # The row's columns (`deleted` 0 or 1), made a Scanned without `_make`'s Python-level
+        # check of their number: a scan asks this of every file.
+        return tuple.__new__(Scanned, row[1:6])
 
     def __setitem__(self, path: str, entry: Entry) -> None:
         if entry._row_path not in (None, path):
@@ -348,6 +350,17 @@ class Files(MutableMapping[str, Entry]):
             path
             for path, row in self._stored.items()
             if not row[6] & PUBLISHED and path not in self._entries and path not in self._removed
+        ]
+        return paths
+
+    def publishing(self) -> list[str]:
+        """The paths whose entry is marked `publish`, read from the rows of those no entry
+        was made for."""
+        paths = [path for path, entry in self._entries.items() if entry.publish]
+        paths += [
+            path
+            for path, row in self._stored.items()
+            if row[6] & PUBLISH and path not in self._entries and path not in self._removed
         ]
         return paths
 

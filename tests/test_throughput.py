@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -380,22 +382,27 @@ def test_a_push_decides_the_rules_for_each_file_once(
         put(device, f"commands/c{index}.md", text(index, 200), 0)
     device.ok("push")
     (device.claude / "commands/c0.md").unlink()
-    asked: list[str] = []
-    synced = Rules.synced
+    asked: list[str] = []  # the names of the files asked about, by path or in their folder
+    synced, name_synced = Rules.synced, Rules.name_synced
 
     def counted(self: Rules, path: str) -> bool:
-        asked.append(path)
+        asked.append(path.rpartition("/")[2])
         return synced(self, path)
 
+    def counted_name(self: Rules, name: str) -> bool:
+        asked.append(name)
+        return name_synced(self, name)
+
     monkeypatch.setattr(Rules, "synced", counted)
+    monkeypatch.setattr(Rules, "name_synced", counted_name)
     for name, value in device.environment().items():
         monkeypatch.setenv(name, value)
     events: list[Event] = []
     push.push(load_workspace(device.sync_home), events.append)
     assert [event.path for event in events if event.kind == "delete"] == ["commands/c0.md"]
-    times = Counter(asked)
-    assert times.pop("commands/c0.md") <= 2
-    assert set(times.values()) == {1}, sorted(path for path, n in times.items() if n > 1)
+    times = Counter(name for name in asked if name.startswith("c"))
+    assert times.pop("c0.md") <= 4  # twice by path, each of which asks by name
+    assert times == Counter(f"c{index}.md" for index in range(1, 40))
 
 
 def test_a_pull_makes_no_state_entry_for_the_files_it_leaves_as_they_are(
@@ -423,3 +430,36 @@ def test_a_pull_makes_no_state_entry_for_the_files_it_leaves_as_they_are(
     pull.pull(load_workspace(b.sync_home), lambda event: None)
     assert set(made) <= {"commands/c0.md"}, sorted(made)
     assert tree(b.claude) == tree(a.claude)
+
+
+def test_a_push_decides_only_the_paths_that_changed(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that is its base, with nothing to publish, is left as it is whatever the
+    remote holds: a push plans the changed file, the deleted one and the one to publish."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    for index in range(40):
+        put(a, f"commands/c{index}.md", text(index, 200), 0)
+    a.ok("push")
+    b.ok("pull")
+    with closing(sqlite3.connect(b.sync_home / "state.sqlite")) as store, store:
+        # as a pull that settled it between other devices' versions leaves it
+        store.execute(
+            "UPDATE files SET flags = flags | ? WHERE path = ?", (state.PUBLISH, "commands/c1.md")
+        )
+    put(b, "commands/c2.md", text(103, 300), 3)
+    (b.claude / "commands/c3.md").unlink()
+    decided: list[str] = []
+    decide = push.decide_push
+
+    def counted(path: str, *args: object) -> object:
+        decided.append(path)
+        return decide(path, *args)
+
+    monkeypatch.setattr(push, "decide_push", counted)
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    push.push(load_workspace(b.sync_home), lambda event: None)
+    assert set(decided) == {"commands/c1.md", "commands/c2.md", "commands/c3.md"}, decided
+    a.ok("pull")
+    assert tree(a.claude) == tree(b.claude)

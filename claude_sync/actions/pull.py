@@ -52,7 +52,6 @@ from ..plan import (
     Resolve,
     Trash,
     decide_pull,
-    file_changed,
     local_changed,
     remote_rank,
     resolve,
@@ -134,8 +133,7 @@ def changed_paths(
                     return None
                 paths.update(moved_path(moves, path) for path in named)
     files, local = session.state.files, session.local
-    # A row's columns are enough to compare a file (no entry is made for each unchanged one).
-    paths.update(path for path, seen in local.items() if file_changed(seen, files.scanned(path)))
+    paths.update(session.differing)  # no entry is made for each unchanged file
     paths.update(
         path for path in files if path not in local and local_changed(path, None, files.get(path))
     )

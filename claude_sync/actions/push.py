@@ -176,7 +176,7 @@ def plan_push(
     """What a push would do, for every path or those `among`; with no remote versions
     given, decided offline."""
     actions = []
-    for path in sorted(filter(scope.includes, session.all_paths() if among is None else among)):
+    for path in sorted(filter(scope.includes, session.unsettled() if among is None else among)):
         entry, local = session.state.files.get(path), session.local.get(path)
         action = decide_push(path, local, entry, remote.get(path, []), session.device)
         if action is not None:
