@@ -1,4 +1,7 @@
-"""Assembling pulled files from downloaded objects, every byte verified, each written once.
+"""Assembling pulled files from their objects, every byte verified, each written once.
+
+The objects are downloaded into staging/, or, on a remote in a local folder, read where
+they are (`Remote.folder_here`): a copy would only be read once and removed.
 
 A file a pull downloads is decrypted straight into a temporary beside its target (the
 name every scan passes over and removes), so that applying it is one rename. A file that
@@ -83,9 +86,12 @@ class Assembler:
     paths that need it.
     """
 
-    def __init__(self, session: Session, downloads: Path) -> None:
+    def __init__(self, session: Session, downloads: Path, in_place: Path | None = None) -> None:
         self.session = session
         self.downloads = downloads
+        # The local remote's folder whose objects are read where they are (none downloaded,
+        # none removed), or None: the objects are downloaded into `downloads`.
+        self.in_place = in_place
         self.assembled: dict[tuple[str, str, int], Assembled] = {}
         self._uses: Counter[str] = Counter()  # object name -> the versions that need it
         self._makeable: dict[Path, bool] = {}  # folder -> `_folders_can_be_made`, once a run
@@ -97,14 +103,19 @@ class Assembler:
         return self.get(path, version).file
 
     def assemble_all(
-        self, wanted: list[Needed], fetch: Callable[[list[Needed]], None]
+        self,
+        wanted: list[Needed],
+        fetch: Callable[[list[Needed]], None],
+        decrypted: Callable[[int], None] | None,
     ) -> dict[str, DamagedObject]:
         """Download the objects of every needed version (`fetch` them) and assemble it; the
         paths refused, each with why: an object it needs is missing or damaged on the
         remote. With a pool, the versions are fetched in batches of `workers.batch_bytes`,
-        the processes decrypting one batch while the next is downloaded."""
+        the processes decrypting one batch while the next is downloaded. `decrypted` is
+        told the fetched bytes (`fetched_bytes`) of each version once it is assembled."""
         refused: dict[str, DamagedObject] = {}
         identity = self.session.ws.identity
+        told = decrypted or (lambda size: None)
         self._uses.update(
             self.session.object_name(segment.sha256)
             for need in wanted
@@ -112,10 +123,11 @@ class Assembler:
         )
         if not worth_a_pool([need.version.size for need in wanted if not need.reused]):
             fetch(wanted)
-            for need, decryption in self._prepare(wanted, refused):
+            for need, decryption in self._prepare(wanted, refused, told):
                 damage = decrypt_file(*decryption, identity)
                 if damage is not None:
                     refused[need.path] = _refusal(need, damage)
+                told(fetched_bytes(need))
             return refused
         from concurrent.futures import as_completed  # a pool only: not on start-up
 
@@ -124,23 +136,27 @@ class Assembler:
         try:
             for group in _transfer_groups(wanted):
                 fetch(group)
-                for batch in batches(self._prepare(group, refused), _size_of):
+                for batch in batches(self._prepare(group, refused, told), _size_of):
                     future = pool.submit(_decrypt_batch, [decryption for _, decryption in batch])
                     pending[future] = [need for need, _ in batch]
             for future in as_completed(pending):
                 for need, damage in zip(pending[future], future.result(), strict=True):
                     if damage is not None:
                         refused.setdefault(need.path, _refusal(need, damage))
+                    told(fetched_bytes(need))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return refused
 
     def _prepare(
-        self, wanted: list[Needed], refused: dict[str, DamagedObject]
+        self,
+        wanted: list[Needed],
+        refused: dict[str, DamagedObject],
+        decrypted: Callable[[int], None],
     ) -> Iterator[tuple[Needed, Decryption]]:
         """Make each needed version's destination; yield the whole files to decrypt, as
-        they are ready. A grown file's new segments are assembled here, its refusal put in
-        `refused`."""
+        they are ready. A grown file's new segments are assembled here (`decrypted` told of
+        them), its refusal put in `refused`."""
         for need in wanted:
             key = (need.path, need.version.sha256, need.version.size)
             if key in self.assembled or need.path in refused:
@@ -155,6 +171,7 @@ class Assembler:
                 damage = self._assemble_tail(need, destination)
                 if damage is not None:
                     refused[need.path] = _refusal(need, damage)
+                decrypted(fetched_bytes(need))
                 continue
             expected = (need.version.sha256, need.version.size)
             yield need, (self._fetched(need), destination, expected)
@@ -186,8 +203,11 @@ class Assembler:
         for segment in need.version.segments[need.reused :]:
             name = self.session.object_name(segment.sha256)
             remote_path = object_path(name)
-            remove = self._uses[name] == 1
-            found.append(Fetched(self.downloads / remote_path, remote_path, segment, remove))
+            if self.in_place is not None:
+                found.append(Fetched(self.in_place / remote_path, remote_path, segment))
+            else:
+                remove = self._uses[name] == 1
+                found.append(Fetched(self.downloads / remote_path, remote_path, segment, remove))
         return found
 
     def _destination(self, need: Needed) -> Path | Beside:

@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import datetime
+import functools
 import json
 import math
 import os
@@ -140,6 +141,14 @@ class Remote:
         self.rclone = rclone
         self.root = root
         self._mirroring: tuple[Path, RcloneCall] | None = None  # see `mirroring_early`
+
+    @functools.cached_property
+    def folder_here(self) -> Path | None:
+        """The remote's folder, when it is a local one named by its absolute path (see
+        `local_folder`): a pull reads the objects there in place, where rclone would only
+        copy each into staging/ to be read once and removed."""
+        folder = local_folder(self.root, self.rclone.config_file)
+        return folder if folder is not None and folder.is_absolute() else None
 
     def path(self, relative: str = "") -> str:
         if not relative:

@@ -176,7 +176,7 @@ def walk_files(
             if kind == stat.S_IFREG:
                 if TEMPORARY_NAME.match(name):
                     found.temporaries.append(local)
-                elif rules.name_synced(name) if whole else whole is None and rules.synced(remote):
+                elif rules.name_synced(name) if whole else (whole is None and rules.synced(remote)):
                     safe = ("\\" not in name and is_utf8(name)) if safe_folder else None
                     if safe or (safe is None and is_safe_path(remote)):
                         # One string for both where they are equal, as for most files.

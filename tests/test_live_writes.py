@@ -348,10 +348,12 @@ def run_trials(
 
 
 @pytest.fixture
-def pair(make_device, local_server: Server) -> tuple[Device, Device]:
-    """A and B in step: a transcript and history.jsonl on both."""
-    a = joined(make_device("a"), local_server)
-    b = joined(make_device("b"), local_server)
+def pair(make_device, s3_server: Server) -> tuple[Device, Device]:
+    """A and B in step: a transcript and history.jsonl on both. On the S3 server, where a
+    pull downloads the objects (a local folder's are read in place): the trials append
+    while rclone copies them."""
+    a = joined(make_device("a"), s3_server)
+    b = joined(make_device("b"), s3_server)
     put(a, transcript(a), transcript_lines("start", 0, 30), 0)
     put(a, "history.jsonl", history_line("one", 1_000) + history_line("two", 2_000), 1)
     a.ok("push")

@@ -61,6 +61,10 @@ def remote_size(server: Server) -> int:
     return sum(p.stat().st_size for p in server.data_dir.rglob("*") if p.is_file())
 
 
+def remote_objects(server: Server) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in server.data_dir.rglob("*.age") if "objects" in p.parts}
+
+
 def set_transfers(device: Device, value: object) -> None:
     config = device.sync_home / "config.yaml"
     document = yaml.safe_load(config.read_text())
@@ -183,11 +187,11 @@ def test_a_push_in_several_batches_shows_one_transfer_from_start_to_end(
 
 
 def test_a_pull_downloads_in_batches_while_the_last_one_is_decrypted(
-    make_device, local_server: Server, small_batches: None, monkeypatch: pytest.MonkeyPatch
+    make_device, s3_server: Server, small_batches: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Files whose objects came in an earlier batch (the same bytes as another's) are
     assembled all the same, and a person sees one transfer from none to all."""
-    a, b = (joined(make_device(name), local_server) for name in "ab")
+    a, b = (joined(make_device(name), s3_server) for name in "ab")
     each = workers.POOL_FROM // 4 + 1
     for index in range(6):
         put(a, f"projects/-p/s{index}.jsonl", text(index, each), 0)
@@ -463,3 +467,39 @@ def test_a_push_decides_only_the_paths_that_changed(
     assert set(decided) == {"commands/c1.md", "commands/c2.md", "commands/c3.md"}, decided
     a.ok("pull")
     assert tree(a.claude) == tree(b.claude)
+
+
+def test_a_pull_from_a_local_remote_reads_the_objects_where_they_are(
+    make_device, local_server: Server, small_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is copied into staging/ to be read once: the objects are decrypted from the
+    remote's folder, where every one stays. A person sees them decrypted, from none to all,
+    and a grown transcript's new segments among them."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    each = workers.POOL_FROM // 4 + 1
+    for index in range(6):
+        put(a, f"projects/-p/s{index}.jsonl", text(index, each), 0)
+    put(a, "projects/-p/again.jsonl", text(0, each), 0)
+    body = text(7, encrypting.BIG_FILE + 5)  # in segments: it grows by a new one
+    put(a, "projects/-p/grown.jsonl", body, 0)
+    a.ok("push")
+    b.ok("pull")
+    put(a, "projects/-p/grown.jsonl", body + text(8, 1000), 1)
+    for index in range(6, 12):
+        put(a, f"projects/-p/s{index}.jsonl", text(index, each), 0)
+    a.ok("push")
+    objects = remote_objects(local_server)
+    downloads: list[int] = []
+    monkeypatch.setattr(Remote, "download_objects", lambda *args, **kwargs: downloads.append(1))
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    told: list[TransferStats | None] = []
+    pull.pull(load_workspace(b.sync_home), lambda event: None, progress=told.append)
+    assert tree(b.claude) == tree(a.claude)
+    assert downloads == []
+    assert remote_objects(local_server) == objects
+    shown = [stats for stats in told if stats is not None]
+    assert told[-1] is None and len(shown) == len(told) - 1
+    total = 6 * each + len(text(8, 1000))
+    assert {stats.total_bytes for stats in shown} == {total}
+    assert [stats.bytes for stats in shown][-1] == total

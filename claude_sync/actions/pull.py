@@ -1,14 +1,15 @@
 """pull: fetch and apply what changed elsewhere.
 
 Fetch the journal entries that are new (one rclone call), plan, fetch every needed object
-in one call, assemble and verify every file (see `assemble`: a download is decrypted into a
-temporary beside its file, the new segments of a grown transcript into staging/; nothing
-in the Claude folder changes until all of them check out), sync the disks once, then write
-each path (claude_folder.write_file): a file that only grew is extended by appending the
-missing bytes; any other is replaced by renaming its temporary over it, and the old file is
-checked again after, so that bytes Claude Code wrote meanwhile end in the file or in
-trash/. The disks are synced once more before the state records what was written. A path
-whose version needs an object that is missing or damaged on the remote is refused alone
+(in batches; from a remote in a local folder none: they are read in place), assemble and
+verify every file (see `assemble`: a download is decrypted into a temporary beside its
+file, the new segments of a grown transcript into staging/; nothing in the Claude folder
+changes until all of them check out), sync the disks once, then write each path
+(claude_folder.write_file): a file that only grew is extended by appending the missing
+bytes; any other is replaced by renaming its temporary over it, and the old file is checked
+again after, so that bytes Claude Code wrote meanwhile end in the file or in trash/. The
+disks are synced once more before the state records what was written. A path whose version
+needs an object that is missing or damaged on the remote is refused alone
 (summary.refused), and every other one applied.
 A narrow pull (one project, one device's versions, the paths `restore` brings back: see
 `scope`) plans over those alone.
@@ -189,14 +190,15 @@ def _to_fetch(session: Session, actions: list[PullAction]) -> list[Needed]:
     return wanted
 
 
-def _space_needed(session: Session, wanted: list[Needed]) -> dict[Path, int]:
-    """About what a pull writes: in staging the objects, the new segments of grown files
-    and the versions a conflict reads; in the Claude folder every downloaded file beside
-    its target, what grown files grow by, and the largest copy a conflict makes."""
+def _space_needed(session: Session, wanted: list[Needed], in_place: bool) -> dict[Path, int]:
+    """About what a pull writes: in staging the objects (unless they are read `in_place`),
+    the new segments of grown files and the versions a conflict reads; in the Claude folder
+    every downloaded file beside its target, what grown files grow by, and the largest copy
+    a conflict makes."""
     staging = claude = largest = 0
     for need in wanted:
         fetched = fetched_bytes(need)
-        staging += fetched
+        staging += 0 if in_place else fetched
         if need.reused:
             staging += fetched
             claude += fetched
@@ -304,15 +306,18 @@ def pull_over(
     downloads = ws.staging / "pull"
     shutil.rmtree(downloads, ignore_errors=True)
     private_folder(downloads)
-    assembler = Assembler(session, downloads)
+    in_place = ws.remote.folder_here
+    assembler = Assembler(session, downloads, in_place)
     try:
         wanted = _to_fetch(session, actions)
-        check_free_space(_space_needed(session, wanted), "pull")
+        check_free_space(_space_needed(session, wanted, in_place is not None), "pull")
         total = sum(map(fetched_bytes, wanted))
         shown = BatchedProgress(progress, total) if progress is not None and total else None
         fetched: set[str] = set()
 
         def fetch(group: list[Needed]) -> None:
+            if in_place is not None:
+                return  # the objects are read where they are
             names = {
                 session.object_name(segment.sha256)
                 for need in group
@@ -326,8 +331,10 @@ def pull_over(
             if shown:
                 shown.sent(size)
 
+        # Read in place, the objects are not transferred: a person sees them decrypted.
+        decrypted = shown.sent if shown and in_place is not None else None
         try:
-            refused = _assemble(session, assembler, wanted, fetch)
+            refused = _assemble(session, assembler, wanted, fetch, decrypted)
             if wanted:
                 sync_disks()  # what was assembled is on disk before it is renamed into place
         except OSError as error:
@@ -359,11 +366,12 @@ def _assemble(
     assembler: Assembler,
     wanted: list[Needed],
     fetch: Callable[[list[Needed]], None],
+    decrypted: Callable[[int], None] | None,
 ) -> set[str]:
     """Assemble every needed version; the paths refused because an object they need is
     missing or damaged on the remote, each named in one warning. Those paths stay as they
     are, with no new base, so the next pull tries them again."""
-    refused = assembler.assemble_all(wanted, fetch)
+    refused = assembler.assemble_all(wanted, fetch, decrypted)
     for path, damage in sorted(refused.items()):
         session.listen(
             Event(
