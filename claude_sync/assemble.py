@@ -86,7 +86,7 @@ class Assembler:
     paths that need it.
     """
 
-    def __init__(self, session: Session, downloads: Path, in_place: Path | None = None) -> None:
+    def __init__(self, session: Session, downloads: Path, in_place: Path | None) -> None:
         self.session = session
         self.downloads = downloads
         # The local remote's folder whose objects are read where they are (none downloaded,
