@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -272,6 +273,10 @@ def decrypt_file(
 
 def _decrypt_segment(fetched: Fetched, out: BinaryIO, identity: x25519.Identity) -> Damage | None:
     try:
+        # Read in place, an object may be whatever the folder holds: a link or a FIFO
+        # (which would wait for a writer) is refused, as rclone would not copy it.
+        if not stat.S_ISREG(os.lstat(fetched.file).st_mode):
+            return fetched.remote_path, "is not a regular file"
         digest = crypto.decrypt_stream(fetched.file, out, identity)
     except FileNotFoundError:
         return fetched.remote_path, "is missing on the remote"

@@ -148,7 +148,8 @@ class Remote:
         `local_folder`): a pull reads the objects there in place, where rclone would only
         copy each into staging/ to be read once and removed."""
         folder = local_folder(self.root, self.rclone.config_file)
-        return folder if folder is not None and folder.is_absolute() else None
+        written = Path(self.root.partition(":")[2])  # as rclone reads it: `~` is no home
+        return folder if folder is not None and written.is_absolute() else None
 
     def path(self, relative: str = "") -> str:
         if not relative:

@@ -398,12 +398,12 @@ class Session:
         path of the state with no local file, a base to publish. Any other path's file is its
         base with nothing to publish, which a push leaves as it is whatever the remote holds
         (see `decide_push`)."""
+        local, synced = self.local, self.rules.synced
         paths = set(self.differing)
-        paths.update(self.state.files.publishing())
-        local = self.local
         paths.update(
-            path for path in self.state.files if path not in local and self.rules.synced(path)
+            path for path in self.state.files.publishing() if path in local or synced(path)
         )
+        paths.update(path for path in self.state.files if path not in local and synced(path))
         return paths
 
     def forget_unsynced(self) -> bool:

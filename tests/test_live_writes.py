@@ -3,12 +3,14 @@
 Invariant: every byte that was in a synced file at any moment of a pull ends in that file or
 in the sync home's `trash/`, and a pull that put late bytes in the trash says so.
 
-Two devices share a local folder remote through the real rclone. Device B holds a
+Two devices share a remote through the real rclone: a local folder, then the loopback S3
+server. Device B holds a
 transcript and history.jsonl; device A's version grows the transcript (append), rewrites it
 (replace), or both edit history.jsonl (merge). B's pull then runs again and again from the
 same starting point, and each time a line is appended to B's file at another moment:
 
-- in the rclone wrapper (CLAUDE_SYNC_RCLONE), when it sees the objects being copied;
+- in the rclone wrapper (CLAUDE_SYNC_RCLONE), when it sees the objects being copied (on
+  S3: from a local folder the objects are read in place, and nothing is copied);
 - inside the pull process, at the n-th operating-system call that touches the file (stat,
   open, write, fsync, utime, link, rename, unlink... by path or by descriptor): either
   just before the call, or by a writer that opened the file before the call and writes
@@ -42,6 +44,7 @@ from claude_sync.pathmap import DEFAULT_INCLUDE, TEMPORARY_PREFIX, PathMap, Rule
 from claude_sync.projects import Layout, encode_project
 from claude_sync.scan import LocalFile, scan
 from claude_sync.state import State
+from claude_sync.workspace import load_workspace
 
 HOOKED = (
     "stat",
@@ -320,12 +323,13 @@ def run_trials(
     def line_for(tag: str) -> bytes:
         return (json.dumps({"type": "user", "uuid": f"late-{label}-{tag}"}) + "\n").encode()
 
-    snapshot.restore()
-    line = line_for("rclone")
-    rclone.arm(device.claude / relative, line)
-    result = device.run("pull", **rclone.environment)
-    assert rclone.fired(), f"{label}: the rclone wrapper never saw the objects copied"
-    ended[check_trial(device, relative, had, line, result, f"{label}, in rclone copy")] += 1
+    if load_workspace(device.sync_home).remote.folder_here is None:
+        snapshot.restore()
+        line = line_for("rclone")
+        rclone.arm(device.claude / relative, line)
+        result = device.run("pull", **rclone.environment)
+        assert rclone.fired(), f"{label}: the rclone wrapper never saw the objects copied"
+        ended[check_trial(device, relative, had, line, result, f"{label}, in rclone copy")] += 1
 
     for mode in ("before", "straddle"):
         for at in range(MAX_TOUCHES):
@@ -348,12 +352,10 @@ def run_trials(
 
 
 @pytest.fixture
-def pair(make_device, s3_server: Server) -> tuple[Device, Device]:
-    """A and B in step: a transcript and history.jsonl on both. On the S3 server, where a
-    pull downloads the objects (a local folder's are read in place): the trials append
-    while rclone copies them."""
-    a = joined(make_device("a"), s3_server)
-    b = joined(make_device("b"), s3_server)
+def pair(make_device, local_or_s3_server: Server) -> tuple[Device, Device]:
+    """A and B in step: a transcript and history.jsonl on both."""
+    a = joined(make_device("a"), local_or_s3_server)
+    b = joined(make_device("b"), local_or_s3_server)
     put(a, transcript(a), transcript_lines("start", 0, 30), 0)
     put(a, "history.jsonl", history_line("one", 1_000) + history_line("two", 2_000), 1)
     a.ok("push")

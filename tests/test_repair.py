@@ -9,6 +9,7 @@ local folder, and for some a loopback S3 server), and damages the remote's files
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
 import subprocess
@@ -287,3 +288,15 @@ def test_push_all_names_what_this_device_no_longer_has(local_server: Server, mak
     assert f"! {TRANSCRIPT}: object objects/" in result.output
     assert "this device does not have its bytes" in result.output
     assert HINT in lines(result)[-1]
+
+
+def test_an_object_that_is_no_regular_file_in_a_local_remote_refuses_its_path(
+    local_server: Server, make_device
+) -> None:
+    """Read in place, an object replaced by a FIFO (where reading would wait for a writer)
+    is refused like a damaged one; rclone would not have copied it either."""
+    a, b = synced_pair(local_server, make_device)
+    fifo = object_file(local_server, a, SECOND["CLAUDE.md"])
+    fifo.unlink()
+    os.mkfifo(fifo)
+    partial_pull(b, "CLAUDE.md", ("is not a regular file",), FIRST["CLAUDE.md"])

@@ -503,3 +503,41 @@ def test_a_pull_from_a_local_remote_reads_the_objects_where_they_are(
     total = 6 * each + len(text(8, 1000))
     assert {stats.total_bytes for stats in shown} == {total}
     assert [stats.bytes for stats in shown][-1] == total
+
+
+def test_a_base_to_publish_that_the_rules_no_longer_sync_is_not_planned(
+    make_device, local_server: Server
+) -> None:
+    """`status` plans a push without forgetting unsynced paths first: a path excluded since
+    its base was flagged to publish is neither an upload nor a deletion."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "commands/c0.md", text(0, 200), 0)
+    put(a, "agents/x.md", text(1, 200), 0)
+    a.ok("push")
+    b.ok("pull")
+    with closing(sqlite3.connect(b.sync_home / "state.sqlite")) as store, store:
+        store.execute(
+            "UPDATE files SET flags = flags | ? WHERE path = ?", (state.PUBLISH, "agents/x.md")
+        )
+    config = b.sync_home / "config.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["sync"]["exclude"] = ["agents/"]
+    config.write_text(yaml.safe_dump(document))
+    (b.claude / "agents/x.md").unlink()
+    shown = b.ok("status")
+    assert "agents/x.md" not in shown, shown
+
+
+def test_only_a_local_remote_named_by_its_absolute_path_is_read_in_place(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rclone reads `~` and a relative path from its working folder, not from home: such a
+    root's objects are downloaded, as rclone finds them."""
+    device = joined(make_device("a"), local_server)
+    for name, value in device.environment().items():
+        monkeypatch.setenv(name, value)
+    remote = load_workspace(device.sync_home).remote
+    name, _, folder = remote.root.partition(":")
+    assert remote.folder_here == Path(folder)
+    for root in (f"{name}:~/remote", f"{name}:remote"):
+        assert Remote(remote.rclone, root).folder_here is None, root
