@@ -1,7 +1,8 @@
 """Encrypting the files a push sends, on every core.
 
-Each file is read once: the pass that compresses and encrypts it also takes its SHA-256,
-and, for a file that grew, the SHA-256 of the prefix its base already holds. Small files
+Each file is read and hashed once: the pass that compresses and encrypts it also takes its
+SHA-256 (the object's is the file's), and, for a file that grew, the SHA-256 of the prefix
+its base already holds, continued over the new bytes for the whole file's. Small files
 are spread over a pool of processes (age and zstd hold Python's lock, so threads would
 not help); a big one is encrypted in this process with zstd's own threads, while the pool
 goes on with the small ones. Results arrive as each file is done, so that the caller can
@@ -86,18 +87,19 @@ def into_staging(temporary: Path, staging: Path, name: str) -> None:
 
 def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Encrypted:
     info = os.fstat(handle.fileno())
-    whole = hashlib.sha256()
-    extended = False
+    # The whole file's hash, apart from the object's, only for a file that grew: else the
+    # object holds the whole file, and its hash is the file's.
+    whole = None
     if job.prefix_size and info.st_size > job.prefix_size:
         prefix = hashlib.sha256()
         read = read_prefix(handle, job.prefix_size, prefix.update)
         if read and prefix.hexdigest() == job.prefix_sha256:
-            whole, extended = prefix, True
+            whole = prefix
         else:
             handle.seek(0)
     temporary = job.staging / temporary_name()
     digest = crypto.encrypt_stream(
-        _HashingReader(handle, whole),
+        handle if whole is None else _HashingReader(handle, whole),
         temporary,
         crypto.parse_recipient(keys.recipient),
         threads=threads,
@@ -108,12 +110,12 @@ def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Enc
         into_staging(temporary, job.staging, name)
     else:
         temporary.unlink()
-    size = digest.size + (job.prefix_size if extended else 0)
+    size = digest.size + (job.prefix_size if whole is not None else 0)
     after = os.fstat(handle.fileno())
     return Encrypted(
-        whole.hexdigest(),
+        digest.sha256 if whole is None else whole.hexdigest(),
         size,
-        extended,
+        whole is not None,
         digest if digest.size else None,
         name,
         info.st_mtime_ns,

@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import datetime
+import errno
 import functools
 import json
 import math
@@ -41,8 +42,8 @@ from pathlib import Path
 from pyrage import x25519
 
 from .crypto import decrypt_bytes, encrypt_bytes
-from .errors import KeyFileError, RemoteFolderMissing, RemoteFormatError
-from .files import private_folder
+from .errors import ClaudeSyncError, KeyFileError, RemoteFolderMissing, RemoteFormatError
+from .files import NO_SPACE, private_folder
 from .keys import KDF_SALT
 from .rclone import Progress, Rclone, RcloneCall, RemoteNotFound
 
@@ -126,6 +127,24 @@ def local_folder(root: str, rclone_config: str | None) -> Path | None:
     if not parser.has_section(name) or parser[name].get("type", "").strip() != "local":
         return None
     return Path(path).expanduser()
+
+
+def _rename_into(file: Path, target: Path) -> None:
+    try:
+        os.replace(file, target)
+    except FileNotFoundError:
+        if not file.exists():
+            raise
+        private_folder(target.parent)
+        os.replace(file, target)
+
+
+def _folder_error(folder: Path, error: OSError) -> Exception:
+    """What to raise for a failed change to the remote's folder on this machine: one line
+    that names the folder, or, for a full disk, the error itself (its caller names it)."""
+    if error.errno in NO_SPACE:
+        return error
+    return ClaudeSyncError(f"cannot write to the remote folder {folder}: {error.strerror}")
 
 
 def missing_folder(root: str, rclone_config: str | None) -> Path | None:
@@ -228,19 +247,41 @@ class Remote:
         except RemoteNotFound:
             shutil.rmtree(folder)
             folder.mkdir(mode=0o700)
+        return self._marker_in(folder)
+
+    def metadata(self, mirror: Path) -> tuple[Marker, Path]:
+        """The marker, and a folder whose journal/ is the remote's journal as it is now: a
+        remote in a folder on this machine (`folder_here`) is read where it is, as its
+        objects are; any other is mirrored into `mirror` first (`mirror_metadata`). Read in
+        place, an entry listed may be gone by the time it is read (deleted below its
+        device's new snapshot): the reader lists again."""
+        here = self.folder_here
+        if here is None:
+            return self.mirror_metadata(mirror), mirror
+        return self._marker_in(here), here
+
+    def _marker_in(self, folder: Path) -> Marker:
         marker = folder / MARKER
-        if not marker.exists():
+        try:
+            raw = marker.read_bytes() if marker.is_file() else None
+        except OSError as error:
+            raise ClaudeSyncError(f"cannot read {marker}: {error.strerror}") from None
+        if raw is None:
             self.check_folder()
             raise RemoteFormatError(
                 f"{self.root} is not a claude-sync remote (no {MARKER}): run `claude-sync init`"
             )
-        return parse_marker(marker.read_bytes())
+        return parse_marker(raw)
 
     @contextlib.contextmanager
     def mirroring_early(self, folder: Path) -> Iterator[None]:
         """Start `mirror_metadata(folder)` now, for the run inside to wait for when it
         reads the remote: rclone's start and its listing overlap the run's own start
-        (imports, the state, the scan). Stopped at the end if the run never read it."""
+        (imports, the state, the scan). Stopped at the end if the run never read it. A
+        remote read in place (see `metadata`) has nothing to mirror."""
+        if self.folder_here is not None:
+            yield
+            return
         self._mirroring = (folder, self._start_mirror(folder, manifests=False))
         try:
             yield
@@ -260,10 +301,22 @@ class Remote:
             self.rclone.run(["purge", self.path(MANIFESTS)], bounded=True)
 
     def upload_entry(self, device_id: str, name: str, encrypted: Path) -> None:
-        self.rclone.copyto(str(encrypted), self.path(f"{JOURNAL}/{device_id}/{name}"))
+        """Send the entry `encrypted` (it leaves its folder) as `name` of `device_id`."""
+        relative = f"{JOURNAL}/{device_id}/{name}"
+        if self._put_here(encrypted.parent, [(encrypted.name, relative)]):
+            self.rclone.copyto(str(encrypted), self.path(relative))
 
     def delete_entries(self, device_id: str, names: list[str], staging: Path) -> None:
-        """Delete entries of `device_id`, in one rclone call."""
+        """Delete entries of `device_id`, in one rclone call (in place, one by one, from a
+        folder on this machine)."""
+        here = self.folder_here
+        if here is not None:
+            for name in names:
+                try:
+                    (here / JOURNAL / device_id / name).unlink(missing_ok=True)
+                except OSError as error:
+                    raise _folder_error(here, error) from None
+            return
         list_file = staging / "delete-list"
         list_file.write_text("".join(f"{name}\n" for name in names))
         self.rclone.delete_files(self.path(f"{JOURNAL}/{device_id}"), list_file)
@@ -276,8 +329,10 @@ class Remote:
         progress: Progress | None = None,
     ) -> None:
         """Send staging/objects/<aa>/<name>.age for every name, in one rclone call (told to
-        `progress` as it goes); each leaves staging as it is sent. Objects are immutable;
-        only `replace` (a repair of corrupt ones) writes over one there.
+        `progress` as it goes), or, to a folder on this machine, by a rename each (see
+        `_put_here`); each leaves staging as it is sent. Objects are immutable; only
+        `replace` (a repair of corrupt ones) writes over one there (a rename in place
+        writes over one only with the same plaintext: a name is its plaintext's).
 
         Each is dated now first: rclone gives a file on the remote its local time, and the
         grace period `prune` gives new objects (a push sends them before its journal entry
@@ -285,11 +340,32 @@ class Remote:
         now = time.time()
         for name in names:
             os.utime(staging / object_path(name), (now, now))
+        left = self._put_here(staging, [(object_path(name),) * 2 for name in names])
+        if not left:
+            return
         list_file = staging / "upload-list"
-        list_file.write_text("".join(object_path(name) + "\n" for name in names))
+        list_file.write_text("".join(relative + "\n" for _, relative in left))
         self.rclone.move_files(
             str(staging), self.root, list_file, ignore_times=replace, progress=progress
         )
+
+    def _put_here(self, source: Path, files: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Move each (file below `source`, path below the root) into the remote's folder
+        when it is on this machine (`folder_here`), as rclone's move would: by a rename,
+        so that each appears whole, in one step. What is left (all of it for another
+        remote, the rest once the folder proves to be on another file system) goes through
+        rclone."""
+        here = self.folder_here
+        if here is None:
+            return files
+        for index, (name, relative) in enumerate(files):
+            try:
+                _rename_into(source / name, here / relative)
+            except OSError as error:
+                if error.errno == errno.EXDEV:
+                    return files[index:]
+                raise _folder_error(here, error) from None
+        return []
 
     def download_objects(
         self, staging: Path, names: list[str], progress: Progress | None = None

@@ -1,23 +1,26 @@
 """The remote as a run sees it: every device's view, read from the journal.
 
 One rclone call mirrors the marker and the encrypted journal into cache/remote (an entry
-already there is never fetched again: names are unique and entries immutable); each new
-entry is decrypted once, and its plaintext kept in cache/journal. Every entry is checked
-(its MAC, its name) when it is decoded, and each device's view made from its entries kept
-in cache/views.sqlite (see `view_cache`): a run whose journal has no new entries decodes
-none. An entry this device writes is put into both caches as it is sent, so a device never
+already there is never fetched again: names are unique and entries immutable); a remote in
+a folder on this machine is read where it is, no rclone started. Each new entry is
+decrypted once, and its plaintext kept in cache/journal. Every entry is checked (its MAC,
+its name) when it is decoded, and each device's view made from its entries kept in
+cache/views.sqlite (see `view_cache`): a run whose journal has no new entries decodes none.
+An entry this device writes is put into both caches as it is sent, so a device never
 downloads what it wrote itself.
 """
 
 from __future__ import annotations
 
+import operator
+import os
 import shutil
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import crypto
-from .errors import RemoteFormatError
+from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .journal import (
     DELTA,
@@ -131,29 +134,22 @@ def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> Remot
     mirror = ws.cache / "verify" if fresh else ws.remote_mirror
     if fresh:
         shutil.rmtree(mirror, ignore_errors=True)
-    check_current(ws.remote.mirror_metadata(mirror))
+    marker, source = ws.remote.metadata(mirror)
+    check_current(marker)
     decoded = ws.staging / "verify-journal" if fresh else ws.cache / DECODED
-    view = RemoteView({}, cache=None if fresh else ViewCache(ws.cache / VIEWS_FILE))
-    journal = mirror / JOURNAL
-    folders = sorted(journal.iterdir()) if journal.is_dir() else []
-    for folder in folders:
-        if not folder.is_dir() or not DEVICE_ID.match(folder.name):
-            view.strays.append(f"{JOURNAL}/{folder.name}")
-            continue
-        device_id, files = folder.name, []
-        for file in sorted(folder.iterdir()):
-            if entry_seq(file.name) is None or not file.is_file():
-                view.strays.append(f"{JOURNAL}/{device_id}/{file.name}")
-                continue
-            files.append(file)
-        if not files:
-            continue
+    cache = None if fresh else ViewCache(ws.cache / VIEWS_FILE)
+    for _ in range(READ_TRIES):
+        view = RemoteView({}, cache=cache)
         try:
-            _read_device(ws, view, device_id, files, decoded / device_id)
-        except RemoteFormatError as error:
-            if problems is None:
+            _read_journal(ws, view, source / JOURNAL, decoded, problems)
+            break
+        except FileNotFoundError:
+            if source == mirror:
                 raise
-            problems.append(str(error))
+    else:
+        raise ClaudeSyncError(
+            f"the journal in {source} changed while it was read, {READ_TRIES} times: run again"
+        )
     if fresh:
         shutil.rmtree(mirror, ignore_errors=True)
         shutil.rmtree(decoded, ignore_errors=True)
@@ -162,6 +158,45 @@ def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> Remot
         assert view.cache is not None
         view.cache.keep_only(set(view.names))
     return view
+
+
+READ_TRIES = 3  # listings of a journal read in place (see `Remote.metadata`)
+
+
+def _read_journal(
+    ws: Workspace, view: RemoteView, journal: Path, decoded: Path, problems: list[str] | None
+) -> None:
+    """Read every device's entries in `journal` into `view`. Only regular files count: a
+    link or a FIFO in a remote read in place is a stray, as rclone would not copy it."""
+    for folder in _listing(journal):
+        if not folder.is_dir(follow_symlinks=False) or not DEVICE_ID.match(folder.name):
+            view.strays.append(f"{JOURNAL}/{folder.name}")
+            continue
+        device_id, files = folder.name, []
+        for file in _listing(Path(folder.path)):
+            if entry_seq(file.name) is None or not file.is_file(follow_symlinks=False):
+                view.strays.append(f"{JOURNAL}/{device_id}/{file.name}")
+                continue
+            files.append(Path(file.path))
+        if not files:
+            continue
+        try:
+            _read_device(ws, view, device_id, files, decoded / device_id)
+        except RemoteFormatError as error:
+            if problems is None:
+                raise
+            problems.append(str(error))
+
+
+def _listing(folder: Path) -> list[os.DirEntry[str]]:
+    """What `folder` holds, sorted by name; nothing when it does not exist."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=operator.attrgetter("name"))
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise ClaudeSyncError(f"cannot read {folder}: {error.strerror}") from None
 
 
 def _read_device(
@@ -236,7 +271,7 @@ def _load_entry(
         data = cached.read_bytes()
     else:
         try:
-            data = crypto.decrypt_bytes(encrypted.read_bytes(), ws.identity)
+            data = crypto.decrypt_bytes(_read_encrypted(encrypted), ws.identity)
         except RemoteFormatError:
             raise RemoteFormatError(
                 f"{where} cannot be decrypted with this key (encrypted to a different key, "
@@ -250,6 +285,15 @@ def _load_entry(
         private_folder(cached.parent)
         write_private(cached, data.decode())
     return entry
+
+
+def _read_encrypted(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ClaudeSyncError(f"cannot read {file}: {error.strerror}") from None
 
 
 def _forget_cached(decoded: Path, names: dict[str, list[str]]) -> None:
@@ -270,9 +314,10 @@ def write_entry(ws: Workspace, entry: JournalEntry, staging: Path) -> str:
     encrypted = staging / name
     encrypted.write_bytes(crypto.encrypt_bytes(data, ws.recipient))
     ws.remote.upload_entry(entry.device_id, name, encrypted)
-    mirrored = ws.remote_mirror / JOURNAL / entry.device_id / name
-    private_folder(mirrored.parent)
-    shutil.copyfile(encrypted, mirrored)
+    if ws.remote.folder_here is None:  # else the journal is read where it is
+        mirrored = ws.remote_mirror / JOURNAL / entry.device_id / name
+        private_folder(mirrored.parent)
+        shutil.copyfile(encrypted, mirrored)
     cached = _plaintext(ws, entry.device_id, name)
     private_folder(cached.parent)
     write_private(cached, data.decode())

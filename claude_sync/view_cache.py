@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ClaudeSyncError
+from .files import private_folder
 from .manifest import version_from_json, version_text
 from .versions import Version
 
@@ -134,6 +135,7 @@ class ViewCache:
             self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        private_folder(self.file.parent)
         os.close(os.open(self.file, os.O_WRONLY | os.O_CREAT, 0o600))
         db = sqlite3.connect(self.file, isolation_level=None)
         try:

@@ -506,8 +506,10 @@ def pull_trials(a: Device, b: Device, label: str, trials: int, fault: Fault) -> 
     return hits, left
 
 
-def test_rclone_killed_during_push(tmp_path: Path, make_device, local_server: Server) -> None:
-    a, b = crash_pair(make_device, local_server, "rclone-push")
+def test_rclone_killed_during_push(tmp_path: Path, make_device, s3_server: Server) -> None:
+    """On the S3 server: a push to a local folder renames its objects and entry there, and
+    runs no rclone."""
+    a, b = crash_pair(make_device, s3_server, "rclone-push")
     killer = RcloneKiller(tmp_path / "killer")
     trials = trial_count(30)
     killed: Counter[str] = Counter()
@@ -517,8 +519,8 @@ def test_rclone_killed_during_push(tmp_path: Path, make_device, local_server: Se
 
 
 def test_rclone_killed_during_pull(tmp_path: Path, make_device, s3_server: Server) -> None:
-    """On the S3 server: a pull from a local folder reads the objects in place, and runs
-    rclone only to read the journal."""
+    """On the S3 server: a pull from a local folder reads the journal and the objects in
+    place, and runs no rclone."""
     a, b = crash_pair(make_device, s3_server, "rclone-pull")
     killer = RcloneKiller(tmp_path / "killer")
     trials = trial_count(30)

@@ -238,9 +238,10 @@ def slow_rclone(folder: Path, command: str) -> Path:
 
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_mid_push_stops_rclone_and_cleans_staging(
-    make_device, local_server: Server, tmp_path: Path, number: int
+    make_device, s3_server: Server, tmp_path: Path, number: int
 ) -> None:
-    device = joined(make_device("a"), local_server)
+    """On the S3 server: a push to a local folder runs no rclone."""
+    device = joined(make_device("a"), s3_server)
     put(device, "CLAUDE.md", "hello\n", 1)
     wrapper = slow_rclone(tmp_path, "move")
     environment = {**os.environ, **device.environment(CLAUDE_SYNC_RCLONE=str(wrapper))}
@@ -318,9 +319,10 @@ def test_requests_during_a_push_are_coalesced_into_exactly_one_more(tmp_path: Pa
 
 
 def test_push_hook_hands_the_push_to_the_background(
-    make_device, local_server: Server, tmp_path: Path
+    make_device, s3_server: Server, tmp_path: Path
 ) -> None:
-    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    """On the S3 server, whose rclone is slowed down: a push to a local folder runs none."""
+    a, b = joined(make_device("a"), s3_server), joined(make_device("b"), s3_server)
     put(a, "CLAUDE.md", "one\n", 1)
     wrapper = tmp_path / "marking-rclone"
     wrapper.write_text(

@@ -178,9 +178,9 @@ def test_binary_garbage_key_file_is_one_line(local_server: Server, make_device) 
 # 3. modes ---------------------------------------------------------------------------------
 
 
-def test_private_modes(local_server: Server, make_device) -> None:
-    a = joined(make_device("a"), local_server)
-    b = joined(make_device("b"), local_server)
+def test_private_modes(local_or_s3_server: Server, make_device) -> None:
+    a = joined(make_device("a"), local_or_s3_server)
+    b = joined(make_device("b"), local_or_s3_server)
     put(a, "settings.json", "{}\n", 0)
     a.ok("push")
     b.ok("pull")
@@ -192,8 +192,10 @@ def test_private_modes(local_server: Server, make_device) -> None:
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
         for name in ("config.yaml", "age-key.txt", "rclone.conf", "state.sqlite"):
             assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, (device.name, name)
-        # everything else too, rclone's mirror of the remote's metadata included
-        assert (home / "cache" / "remote" / "CLAUDE-SYNC.json").exists()
+        # everything else too, rclone's mirror of the remote's metadata included (a local
+        # folder is read in place, not mirrored)
+        mirrored = (home / "cache" / "remote" / "CLAUDE-SYNC.json").exists()
+        assert mirrored == (local_or_s3_server.kind == "s3")
         for path in home.rglob("*"):
             wanted = 0o700 if path.is_dir() else 0o600
             assert stat.S_IMODE(path.stat().st_mode) == wanted, (device.name, path)

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RCLONE, Device, joined, put
+from conftest import RCLONE, Device, joined, put, tree
 from servers import Server
 
+from claude_sync import remote_view
 from claude_sync import session as session_module
 from claude_sync.rclone import Rclone
-from claude_sync.remote import Remote
+from claude_sync.remote import JOURNAL, Remote
 
 # Runs the command as the `claude-sync` script does, and writes the modules loaded at exit.
 WRAPPER = """
@@ -115,12 +116,12 @@ def noting_rclone(tmp_path: Path, sleep: float = 0) -> tuple[Path, Path]:
 
 
 def test_a_pull_starts_reading_the_remote_before_it_scans_the_claude_folder(
-    local_server: Server, make_device, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_server: Server, make_device, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """rclone's start and its listing of the journal overlap the pull's imports, state
     and scan: the scan finds the mirror running already, and the pull waits for that one
     mirror instead of starting another."""
-    a, b = (joined(make_device(name), local_server) for name in "ab")
+    a, b = (joined(make_device(name), s3_server) for name in "ab")
     put(a, "projects/-p/s.jsonl", '{"n": 1}\n', 0)
     a.ok("push")
     wrapper, log = noting_rclone(tmp_path)
@@ -176,3 +177,67 @@ def test_a_mirror_done_while_the_pull_scanned_for_longer_than_the_timeout_is_use
     monkeypatch.setattr(session_module, "scan", slow_scan)
     b.ok("pull")
     assert b.read("CLAUDE.md") == b"from a\n"
+
+
+# An rclone that notes each of its commands in a file, then runs rclone.
+LOGGING_RCLONE = """#!/bin/sh
+echo "$1" >> {log}
+exec {rclone} "$@"
+"""
+
+
+def logging_rclone(tmp_path: Path) -> tuple[Path, Path]:
+    """A wrapper of the real rclone that writes each command's name to a log; the wrapper
+    and the log."""
+    log = tmp_path / "rclone.log"
+    wrapper = tmp_path / "logging-rclone"
+    wrapper.write_text(LOGGING_RCLONE.format(log=shlex.quote(str(log)), rclone=shlex.quote(RCLONE)))
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def test_a_remote_in_a_local_folder_is_read_and_written_with_no_rclone(
+    local_server: Server, make_device, tmp_path: Path
+) -> None:
+    """The journal and the objects are read and written where they are: no push or pull
+    waits for an rclone to start and list the folder. The pushes write a snapshot, a
+    delta, then a snapshot that deletes the entries below it."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    wrapper, log = logging_rclone(tmp_path)
+    for number in range(3):
+        put(a, f"projects/-p/s{number}.jsonl", f'{{"n": {number}}}\n', 0)
+        a.ok("push", CLAUDE_SYNC_RCLONE=str(wrapper))
+        b.ok("pull", CLAUDE_SYNC_RCLONE=str(wrapper))
+        assert tree(b.claude) == tree(a.claude)
+    b.ok("pull", CLAUDE_SYNC_RCLONE=str(wrapper))
+    assert not log.exists(), log.read_text()
+    assert len(list((local_server.data_dir / JOURNAL).glob("*/*"))) == 1
+
+
+def test_a_journal_read_in_place_that_changes_meanwhile_is_listed_again(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the listing of a device's entries and their reading, that device writes a
+    snapshot and deletes the entries below it: the pull lists again, and reads the
+    snapshot."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "one\n", 0)
+    a.ok("push")
+    put(a, "CLAUDE.md", "two\n", 1)
+    a.ok("push")
+    real_listing = remote_view._listing
+    snapshots: list[Path] = []
+
+    def listing_then_a_snapshot(folder: Path) -> list[os.DirEntry[str]]:
+        found = real_listing(folder)
+        if folder.parent.name == JOURNAL and not snapshots:
+            snapshots.append(folder)
+            put(a, "CLAUDE.md", "three\n", 2)
+            a.ok("push", "--all")  # a snapshot: the entries listed are deleted
+        return found
+
+    monkeypatch.setattr(remote_view, "_listing", listing_then_a_snapshot)
+    b.ok("pull")
+    assert b.read("CLAUDE.md") == b"three\n"
+    assert len(snapshots) == 1
+    assert len(list(snapshots[0].iterdir())) == 1

@@ -6,10 +6,15 @@ processes, zstd's own threads, the batches handed to rclone) really runs."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import shutil
 import sqlite3
+import tempfile
+import types
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -19,8 +24,9 @@ from conftest import Device, joined, put, tree
 from servers import Server
 from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
+from test_startup import logging_rclone
 
-from claude_sync import encrypting, plan, session, state, view_cache, workers
+from claude_sync import crypto, encrypting, plan, session, state, view_cache, workers
 from claude_sync.actions import pull, push
 from claude_sync.pathmap import Rules
 from claude_sync.rclone import TransferStats
@@ -541,3 +547,85 @@ def test_only_a_local_remote_named_by_its_absolute_path_is_read_in_place(
     assert remote.folder_here == Path(folder)
     for root in (f"{name}:~/remote", f"{name}:remote"):
         assert Remote(remote.rclone, root).folder_here is None, root
+
+
+@pytest.fixture
+def folder_elsewhere(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another file system than the devices' homes: /dev/shm's tmpfs."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    folder = Path(tempfile.mkdtemp(dir=shm))
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_local_remote_on_another_file_system_is_written_through_rclone(
+    make_device, folder_elsewhere: Path, tmp_path: Path
+) -> None:
+    """No rename reaches across file systems: there rclone sends the objects and the
+    entries, and the folder is read in place all the same."""
+    a, b = make_device("a"), make_device("b")
+    for device in (a, b):
+        device.ok("init", "--local", str(folder_elsewhere), "--device-name", device.name, "--yes")
+    body = text(1, 50_000)
+    put(a, "projects/-p/s.jsonl", body, 0)
+    wrapper, log = logging_rclone(tmp_path)
+    a.ok("push", CLAUDE_SYNC_RCLONE=str(wrapper))
+    assert log.read_text().split() == ["move", "copyto"]
+    b.ok("pull")
+    assert b.read("projects/-p/s.jsonl") == body
+
+
+def test_a_remote_folder_that_cannot_take_an_object_fails_in_one_line_and_loses_nothing(
+    make_device, local_server: Server
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "notes\n", 0)
+    blocker = local_server.data_dir / "objects"
+    blocker.write_text("a file where the objects' folder goes")
+    result = a.run("push")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"Error: cannot write to the remote folder {local_server.data_dir}: Not a directory"
+    )
+    blocker.unlink()
+    a.ok("push")
+    b.ok("pull")
+    assert b.read("CLAUDE.md") == b"notes\n"
+
+
+def test_a_push_hashes_each_byte_it_sends_once(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file's object holds the whole file: the object's SHA-256, taken as it is
+    compressed, is the file's, not taken a second time beside it."""
+    device = joined(make_device("a"), local_server)
+    body = random.randbytes(3 << 20)
+    put(device, "projects/-p/s.jsonl", body, 0)
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+
+    class CountingSha256:
+        def __init__(self, data: bytes = b"") -> None:
+            self._hash = real_sha256(data)
+            hashed.append(len(data))
+
+        def update(self, data: bytes) -> None:
+            hashed.append(len(data))
+            self._hash.update(data)
+
+        def hexdigest(self) -> str:
+            return self._hash.hexdigest()
+
+    counting = types.SimpleNamespace(sha256=CountingSha256)
+    monkeypatch.setattr(encrypting, "hashlib", counting)
+    monkeypatch.setattr(crypto, "hashlib", counting)
+    for name, value in device.environment().items():
+        monkeypatch.setenv(name, value)
+    push.push(load_workspace(device.sync_home), lambda event: None)
+    assert len(body) <= sum(hashed) < len(body) + (64 << 10)
+    monkeypatch.undo()
+    b = joined(make_device("b"), local_server)
+    b.ok("pull")
+    assert b.read("projects/-p/s.jsonl") == body

@@ -1,7 +1,8 @@
 """pull: fetch and apply what changed elsewhere.
 
-Fetch the journal entries that are new (one rclone call), plan, fetch every needed object
-(in batches; from a remote in a local folder none: they are read in place), assemble and
+Fetch the journal entries that are new (one rclone call; none from a remote in a folder on
+this machine: its journal is read in place), plan, fetch every needed object (in batches;
+from a remote in a folder on this machine none: they are read in place), assemble and
 verify every file (see `assemble`: a download is decrypted into a temporary beside its
 file, the new segments of a grown transcript into staging/; nothing in the Claude folder
 changes until all of them check out), sync the disks once, then write each path

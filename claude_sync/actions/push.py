@@ -1,12 +1,14 @@
 """push: encrypt and send what changed here.
 
-Scan; if nothing changed, stop (no network). Else fetch the manifests, encrypt what changed
-into staging/, send every object in one rclone call, then this device's manifest, then save
-the state. Objects first, the manifest last: a manifest never names a missing object.
-An object a manifest names is taken to be on the remote; `push --all` looks instead (one
-listing), and sends again each one missing whose bytes this device has.
+Scan; if nothing changed, stop (no network). Else read the journal (see `remote_view`),
+encrypt what changed into staging/, send the objects in batches while the rest are still
+being encrypted, then this device's journal entry, then save the state. Objects first, the
+entry last: an entry never names a missing object. To a remote in a folder on this
+machine, each object and the entry is sent by a rename, no rclone started (see
+`Remote.upload_objects`). An object a view names is taken to be on the remote; `push --all`
+looks instead (one listing), and sends again each one missing whose bytes this device has.
 A narrow push (one session: see `scope`) sends only what changed in it; everything else stays
-pending, and this device's manifest keeps its other entries as they were.
+pending, and this device's view keeps its other paths as they were.
 """
 
 from __future__ import annotations
