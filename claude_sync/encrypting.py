@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import crypto
-from .files import private_folder
+from .files import rename_into
 from .pathmap import temporary_name
 from .remote import object_path
 from .scan import read_prefix
@@ -75,14 +75,7 @@ def encrypt_file(job: Job, keys: Keys, threads: int = 0) -> Encrypted | None:
 
 def into_staging(temporary: Path, staging: Path, name: str) -> None:
     """Put an encrypted object where `upload_objects` sends it from, under its name."""
-    destination = staging / object_path(name)
-    try:
-        os.replace(temporary, destination)
-    except FileNotFoundError:
-        if not temporary.exists():
-            raise
-        private_folder(destination.parent)
-        os.replace(temporary, destination)
+    rename_into(temporary, staging / object_path(name))
 
 
 def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Encrypted:

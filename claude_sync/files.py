@@ -44,6 +44,17 @@ def private_folder(path: Path) -> None:
         folder.mkdir(mode=0o700, exist_ok=True)
 
 
+def rename_into(file: Path, target: Path) -> None:
+    """Rename `file` to `target`, making target's missing folders (0700) first if need be."""
+    try:
+        os.replace(file, target)
+    except FileNotFoundError:
+        if not file.exists():
+            raise
+        private_folder(target.parent)
+        os.replace(file, target)
+
+
 def size_text(count: int) -> str:
     value = float(count)
     for unit in ("B", "KB", "MB", "GB"):

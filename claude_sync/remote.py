@@ -34,6 +34,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from pyrage import x25519
 
 from .crypto import decrypt_bytes, encrypt_bytes
 from .errors import ClaudeSyncError, KeyFileError, RemoteFolderMissing, RemoteFormatError
-from .files import NO_SPACE, private_folder
+from .files import NO_SPACE, disk_full, private_folder, rename_into
 from .keys import KDF_SALT
 from .rclone import Progress, Rclone, RcloneCall, RemoteNotFound
 
@@ -129,21 +130,10 @@ def local_folder(root: str, rclone_config: str | None) -> Path | None:
     return Path(path).expanduser()
 
 
-def _rename_into(file: Path, target: Path) -> None:
-    try:
-        os.replace(file, target)
-    except FileNotFoundError:
-        if not file.exists():
-            raise
-        private_folder(target.parent)
-        os.replace(file, target)
-
-
-def _folder_error(folder: Path, error: OSError) -> Exception:
-    """What to raise for a failed change to the remote's folder on this machine: one line
-    that names the folder, or, for a full disk, the error itself (its caller names it)."""
+def _folder_error(folder: Path, error: OSError) -> ClaudeSyncError:
+    """The one line for a failed change to the remote's folder on this machine."""
     if error.errno in NO_SPACE:
-        return error
+        return disk_full(error, folder, "upload")
     return ClaudeSyncError(f"cannot write to the remote folder {folder}: {error.strerror}")
 
 
@@ -164,8 +154,9 @@ class Remote:
     @functools.cached_property
     def folder_here(self) -> Path | None:
         """The remote's folder, when it is a local one named by its absolute path (see
-        `local_folder`): a pull reads the objects there in place, where rclone would only
-        copy each into staging/ to be read once and removed."""
+        `local_folder`): a push and a pull read and write the journal and the objects there
+        in place, where rclone would only copy each once more (see `metadata`,
+        `_put_here`)."""
         folder = local_folder(self.root, self.rclone.config_file)
         written = Path(self.root.partition(":")[2])  # as rclone reads it: `~` is no home
         return folder if folder is not None and written.is_absolute() else None
@@ -263,7 +254,9 @@ class Remote:
     def _marker_in(self, folder: Path) -> Marker:
         marker = folder / MARKER
         try:
-            raw = marker.read_bytes() if marker.is_file() else None
+            raw = marker.read_bytes() if stat.S_ISREG(os.stat(marker).st_mode) else None
+        except FileNotFoundError:
+            raw = None
         except OSError as error:
             raise ClaudeSyncError(f"cannot read {marker}: {error.strerror}") from None
         if raw is None:
@@ -301,7 +294,8 @@ class Remote:
             self.rclone.run(["purge", self.path(MANIFESTS)], bounded=True)
 
     def upload_entry(self, device_id: str, name: str, encrypted: Path) -> None:
-        """Send the entry `encrypted` (it leaves its folder) as `name` of `device_id`."""
+        """Send the entry `encrypted` as `name` of `device_id` (to a folder on this machine,
+        it is renamed there: see `_put_here`)."""
         relative = f"{JOURNAL}/{device_id}/{name}"
         if self._put_here(encrypted.parent, [(encrypted.name, relative)]):
             self.rclone.copyto(str(encrypted), self.path(relative))
@@ -358,9 +352,11 @@ class Remote:
         here = self.folder_here
         if here is None:
             return files
+        if not here.is_dir():  # an unmounted disk: no folder is made in its place
+            raise RemoteFolderMissing(here)
         for index, (name, relative) in enumerate(files):
             try:
-                _rename_into(source / name, here / relative)
+                rename_into(source / name, here / relative)
             except OSError as error:
                 if error.errno == errno.EXDEV:
                     return files[index:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 import os
 import shutil
+import stat
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from .errors import ClaudeSyncError, RemoteFormatError
 from .files import private_folder, write_private
 from .journal import (
     DELTA,
+    SNAPSHOT,
     JournalEntry,
     decode_entry,
     device_view,
@@ -138,18 +140,30 @@ def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> Remot
     check_current(marker)
     decoded = ws.staging / "verify-journal" if fresh else ws.cache / DECODED
     cache = None if fresh else ViewCache(ws.cache / VIEWS_FILE)
-    for _ in range(READ_TRIES):
-        view = RemoteView({}, cache=cache)
+    for attempt in range(1, READ_TRIES + 1):
+        view, found = RemoteView({}, cache=cache), []
         try:
-            _read_journal(ws, view, source / JOURNAL, decoded, problems)
-            break
+            _read_journal(ws, view, source / JOURNAL, decoded, found if fresh else None)
         except FileNotFoundError:
             if source == mirror:
                 raise
+            continue
+        # A device's entries always begin with a snapshot (it deletes the entries below a
+        # new one only once that is written); a listing without one saw the deletions and
+        # not the new snapshot. Listed again, or, the last time, taken as it is, as from
+        # a mirror.
+        if (
+            source == mirror
+            or attempt == READ_TRIES
+            or all(map(_has_snapshot, view.entries.values()))
+        ):
+            break
     else:
         raise ClaudeSyncError(
             f"the journal in {source} changed while it was read, {READ_TRIES} times: run again"
         )
+    if problems is not None:
+        problems += found
     if fresh:
         shutil.rmtree(mirror, ignore_errors=True)
         shutil.rmtree(decoded, ignore_errors=True)
@@ -163,18 +177,23 @@ def fetch_remote_view(ws: Workspace, problems: list[str] | None = None) -> Remot
 READ_TRIES = 3  # listings of a journal read in place (see `Remote.metadata`)
 
 
+def _has_snapshot(entries: list[EntryInfo]) -> bool:
+    return any(entry.kind == SNAPSHOT for entry in entries)
+
+
 def _read_journal(
     ws: Workspace, view: RemoteView, journal: Path, decoded: Path, problems: list[str] | None
 ) -> None:
     """Read every device's entries in `journal` into `view`. Only regular files count: a
-    link or a FIFO in a remote read in place is a stray, as rclone would not copy it."""
+    link or a FIFO in a remote read in place is a stray, as rclone would not copy it. An
+    entry gone since the listing raises FileNotFoundError (the caller lists again)."""
     for folder in _listing(journal):
         if not folder.is_dir(follow_symlinks=False) or not DEVICE_ID.match(folder.name):
             view.strays.append(f"{JOURNAL}/{folder.name}")
             continue
         device_id, files = folder.name, []
         for file in _listing(Path(folder.path)):
-            if entry_seq(file.name) is None or not file.is_file(follow_symlinks=False):
+            if entry_seq(file.name) is None or not _regular(file):
                 view.strays.append(f"{JOURNAL}/{device_id}/{file.name}")
                 continue
             files.append(Path(file.path))
@@ -186,6 +205,12 @@ def _read_journal(
             if problems is None:
                 raise
             problems.append(str(error))
+
+
+def _regular(file: os.DirEntry[str]) -> bool:
+    """By lstat, not by the listing's file type: some file systems give none, and an entry
+    deleted since the listing must raise FileNotFoundError, not pass for a stray."""
+    return stat.S_ISREG(file.stat(follow_symlinks=False).st_mode)
 
 
 def _listing(folder: Path) -> list[os.DirEntry[str]]:

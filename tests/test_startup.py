@@ -241,3 +241,51 @@ def test_a_journal_read_in_place_that_changes_meanwhile_is_listed_again(
     assert b.read("CLAUDE.md") == b"three\n"
     assert len(snapshots) == 1
     assert len(list(snapshots[0].iterdir())) == 1
+
+
+def test_a_journal_listed_without_a_devices_snapshot_is_listed_again(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing made while a device replaced its snapshot can miss both the old one and
+    the new: that device's deltas alone are not its view."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "in the snapshot\n", 0)
+    a.ok("push")
+    put(a, "settings.json", "{}\n", 0)
+    a.ok("push")  # a delta
+    real_listing = remote_view._listing
+    listings: list[Path] = []
+
+    def first_without_the_snapshot(folder: Path) -> list[os.DirEntry[str]]:
+        found = real_listing(folder)
+        if folder.parent.name == JOURNAL:
+            listings.append(folder)
+            if len(listings) == 1:
+                return found[1:]
+        return found
+
+    monkeypatch.setattr(remote_view, "_listing", first_without_the_snapshot)
+    b.ok("pull")
+    assert len(listings) == 2
+    assert b.read("CLAUDE.md") == b"in the snapshot\n"
+    assert b.read("settings.json") == b"{}\n"
+
+
+def test_a_journal_that_keeps_changing_while_it_is_read_stops_the_pull(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    put(a, "CLAUDE.md", "notes\n", 0)
+    a.ok("push")
+
+    def entries_always_gone(*args) -> None:
+        raise FileNotFoundError
+
+    monkeypatch.setattr(remote_view, "_read_device", entries_always_gone)
+    result = b.run("pull")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"Error: the journal in {local_server.data_dir} changed while it was read, 3 times: "
+        "run again"
+    )
+    assert not (b.claude / "CLAUDE.md").exists()

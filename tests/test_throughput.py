@@ -26,7 +26,7 @@ from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
 from test_startup import logging_rclone
 
-from claude_sync import crypto, encrypting, plan, session, state, view_cache, workers
+from claude_sync import crypto, encrypting, plan, scan, session, state, view_cache, workers
 from claude_sync.actions import pull, push
 from claude_sync.pathmap import Rules
 from claude_sync.rclone import TransferStats
@@ -573,8 +573,9 @@ def test_a_local_remote_on_another_file_system_is_written_through_rclone(
     wrapper, log = logging_rclone(tmp_path)
     a.ok("push", CLAUDE_SYNC_RCLONE=str(wrapper))
     assert log.read_text().split() == ["move", "copyto"]
-    b.ok("pull")
+    b.ok("pull", CLAUDE_SYNC_RCLONE=str(wrapper))
     assert b.read("projects/-p/s.jsonl") == body
+    assert log.read_text().split() == ["move", "copyto"]
 
 
 def test_a_remote_folder_that_cannot_take_an_object_fails_in_one_line_and_loses_nothing(
@@ -621,6 +622,7 @@ def test_a_push_hashes_each_byte_it_sends_once(
     counting = types.SimpleNamespace(sha256=CountingSha256)
     monkeypatch.setattr(encrypting, "hashlib", counting)
     monkeypatch.setattr(crypto, "hashlib", counting)
+    monkeypatch.setattr(scan, "hashlib", counting)
     for name, value in device.environment().items():
         monkeypatch.setenv(name, value)
     push.push(load_workspace(device.sync_home), lambda event: None)
@@ -629,3 +631,26 @@ def test_a_push_hashes_each_byte_it_sends_once(
     b = joined(make_device("b"), local_server)
     b.ok("pull")
     assert b.read("projects/-p/s.jsonl") == body
+
+
+def test_a_remote_folder_gone_before_the_objects_are_sent_is_not_made_anew(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unmounted disk between the journal's reading and the objects' sending: no folder
+    is made in its place, for a later mount to hide."""
+    device = joined(make_device("a"), local_server)
+    put(device, "CLAUDE.md", "notes\n", 0)
+    folder = local_server.data_dir
+    real_upload = Remote.upload_objects
+
+    def unmounted_first(self: Remote, *args, **kwargs) -> None:
+        folder.rename(folder.with_name("unmounted"))
+        real_upload(self, *args, **kwargs)
+
+    monkeypatch.setattr(Remote, "upload_objects", unmounted_first)
+    result = device.run("push")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith(
+        f"Error: the remote folder {folder} does not exist"
+    )
+    assert not folder.exists()
