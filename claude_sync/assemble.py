@@ -95,7 +95,7 @@ class Assembler:
         self.in_place = in_place
         self.assembled: dict[tuple[str, str, int], Assembled] = {}
         self._uses: Counter[str] = Counter()  # object name -> the versions that need it
-        self._makeable: dict[Path, bool] = {}  # folder -> `_folders_can_be_made`, once a run
+        self._makeable: dict[Path, bool] = {}  # `_folders_can_be_made`'s answers, this run
 
     def get(self, path: str, version: Version) -> Assembled:
         return self.assembled[(path, version.sha256, version.size)]
@@ -216,10 +216,7 @@ class Assembler:
         the process that decrypts it), or a file in staging/."""
         if need.beside and not need.reused:
             target = self.session.target(need.path)
-            folder = target.parent
-            if folder not in self._makeable:
-                self._makeable[folder] = _folders_can_be_made(folder)
-            if self._makeable[folder]:
+            if _folders_can_be_made(target.parent, self._makeable):
                 return place_beside(target, need.version.mode)
         folder = self.downloads / "files"
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -331,12 +328,19 @@ def _decrypt_batch(decryptions: list[Decryption]) -> list[Damage | None]:
     return [decrypt_file(*decryption, _pool_identity) for decryption in decryptions]
 
 
-def _folders_can_be_made(folder: Path) -> bool:
+def _folders_can_be_made(folder: Path, known: dict[Path, bool]) -> bool:
     """Whether `folder` is a folder, or can be made: its nearest existing ancestor is one
-    (not a file in the way, which the pull moves aside only when it applies the path)."""
-    while not os.path.lexists(folder):
-        folder = folder.parent
-    return folder.is_dir()
+    (not a file in the way, which the pull moves aside only when it applies the path).
+    `known` holds the answers for the folders asked already, this one's parent among them
+    (a pull writes into thousands of new folders below a few)."""
+    answer = known.get(folder)
+    if answer is None:
+        if os.path.lexists(folder) or folder == folder.parent:
+            answer = folder.is_dir()
+        else:
+            answer = _folders_can_be_made(folder.parent, known)
+        known[folder] = answer
+    return answer
 
 
 def sync_disks() -> None:

@@ -213,9 +213,14 @@ def make_way(claude: Path, local: str, trash: Path, folders: set[str]) -> list[s
     Returns the local paths moved to trash/. `folders`: the local folders seen to be
     folders in this run, looked at once (a pull writes thousands of files into them)."""
     moved: list[str] = []
-    current = claude
     parts = local.split("/")
-    for depth, part in enumerate(parts, 1):
+    # Nothing is looked at above the deepest folder of the path seen to be one.
+    start = next(
+        (depth for depth in range(len(parts) - 1, 0, -1) if "/".join(parts[:depth]) in folders),
+        0,
+    )
+    current = claude.joinpath(*parts[:start])
+    for depth, part in enumerate(parts[start:], start + 1):
         current = current / part
         last = depth == len(parts)
         relative = "/".join(parts[:depth])

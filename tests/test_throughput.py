@@ -302,6 +302,32 @@ def test_a_pull_looks_at_each_folder_it_writes_into_once(
     assert len(looked) < 10  # not once for each of the 40 files
 
 
+def test_a_pull_asks_whether_each_new_folder_can_be_made_once(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh pull writes into thousands of new folders below a few: each folder is
+    looked at once, not once for each new folder below it."""
+    a, b = (joined(make_device(name), local_server) for name in "ab")
+    sessions = 30
+    for index in range(sessions):
+        put(a, f"projects/-p/s{index}/subagents/agent.jsonl", text(index, 100), 0)
+    a.ok("push")
+    looked: list[str] = []
+    lexists = os.path.lexists
+
+    def counted(path) -> bool:
+        if str(path).startswith(str(b.claude)):
+            looked.append(str(path))
+        return lexists(path)
+
+    monkeypatch.setattr(os.path, "lexists", counted)
+    for name, value in b.environment().items():
+        monkeypatch.setenv(name, value)
+    pull.pull(load_workspace(b.sync_home), lambda event: None)
+    assert tree(b.claude) == tree(a.claude)
+    assert len(looked) == len(set(looked)) <= 2 * sessions + 3
+
+
 def test_a_pull_resolves_each_file_it_writes_once(
     make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
