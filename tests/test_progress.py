@@ -23,7 +23,7 @@ from servers import Server
 
 from claude_sync.cli_output import Printer, duration_text, transfer_line
 from claude_sync.errors import RcloneError
-from claude_sync.rclone import Rclone, TransferStats, parse_stats
+from claude_sync.rclone import BatchedProgress, Rclone, TransferStats, parse_stats
 from claude_sync.session import Event
 
 CLAUDE_SYNC = str(Path(sys.executable).parent / "claude-sync")
@@ -297,3 +297,16 @@ def test_quiet_and_hook_mode_print_nothing_on_stdout(make_device, local_server: 
     for name in ("one", "two", "three"):
         path = f"projects/-p/{name}.jsonl"
         assert b.read(path) == a.read(path)
+
+
+def test_a_transfer_of_many_small_files_is_drawn_a_few_times_a_second_and_at_its_end() -> None:
+    """A pull read in place tells of each file it decrypts: 100,000 small files must not be
+    100,000 lines drawn on the terminal."""
+    told: list[TransferStats | None] = []
+    shown = BatchedProgress(told.append, 10_000)
+    for _ in range(10_000):
+        shown.sent(1)
+    shown.end()
+    drawn = [stats for stats in told if stats is not None]
+    assert 1 <= len(drawn) < 100
+    assert drawn[-1].bytes == 10_000 and told[-1] is None
