@@ -8,8 +8,9 @@ not help); a big one is encrypted in this process with zstd's own threads, while
 goes on with the small ones. Results arrive as each file is done, so that the caller can
 hand finished objects to rclone while the rest are still being encrypted.
 
-The process that encrypts an object also puts it in staging under its name, so that the
-rename of each of many small files is not all done by this one. Only the recipient (the
+The process that encrypts an object also puts it in staging under its name, or, for a
+remote in a folder on this machine, sends it there, so that the rename of each of many small
+files is not all done by this one. Only the recipient (the
 public key) and the object-name key go to the pool's processes; the identity stays here.
 """
 
@@ -25,7 +26,7 @@ from typing import BinaryIO
 from . import crypto
 from .files import rename_into
 from .pathmap import temporary_name
-from .remote import object_path
+from .remote import object_path, put_in_folder
 from .scan import read_prefix
 from .workers import batches, cores, process_pool, worth_a_pool
 
@@ -45,6 +46,9 @@ class Job:
     size: int  # the size the scan saw: where the file goes, and what the progress counts
     prefix_size: int = 0
     prefix_sha256: str = ""
+    # The remote's folder on this machine (`Remote.folder_here`): the object is sent there
+    # at once, by the process that made it, not put in staging for the caller to send.
+    remote_folder: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class Encrypted:
     size: int
     extended: bool  # the prefix matched: the object holds only the bytes past it
     object: crypto.Digest | None
-    name: str  # the object's name in staging; "" without one
+    name: str  # the object's name; "" without one
+    sent: bool  # the object is in the remote's folder already, else in staging
     mtime_ns: int
     mode: int
     stable: bool
@@ -97,10 +102,13 @@ def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Enc
         crypto.parse_recipient(keys.recipient),
         threads=threads,
     )
-    name = ""
+    name, sent = "", False
     if digest.size:
         name = crypto.object_name(keys.name_key, digest.sha256)
-        into_staging(temporary, job.staging, name)
+        if job.remote_folder is not None:
+            sent = put_in_folder(temporary, job.remote_folder, object_path(name))
+        if not sent:
+            into_staging(temporary, job.staging, name)
     else:
         temporary.unlink()
     size = digest.size + (job.prefix_size if whole is not None else 0)
@@ -111,6 +119,7 @@ def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Enc
         whole is not None,
         digest if digest.size else None,
         name,
+        sent,
         info.st_mtime_ns,
         info.st_mode & 0o777,
         (info.st_size, info.st_mtime_ns) == (after.st_size, after.st_mtime_ns)

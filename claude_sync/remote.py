@@ -44,7 +44,7 @@ from pyrage import x25519
 
 from .crypto import decrypt_bytes, encrypt_bytes
 from .errors import ClaudeSyncError, KeyFileError, RemoteFolderMissing, RemoteFormatError
-from .files import NO_SPACE, disk_full, private_folder, rename_into
+from .files import NO_SPACE, disk_full, private_folder
 from .keys import KDF_SALT
 from .rclone import Progress, Rclone, RcloneCall, RemoteNotFound
 
@@ -128,6 +128,28 @@ def local_folder(root: str, rclone_config: str | None) -> Path | None:
     if not parser.has_section(name) or parser[name].get("type", "").strip() != "local":
         return None
     return Path(path).expanduser()
+
+
+def put_in_folder(file: Path, folder: Path, relative: str) -> bool:
+    """Move `file` to `relative` below the remote's `folder` on this machine, as rclone's
+    move would: by a rename, so that it appears whole, in one step. False when that would
+    cross file systems (EXDEV: the caller sends it with rclone); any other failure is one
+    line that names the folder. A folder gone (an unmounted disk) is not made anew, for a
+    later mount to hide what went into it."""
+    target = folder / relative
+    try:
+        try:
+            os.replace(file, target)
+        except FileNotFoundError:
+            if not folder.is_dir():
+                raise RemoteFolderMissing(folder) from None
+            private_folder(target.parent)
+            os.replace(file, target)
+    except OSError as error:
+        if error.errno == errno.EXDEV:
+            return False
+        raise _folder_error(folder, error) from None
+    return True
 
 
 def _folder_error(folder: Path, error: OSError) -> ClaudeSyncError:
@@ -345,22 +367,15 @@ class Remote:
 
     def _put_here(self, source: Path, files: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Move each (file below `source`, path below the root) into the remote's folder
-        when it is on this machine (`folder_here`), as rclone's move would: by a rename,
-        so that each appears whole, in one step. What is left (all of it for another
-        remote, the rest once the folder proves to be on another file system) goes through
-        rclone."""
+        when it is on this machine (`folder_here`, see `put_in_folder`). What is left (all
+        of it for another remote, the rest once the folder proves to be on another file
+        system) goes through rclone."""
         here = self.folder_here
         if here is None:
             return files
-        if not here.is_dir():  # an unmounted disk: no folder is made in its place
-            raise RemoteFolderMissing(here)
         for index, (name, relative) in enumerate(files):
-            try:
-                rename_into(source / name, here / relative)
-            except OSError as error:
-                if error.errno == errno.EXDEV:
-                    return files[index:]
-                raise _folder_error(here, error) from None
+            if not put_in_folder(source / name, here, relative):
+                return files[index:]
         return []
 
     def download_objects(

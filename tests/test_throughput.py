@@ -667,13 +667,13 @@ def test_a_remote_folder_gone_before_the_objects_are_sent_is_not_made_anew(
     device = joined(make_device("a"), local_server)
     put(device, "CLAUDE.md", "notes\n", 0)
     folder = local_server.data_dir
-    real_upload = Remote.upload_objects
+    real_encrypt = encrypting.encrypt_file
 
-    def unmounted_first(self: Remote, *args, **kwargs) -> None:
+    def unmounted_first(*args, **kwargs) -> encrypting.Encrypted | None:
         folder.rename(folder.with_name("unmounted"))
-        real_upload(self, *args, **kwargs)
+        return real_encrypt(*args, **kwargs)
 
-    monkeypatch.setattr(Remote, "upload_objects", unmounted_first)
+    monkeypatch.setattr(encrypting, "encrypt_file", unmounted_first)
     result = device.run("push")
     assert result.exit_code == 1
     assert result.output.splitlines()[-1].startswith(

@@ -79,6 +79,7 @@ def _job(session: Session, action: Upload, staging: Path, known: set[str]) -> Jo
         action.local.size,
         base.size if extend and base is not None else 0,
         base.sha256 if extend and base is not None else "",
+        session.ws.remote.folder_here,
     )
 
 
@@ -196,9 +197,10 @@ def _encrypt_and_send(
     progress: Progress | None,
 ) -> tuple[dict[str, tuple[Version, Path | None]], dict[str, tuple[int, int]], set[str]]:
     """Encrypt every upload (see `encrypting`) and send the new objects, in batches while
-    the rest are still being encrypted; return path -> (version, local file), path ->
-    (size, mtime) of the files nothing wrote to while they were read, and the names of the
-    objects sent. A batch is `workers.batch_bytes` of files."""
+    the rest are still being encrypted (to a remote in a folder on this machine, each as it
+    is made); return path -> (version, local file), path -> (size, mtime) of the files
+    nothing wrote to while they were read, and the names of the objects sent. A batch is
+    `workers.batch_bytes` of files."""
     # Imported here, not above: a push with nothing to send encrypts nothing.
     from ..encrypting import Keys, encrypt_all
 
@@ -224,12 +226,17 @@ def _encrypt_and_send(
     keys = Keys(str(session.ws.recipient), session.ws.name_key)
     try:
         for index, (job, encrypted) in enumerate(encrypt_all(list(jobs.values()), keys), 1):
-            done += job.size
+            if encrypted is not None and encrypted.sent:  # in the remote's folder already
+                sent.add(encrypted.name)
+                if shown:
+                    shown.sent(job.size)
+            else:
+                done += job.size
             if encrypted is None:
                 session.listen(Event("warning", job.path, detail=f"{job.path} vanished"))
                 continue
             version = _version(session, by_path[job.path], encrypted)
-            if encrypted.object is not None:
+            if encrypted.object is not None and not encrypted.sent:
                 name = encrypted.name
                 if not on_remote(encrypted.object.sha256) and name not in sent:
                     batch.append(name)
