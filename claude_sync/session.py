@@ -70,6 +70,7 @@ class Session:
         listen: Listener,
         accept_rollback: bool = False,
         defer_hashes: bool = False,
+        scan_later: bool = False,
     ) -> None:
         self.ws = workspace
         # `push --all`: this device republishes its whole view after a rollback
@@ -86,11 +87,13 @@ class Session:
         self._folders: dict[str, Path] = {}  # local folder -> its real path (see `target`)
         self._targets: dict[str, Path] = {}  # remote path -> `target`
         self.folders_seen: set[str] = set()  # local folders a pull found are folders: `make_way`
+        # With `scan_later` the Claude folder is scanned only when `scan_folder` is called (a
+        # pull that finds nothing new on the remote needs no scan: see `actions.pull`).
+        self.scanned = False
+        self._scan_later = scan_later
         self._open(self.state.projects)
         if warning:
             self.listen(Event("warning", detail=warning))
-        added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
-        self._unmatched = unmatched_patterns(added, itertools.chain(self.local, self.state.files))
         self._remote: RemoteView | None = None
         # Paths a pull planned an action for and left as they were: it settles nothing.
         self.left: set[str] = set()
@@ -157,12 +160,20 @@ class Session:
                     "that project's sessions here",
                 )
             )
-        scanned = scan(ws.claude, self.rules, self.paths, self.state, self._defer_hashes)
+        if self.scanned or not self._scan_later:
+            self.scan_folder()
+
+    def scan_folder(self) -> None:
+        """Scan the Claude folder through the current path map (see `scan.scan`)."""
+        scanned = scan(self.ws.claude, self.rules, self.paths, self.state, self._defer_hashes)
         self.local = scanned.files
         self.differing = scanned.differing  # see `Scan.differing`
         self.unknown = scanned.unknown  # folders that could not be read: left as they are
+        self.scanned = True
         for message in scanned.warnings:
             self.listen(Event("warning", detail=message))
+        added = [p for p in dict.fromkeys(self.config.include) if p not in DEFAULT_INCLUDE]
+        self._unmatched = unmatched_patterns(added, itertools.chain(self.local, self.state.files))
 
     # remote ------------------------------------------------------------------
 
@@ -351,10 +362,12 @@ class Session:
 
     def pending_conflicts(self, created: list[str]) -> list[str]:
         """The conflict copies in the Claude folder now, as local paths: those the scan
-        found or the state records, and `created` (made since the scan), that still exist."""
+        found (if it ran) or the state records, and `created` (made since the scan, or known
+        otherwise), that still exist."""
+        found = self.local if self.scanned else ()
         known = {
             self.paths.to_local(path)
-            for path in set(self.local) | set(self.state.files)
+            for path in itertools.chain(found, self.state.files)
             if CONFLICT_COPY.search(path)
         }
         return sorted(p for p in known | set(created) if (self.ws.claude / p).is_file())

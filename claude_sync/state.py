@@ -30,6 +30,8 @@ never between.
         recorded                   -- {"<folder>/<name>.jsonl": [inode, size, mtime_ns, path]}
         settled_view               -- {"view": {"<device id>": ["<entry name>", ...]},
                                        "config": "<what decided the paths>"} or null
+        settled_conflicts          -- {"view": <as in settled_view>,
+                                       "copies": ["<local path>", ...]} or null
 
 `base` is the version this device last pushed or adopted. `size`/`mtime_ns` are the local
 file's stat when it matched `base`, so an unchanged file is not read again, but only when
@@ -63,7 +65,11 @@ is not read again on every run. `settled_view` is the remote view (each device's
 that the last pull to settle every path planned over, and the config it synced with: what
 lets a later pull plan over the paths that changed since (see `actions.pull.changed_paths`).
 A save that removes an entry drops it: that path has no base to be settled at. A store
-written before it was kept has none.
+written before it was kept has none. `settled_conflicts` names the conflict copies that were
+in the Claude folder when that pull settled, and the view it settled over: a later pull that
+finds no new entry reports them (those still there) without scanning the folder. It is
+trusted only while its view is `settled_view`'s (a version that does not know it leaves it
+as it was, and may settle over another view).
 
 Earlier versions kept all of it in one `state.json` (the same fields, every path's entry as
 `{"base": <version>, "size", "mtime_ns", "swept", "publish", "settled"}` under "files"),
@@ -422,6 +428,20 @@ class State:
     own_seq: int = 0  # the last entry this home wrote
     recorded: dict[str, list] = field(default_factory=dict)  # see projects.RecordedPaths
     settled_view: dict | None = None  # see above
+    settled_conflicts: dict | None = None  # see above
+
+    def settle_own_entry(self, name: str) -> None:
+        """Count an entry this device just wrote into the settled view: it names this
+        device's bases (or versions it published before, which they are at least), so the
+        next pull has nothing of it to decide (see `actions.pull.changed_paths`)."""
+        settled, conflicts = self.settled_view, self.settled_conflicts
+        if settled is None:
+            return
+        names = settled["view"].get(self.device_id, [])
+        view = {**settled["view"], self.device_id: [*names, name]}
+        if conflicts is not None and conflicts["view"] == settled["view"]:
+            self.settled_conflicts = {"view": view, "copies": conflicts["copies"]}
+        self.settled_view = {"view": view, "config": settled["config"]}
 
 
 def load_state(home: Path, device_id: str, remote_root: str) -> tuple[State, str | None]:
@@ -504,6 +524,7 @@ def _read(store: Path, device_id: str, remote_root: str) -> State:
         _integer(meta["own_seq"]),
         _recorded(meta["recorded"]),
         _settled_view(meta.get("settled_view")),
+        _settled_conflicts(meta.get("settled_conflicts")),
     )
 
 
@@ -527,6 +548,7 @@ def _write(store: Path, state: State, saved_ns: int) -> None:
         "own_seq": state.own_seq,
         "recorded": state.recorded,
         "settled_view": state.settled_view,
+        "settled_conflicts": state.settled_conflicts,
     }
     # Made here, so that it is private from the start (SQLite gives its journal the same mode).
     os.close(os.open(store, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -635,14 +657,32 @@ def _settled_view(raw: object) -> dict | None:
         not isinstance(raw, dict)
         or set(raw) != {"view", "config"}
         or not isinstance(raw["config"], str)
-        or not isinstance(raw["view"], dict)
-        or not all(
-            isinstance(names, list) and all(isinstance(name, str) for name in names)
-            for names in raw["view"].values()
-        )
+        or not _is_view(raw["view"])
     ):
         raise ValueError("settled_view")
     return raw
+
+
+def _settled_conflicts(raw: object) -> dict | None:
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or set(raw) != {"view", "copies"}
+        or not _is_view(raw["view"])
+        or not isinstance(raw["copies"], list)
+        or not all(isinstance(copy, str) for copy in raw["copies"])
+    ):
+        raise ValueError("settled_conflicts")
+    return raw
+
+
+def _is_view(raw: object) -> bool:
+    """Whether raw is a view as the state keeps it: each device's entry names."""
+    return isinstance(raw, dict) and all(
+        isinstance(names, list) and all(isinstance(name, str) for name in names)
+        for names in raw.values()
+    )
 
 
 def _integer(raw: object) -> int:

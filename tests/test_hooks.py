@@ -296,6 +296,20 @@ def test_quiet_prints_nothing_to_stdout_even_for_a_conflict(
     assert (done.returncode, done.stdout) == (0, b"")
 
 
+def test_the_pull_hook_names_the_conflicts_an_earlier_pull_left(
+    make_device, local_server: Server
+) -> None:
+    """A SessionStart with nothing new on the remote still tells of them (on stderr)."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, "CLAUDE.md", "a\n", 1)
+    a.ok("push")
+    put(b, "CLAUDE.md", "b\n", 2)
+    b.ok("pull", exit_code=3)
+    done = pull_hook(b)
+    assert "1 conflict to settle; run `claude-sync conflicts`" in done.stderr.decode()
+    assert "1 conflict to settle" in last_run(b, "hook-pull")["detail"]
+
+
 # the background push -----------------------------------------------------------------------
 
 

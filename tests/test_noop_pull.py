@@ -17,7 +17,7 @@ import yaml
 from conftest import Device, joined, journal_folder, put
 from servers import Server
 
-from claude_sync import journal, manifest, remote_view, state
+from claude_sync import journal, manifest, pathmap, remote_view, scan, state
 from claude_sync.actions import pull as pull_action
 from claude_sync.actions import push as push_action
 from claude_sync.projects import encode_project
@@ -70,13 +70,149 @@ def test_a_pull_with_no_new_entries_decodes_none_and_parses_no_base(
 def test_a_local_change_is_decided_alone(
     local_server: Server, make_device, counted: Counter
 ) -> None:
-    """A file changed here is decided (its base parsed), and nothing else."""
+    """A file changed here is decided (its base parsed) with the path of the new entry,
+    and nothing else."""
     a, b = settled_pair(local_server, make_device)
     put(b, "agents/x.md", "edited on b\n", 20)
+    put(a, "rules/r.md", "rules two\n", 21)
+    a.ok("push")
     counted.clear()
-    b.ok("pull")
-    assert counted == Counter(bases=1)
+    assert "1 downloaded" in b.ok("pull")
+    assert counted == Counter(entries=1, bases=2)
     assert b.read("agents/x.md") == b"edited on b\n"
+    assert b.read("rules/r.md") == b"rules two\n"
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The Claude folders a run walks (a scan, or a listing of conflict copies)."""
+    walked: list[Path] = []
+    original = scan.walk_files
+
+    def walk_files(claude, *args, **kwargs):
+        walked.append(claude)
+        return original(claude, *args, **kwargs)
+
+    monkeypatch.setattr(scan, "walk_files", walk_files)
+    return walked
+
+
+def test_a_pull_with_nothing_new_does_not_scan_and_a_local_change_waits_for_a_push(
+    local_server: Server, make_device, walks: list[Path]
+) -> None:
+    a, b = settled_pair(local_server, make_device)
+    put(b, "agents/x.md", "edited on b\n", 20)
+    (b.claude / "rules" / "r.md").unlink()
+    walks.clear()
+    assert "Already up to date" in b.ok("pull")
+    assert walks == []
+    assert b.read("agents/x.md") == b"edited on b\n"
+    assert "1 uploaded" in b.ok("push")
+    a.ok("pull")
+    assert a.read("agents/x.md") == b"edited on b\n"
+    assert not (a.claude / "rules" / "r.md").exists()
+
+
+def test_a_pull_after_one_with_nothing_new_still_meets_a_local_change_as_a_conflict(
+    local_server: Server, make_device, walks: list[Path]
+) -> None:
+    a, b = settled_pair(local_server, make_device)
+    put(b, "agents/x.md", "edited on b\n", 20)
+    b.ok("pull")
+    put(a, "agents/x.md", "edited on a\n", 30)
+    a.ok("push")
+    walks.clear()
+    assert "1 conflict to settle" in b.ok("pull", exit_code=3)
+    assert walks == [b.claude]
+    assert b.read("agents/x.md") == b"edited on b\n"
+    [copy] = [p for p in (b.claude / "agents").iterdir() if ".conflict-" in p.name]
+    assert copy.read_bytes() == b"edited on a\n"
+
+
+def test_the_pull_after_a_push_here_does_not_scan(
+    local_server: Server, make_device, walks: list[Path]
+) -> None:
+    """The entry a push writes names this device's bases: nothing in it for a pull to
+    decide. Another device's entry is."""
+    a, b = settled_pair(local_server, make_device)
+    put(b, "agents/x.md", "edited on b\n", 20)
+    b.ok("push")
+    walks.clear()
+    assert "Already up to date" in b.ok("pull")
+    assert walks == []
+    assert "1 downloaded" in a.ok("pull")
+    put(a, "CLAUDE.md", "edited on a\n", 30)
+    a.ok("push")
+    walks.clear()
+    assert "1 downloaded" in b.ok("pull")
+    assert walks == [b.claude] and b.read("CLAUDE.md") == b"edited on a\n"
+
+
+def meta(device: Device, name: str) -> object:
+    with closing(sqlite3.connect(device.sync_home / "state.sqlite")) as db:
+        [(value,)] = db.execute("SELECT value FROM meta WHERE name = ?", (name,))
+    return json.loads(value)
+
+
+@pytest.mark.parametrize("recorded", ["none", "another view"])
+def test_a_pull_scans_when_the_conflict_copies_of_the_settled_view_are_not_known(
+    local_server: Server, make_device, walks: list[Path], recorded: str
+) -> None:
+    """As after an earlier version, which kept none, or settled over another view."""
+    a, b = settled_pair(local_server, make_device)
+    put(a, "CLAUDE.md", "two\n", 10)
+    a.ok("push")
+    b.ok("pull")
+    with closing(sqlite3.connect(b.sync_home / "state.sqlite")) as db, db:
+        if recorded == "none":
+            db.execute("DELETE FROM meta WHERE name = 'settled_conflicts'")
+        else:
+            value = json.dumps({"view": {}, "copies": []})
+            db.execute("UPDATE meta SET value = ? WHERE name = 'settled_conflicts'", (value,))
+    walks.clear()
+    b.ok("pull")
+    assert walks == [b.claude]
+    assert meta(b, "settled_conflicts") == {"view": meta(b, "settled_view")["view"], "copies": []}
+    walks.clear()
+    b.ok("pull")
+    assert walks == []
+
+
+def test_a_dry_run_with_nothing_new_changes_nothing(
+    local_server: Server, make_device, walks: list[Path]
+) -> None:
+    a, b = settled_pair(local_server, make_device)
+    put(b, "agents/x.md", "edited on b\n", 20)
+    before = meta(b, "last_pull")
+    walks.clear()
+    b.ok("pull", "--dry-run")
+    assert walks == [] and meta(b, "last_pull") == before
+    assert b.read("agents/x.md") == b"edited on b\n"
+
+
+def test_a_pull_with_nothing_new_names_the_conflict_copies_still_there(
+    local_server: Server, make_device, walks: list[Path]
+) -> None:
+    """The copies a pull made and no push has sent yet are known to the next pull,
+    which does not scan; one settled since is not named."""
+    a, b = settled_pair(local_server, make_device)
+    put(b, "agents/x.md", "edited on b\n", 20)
+    put(b, "CLAUDE.md", "claude on b\n", 21)
+    put(a, "agents/x.md", "edited on a\n", 30)
+    put(a, "CLAUDE.md", "claude on a\n", 31)
+    a.ok("push")
+    assert "2 conflicts to settle" in b.ok("pull", exit_code=3)
+    walks.clear()
+    again = b.ok("pull", exit_code=3)
+    assert "2 conflicts to settle" in again and walks == []
+    [copy] = [p for p in (b.claude / "agents").iterdir() if ".conflict-" in p.name]
+    copy.unlink()
+    walks.clear()
+    once_more = b.ok("pull", exit_code=3)
+    assert "1 conflict to settle: CLAUDE.md.conflict-" in once_more and walks == []
+    b.ok("conflicts", "--keep", "local")
+    walks.clear()
+    assert "conflict" not in b.ok("pull") and walks == []
 
 
 def test_a_pull_after_another_device_pushed_decodes_only_the_new_entry(
@@ -152,8 +288,8 @@ def test_a_damaged_version_in_the_view_cache_is_named_and_the_next_run_decodes_a
     a, b = settled_pair(local_server, make_device)
     with closing(sqlite3.connect(b.sync_home / "cache" / "views.sqlite")) as db, db:
         db.execute("UPDATE files SET version = 'not json' WHERE path = 'CLAUDE.md'")
-    put(b, "CLAUDE.md", "b's edit\n", 20)  # so that the pull decides CLAUDE.md
-    failed = b.run("pull")
+    put(b, "CLAUDE.md", "b's edit\n", 20)  # so that the push decides CLAUDE.md
+    failed = b.run("push")
     assert failed.exit_code == 1
     assert "views.sqlite: the version of CLAUDE.md is damaged" in failed.output
     b.ok("push")
@@ -217,6 +353,26 @@ def test_a_newly_included_folder_is_pulled_with_no_new_entry(
     include_todos(b)
     b.ok("pull")
     assert b.read("todos/t.json") == b"[]\n"
+
+
+def test_a_folder_synced_by_default_since_an_upgrade_is_pulled_with_no_new_entry(
+    local_server: Server, make_device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What this claude-sync syncs by default decides the paths as the config does: a
+    file another device synced is taken, and one made here meets it as a conflict."""
+    a, b = settled_pair(local_server, make_device)
+    include_todos(a)
+    put(a, "todos/t.json", "[1]\n", 10)
+    put(a, "todos/u.json", "[]\n", 10)
+    a.ok("push")
+    b.ok("pull")
+    put(b, "todos/t.json", "[2]\n", 20)
+    monkeypatch.setattr(pathmap, "DEFAULT_INCLUDE", (*pathmap.DEFAULT_INCLUDE, "todos/"))
+    assert "1 conflict to settle" in b.ok("pull", exit_code=3)
+    assert b.read("todos/u.json") == b"[]\n"
+    assert b.read("todos/t.json") == b"[2]\n"
+    [copy] = [p for p in (b.claude / "todos").iterdir() if ".conflict-" in p.name]
+    assert copy.read_bytes() == b"[1]\n"
 
 
 def test_verify_checks_every_entry_afresh(

@@ -118,6 +118,13 @@ def test_the_settled_view_is_kept_until_an_entry_is_removed(tmp_path: Path) -> N
     assert loaded(tmp_path).settled_view is None
 
 
+def test_the_conflict_copies_of_the_settled_view_are_kept(tmp_path: Path) -> None:
+    view = {"dev2": ["000000000001-0a0b0c0d.age"]}
+    conflicts = {"view": view, "copies": ["settings.json.conflict-20260101-000000-dev2"]}
+    saved(tmp_path, {}, settled_view={"view": view, "config": "[]"}, settled_conflicts=conflicts)
+    assert loaded(tmp_path).settled_conflicts == conflicts
+
+
 def test_a_load_parses_no_base_until_asked(tmp_path: Path) -> None:
     saved(tmp_path, {"settings.json": Entry(version("{}"), 2, 1_000)})
     with closing(sqlite3.connect(tmp_path / STATE_FILE)) as db, db:
@@ -315,6 +322,14 @@ def _bad_recorded(store: Path) -> None:
         db.execute("""UPDATE meta SET value = '{"p/s.jsonl": [1, 2]}' WHERE name = 'recorded'""")
 
 
+def _bad_settled_conflicts(store: Path) -> None:
+    with closing(sqlite3.connect(store)) as db, db:
+        db.execute(
+            """UPDATE meta SET value = '{"view": {}, "copies": [7]}' """
+            "WHERE name = 'settled_conflicts'"
+        )
+
+
 def _bad_projects(store: Path) -> None:
     with closing(sqlite3.connect(store)) as db, db:
         db.execute("UPDATE meta SET value = '{\"../x\": 1}' WHERE name = 'projects'")
@@ -331,6 +346,7 @@ def _bad_projects(store: Path) -> None:
         _missing_meta,
         _bad_projects,
         _bad_recorded,
+        _bad_settled_conflicts,
     ],
 )
 def test_an_unusable_store_is_set_aside_and_rebuilt(tmp_path: Path, damage) -> None:

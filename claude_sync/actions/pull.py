@@ -1,7 +1,9 @@
 """pull: fetch and apply what changed elsewhere.
 
 Fetch the journal entries that are new (one rclone call; none from a remote in a folder on
-this machine: its journal is read in place), plan, fetch every needed object (in batches;
+this machine: its journal is read in place); with none since the last pull that settled
+every path (nor a change of config), stop there: nothing is to decide, and the Claude
+folder is not scanned (see `changed_paths`). Otherwise scan, plan, fetch every needed object (in batches;
 from a remote in a folder on this machine none: they are read in place), assemble and
 verify every file (see `assemble`: a download is decrypted into a temporary beside its
 file, the new segments of a grown transcript into staging/; nothing in the Claude folder
@@ -31,6 +33,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .. import __version__
 from ..assemble import Assembler, Needed, fetched_bytes, sync_disks
 from ..claude_folder import (
     Written,
@@ -59,7 +62,7 @@ from ..plan import (
     resolve,
 )
 from ..rclone import BatchedProgress, Progress
-from ..remote_view import RemoteView
+from ..remote_view import RemoteView, fetch_remote_view
 from ..scan import prefix_sha256, under
 from ..scope import EVERYTHING, Scope, device_id, project_folder
 from ..session import Event, Listener, Session, Summary, Unwritable, layout_fingerprint
@@ -107,15 +110,33 @@ def changed_paths(
     does before it pulls, plans over every path). Entries are immutable and their names
     unique, so a path that no entry outside the settled view names has, per device, the
     same version as then or none (a device forgotten, a snapshot that left it out:
-    versions only go). For such a path whose local file is unchanged from its entry,
-    `decide_pull` finds nothing newer, and decides nothing. So these are planned: the paths
-    changed here (the scan's hash is not the base's, or there is no entry) and the paths
-    new entries name.
+    versions only go). A push adds the entry it writes to the settled view
+    (`State.settle_own_entry`): it names this device's bases, or versions it published
+    before, which its bases are at least. For such a path whose local file is unchanged
+    from its entry, `decide_pull` finds nothing newer, and decides nothing; nor for one
+    changed here, since nothing there is newer than its base (a path with versions there
+    has an entry). So these are planned: the paths changed here (the scan's hash is not
+    the base's, or there is no entry) and the paths new entries name; with no new entry,
+    nothing is, and the folder is not even scanned (see `pull`).
 
     A pull that left a path as it was (refused, unwritable, held, changed meanwhile) does
     not settle, so the next one decides that path again. A state being rebuilt, another
-    config (include/exclude, path map, home, project moves), or an entry whose paths are
-    not known here, plans over every path."""
+    config (include/exclude and what this version syncs by default, path map, home,
+    project moves), or an entry whose paths are not known here, plans over every path."""
+    paths = named_since_settled(session, view)
+    if paths is None:
+        return None
+    files, local = session.state.files, session.local
+    paths.update(session.differing)  # no entry is made for each unchanged file
+    paths.update(
+        path for path in files if path not in local and local_changed(path, None, files.get(path))
+    )
+    return paths
+
+
+def named_since_settled(session: Session, view: RemoteView) -> set[str] | None:
+    """The paths the entries outside the settled view name (see `changed_paths`); None when
+    there is no settled view to plan from."""
     settled = session.state.settled_view
     if (
         not session.state_known
@@ -134,20 +155,17 @@ def changed_paths(
                 if named is None:
                     return None
                 paths.update(moved_path(moves, path) for path in named)
-    files, local = session.state.files, session.local
-    paths.update(session.differing)  # no entry is made for each unchanged file
-    paths.update(
-        path for path in files if path not in local and local_changed(path, None, files.get(path))
-    )
     return paths
 
 
 def _config(session: Session) -> str:
-    """What of this device's config and state decides which paths sync and where each is."""
+    """What of this device's config and state decides which paths sync and where each is
+    (the version: what this claude-sync syncs by default, and how)."""
     return json.dumps(
         [
-            session.config.include,
-            session.config.exclude,
+            __version__,
+            session.rules.include,
+            session.rules.exclude,
             str(session.paths.layout.home),
             layout_fingerprint(session.paths.layout),
             moves_to_json(session.state.moves),
@@ -155,10 +173,24 @@ def _config(session: Session) -> str:
     )
 
 
-def _settled(session: Session) -> None:
-    """Record that this pull settled every path over the view it planned over."""
+def _settled(session: Session, copies: list[str]) -> list[str]:
+    """Record that this pull settled every path over the view it planned over, and the
+    conflict copies in the Claude folder then (those the scan found or the state records,
+    and `copies`: made by this pull, or recorded by the last); return those copies."""
     view = {device: list(names) for device, names in session.remote().names.items()}
     session.state.settled_view = {"view": view, "config": _config(session)}
+    pending = session.pending_conflicts(copies)
+    session.state.settled_conflicts = {"view": view, "copies": pending}
+    return pending
+
+
+def _settled_copies(session: Session) -> list[str] | None:
+    """The conflict copies the last settling pull recorded, when it recorded them for the
+    view it settled over (see `state`)."""
+    settled, conflicts = session.state.settled_view, session.state.settled_conflicts
+    if settled is None or conflicts is None or conflicts["view"] != settled["view"]:
+        return None
+    return conflicts["copies"]
 
 
 def _download_need(session: Session, path: str, version: Version) -> Needed:
@@ -250,14 +282,53 @@ def pull(
     With `project` (a path here) only that project; with `device` (a name or id) only the
     versions that device published. `progress` is told how the download of the objects
     goes."""
-    session = Session(ws, listen)
+    narrow = project is not None or device is not None
+    # A narrow pull reads the remote view and finds its project among the files here
+    # before it plans: it scans first, as every pull did before it read the view.
+    session = Session(ws, listen, scan_later=not narrow)
     if not dry_run:
         session.empty_trash()
+    if not narrow:
+        view = fetch_remote_view(ws)
+        copies = _nothing_since_settled(session, view)
+        if copies is None:
+            session.scan_folder()  # before the view's project tables are learned, as ever
+        session.use_remote(view)
+        # Moves the view publishes change what decides the paths: asked again.
+        if copies is not None and _nothing_since_settled(session, view) is not None:
+            return _nothing_new(session, copies, dry_run)
+        if not session.scanned:
+            session.scan_folder()
     scope = Scope(
         folder=project_folder(session, project) if project is not None else None,
         device=device_id(session.remote(), device) if device is not None else None,
     )
     return pull_over(session, scope, dry_run, held_session, progress=progress)
+
+
+def _nothing_since_settled(session: Session, view: RemoteView) -> list[str] | None:
+    """When `view` holds no entry outside the view the last pull to settle every path
+    planned over, with the same config: the conflict copies that pull recorded. A pull then
+    decides nothing, whatever changed here: the paths it would plan are those changed here
+    (see `changed_paths`), and each has a base at least each of its versions there, or no
+    versions. None otherwise."""
+    copies = _settled_copies(session)
+    if copies is None or named_since_settled(session, view) != set():
+        return None
+    return copies
+
+
+def _nothing_new(session: Session, copies: list[str], dry_run: bool) -> Summary:
+    """A pull with nothing new on the remote (see `_nothing_since_settled`), which does not
+    scan the Claude folder: it records what a pull that decided nothing records, and names
+    the conflict copies still there."""
+    summary = Summary()
+    if dry_run:
+        return summary
+    summary.pending = _settled(session, copies)
+    session.state.last_pull = now_iso()
+    session.save()
+    return summary
 
 
 def pull_over(
@@ -428,7 +499,7 @@ def _apply_pull(
         if scope == EVERYTHING and not summary.refused:
             session.state.rebuilding = False  # every path settled once: it knows its bases
             if not session.left:
-                _settled(session)
+                _settled(session, summary.pending)
     finally:
         if visible:
             sync_disks()  # what was written is on disk before the state says so

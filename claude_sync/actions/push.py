@@ -407,6 +407,7 @@ def publish_entry(
         files_here[path].published = True
     session.state.own_seq = seq
     session.state.journal_seen[device] = seq
+    session.state.settle_own_entry(name)
     if snapshot:
         delete_entries(ws, device, view.names.get(device, []), staging)
     keep_written(ws, view, entry, name)
