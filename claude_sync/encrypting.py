@@ -41,7 +41,9 @@ class Job:
     encrypted."""
 
     path: str  # the remote path it is sent as
-    file: Path
+    # Its path here: a string, not a Path, as a push makes one per file (joining a Path
+    # costs ten times as much) and hands each to another process.
+    file: str
     staging: Path
     size: int  # the size the scan saw: where the file goes, and what the progress counts
     prefix_size: int = 0

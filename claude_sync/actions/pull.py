@@ -1,19 +1,19 @@
 """pull: fetch and apply what changed elsewhere.
 
-Fetch the journal entries that are new (one rclone call; none from a remote in a folder on
-this machine: its journal is read in place); with none since the last pull that settled
-every path (nor a change of config), stop there: nothing is to decide, and the Claude
-folder is not scanned (see `changed_paths`). Otherwise scan, plan, fetch every needed object (in batches;
-from a remote in a folder on this machine none: they are read in place), assemble and
-verify every file (see `assemble`: a download is decrypted into a temporary beside its
-file, the new segments of a grown transcript into staging/; nothing in the Claude folder
-changes until all of them check out), sync the disks once, then write each path
-(claude_folder.write_file): a file that only grew is extended by appending the missing
-bytes; any other is replaced by renaming its temporary over it, and the old file is checked
-again after, so that bytes Claude Code wrote meanwhile end in the file or in trash/. The
-disks are synced once more before the state records what was written. A path whose version
-needs an object that is missing or damaged on the remote is refused alone
-(summary.refused), and every other one applied.
+Fetch the journal entries that are new (one rclone call; none from a remote in a folder
+on this machine: its journal is read in place); with none since the last pull that
+settled every path (nor a change of config), stop there: nothing is to decide, and the
+Claude folder is not scanned (see `changed_paths`). Otherwise scan, plan, fetch every
+needed object (in batches; from a remote in a folder on this machine none: they are read
+in place), assemble and verify every file (see `assemble`: a download is decrypted into
+a temporary beside its file, the new segments of a grown transcript into staging/;
+nothing in the Claude folder changes until all of them check out), sync the disks once,
+then write each path (claude_folder.write_file): a file that only grew is extended by
+appending the missing bytes; any other is replaced by renaming its temporary over it,
+and the old file is checked again after, so that bytes Claude Code wrote meanwhile end
+in the file or in trash/. The disks are synced once more before the state records what
+was written. A path whose version needs an object that is missing or damaged on the
+remote is refused alone (summary.refused), and every other one applied.
 A narrow pull (one project, one device's versions, the paths `restore` brings back: see
 `scope`) plans over those alone.
 

@@ -14,6 +14,7 @@ pending, and this device's view keeps its other paths as they were.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import shutil
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -74,7 +75,7 @@ def _job(session: Session, action: Upload, staging: Path, known: set[str]) -> Jo
     )
     return Job(
         action.path,
-        session.ws.claude / session.paths.to_local(action.path),
+        f"{session.ws.claude}/{session.paths.to_local(action.path)}",
         staging,
         action.local.size,
         base.size if extend and base is not None else 0,
@@ -195,7 +196,7 @@ def _encrypt_and_send(
     on_remote: Callable[[str], bool],
     total: int,
     progress: Progress | None,
-) -> tuple[dict[str, tuple[Version, Path | None]], dict[str, tuple[int, int]], set[str]]:
+) -> tuple[dict[str, tuple[Version, str | None]], dict[str, tuple[int, int]], set[str]]:
     """Encrypt every upload (see `encrypting`) and send the new objects, in batches while
     the rest are still being encrypted (to a remote in a folder on this machine, each as it
     is made); return path -> (version, local file), path -> (size, mtime) of the files
@@ -209,7 +210,7 @@ def _encrypt_and_send(
     total_bytes = sum(job.size for job in jobs.values())
     most = batch_bytes(total_bytes)
     shown = BatchedProgress(progress, total_bytes) if progress is not None else None
-    updates: dict[str, tuple[Version, Path | None]] = {}
+    updates: dict[str, tuple[Version, str | None]] = {}
     read_at: dict[str, tuple[int, int]] = {}
     sent: set[str] = set()
     batch: list[str] = []
@@ -278,7 +279,7 @@ def _send(
     summary: Summary,
     resend: bool,
     progress: Progress | None = None,
-) -> dict[str, tuple[Version, Path | None]]:
+) -> dict[str, tuple[Version, str | None]]:
     """Encrypt, send the objects, then the journal entry; record the new bases. Returns
     what was sent: path -> (version, the local file, None for a tombstone). The entry
     names what the state holds for the paths in `scope` (see `publish_entry`). With
@@ -495,7 +496,14 @@ def push(
     changed = {action.path for action in offline}
     remote = session.remote().versions(changed)
     session.hash_deferred(remote)
-    actions = plan_push(session, remote, scope, changed)
+    # A path with no version on the remote keeps its offline decision: `decide_push` had
+    # no versions to weigh then either, and its file is as the scan found it
+    # (`hash_deferred` hashes only files with a remote version of their size).
+    actions = sorted(
+        [action for action in offline if action.path not in remote]
+        + plan_push(session, remote, scope, remote.keys()),
+        key=operator.attrgetter("path"),
+    )
     tombstones = [a for a in actions if isinstance(a, Tombstone)]
     # Conflict copies are removed by settling them: never what the guard is for.
     guarded = [a for a in tombstones if not CONFLICT_COPY.search(a.path)]
