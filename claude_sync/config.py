@@ -20,16 +20,21 @@ config.yaml (in CLAUDE_SYNC_HOME, default ~/.claude-sync):
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from . import __version__
 from .errors import ConfigError
+from .files import write_private
 
 CONFIG_VERSION = 1
+# config.yaml's document as last parsed, as JSON (see `_document`), in CLAUDE_SYNC_HOME.
+PARSED_CONFIG = "cache/config.json"
 # Every key config.yaml may hold: section -> its keys (None for a plain value). A key
 # outside this is a typo to report, not a setting to drop silently.
 KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
@@ -86,11 +91,13 @@ class Config:
             "path_map": self.path_map,
             "projects": {"key": self.project_key, "git": self.git_projects},
         }
+        import yaml  # init only: kept off the start-up path (see `_document`)
+
         return yaml.safe_dump(document, sort_keys=False)
 
 
 def new_device_id() -> str:
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()
 
 
 def default_device_name() -> str:
@@ -153,15 +160,14 @@ def _unknown(name: str, path: Path, word: str, tries: list[dict[str, str]]) -> C
     return ConfigError(f"unknown key `{name}` in {path}")
 
 
-# libyaml's loader, where PyYAML was built with it, reads config.yaml about 8 times as fast
-# (every run reads it); it builds the same objects.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def parse_yaml(text: str, path: Path) -> object:
     """The YAML document in text; a syntax error becomes one line saying where."""
+    import yaml
+
+    # libyaml's loader, where PyYAML was built with it, reads config.yaml about 8 times as
+    # fast; it builds the same objects.
     try:
-        return yaml.load(text, Loader=_FAST_LOADER)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         pass  # read again below: the pure-Python loader names the offending character
     try:
@@ -181,7 +187,7 @@ def load_config(home: Path) -> Config:
         raise ConfigError(f"{path} not found: run `claude-sync init` first") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None
-    document = parse_yaml(text, path)
+    document = _document(text, path, home / PARSED_CONFIG)
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     if document.get("version") != CONFIG_VERSION:
@@ -238,6 +244,32 @@ def load_config(home: Path) -> Config:
         project_key=project_key,
         git_projects=git_projects,
     )
+
+
+def _document(text: str, path: Path, parsed: Path) -> object:
+    """The YAML document in config.yaml's `text`. Importing PyYAML is about a fifth of the
+    start of every run, hooks included, and the text seldom changes: the document of the
+    text last parsed is kept in `parsed` as JSON, with the text's hash, and used while the
+    text is the same. Only what the checks of `load_config` would see is kept, so they
+    check it all the same."""
+    sha256 = hashlib.sha256(text.encode()).hexdigest()
+    try:
+        kept = json.loads(parsed.read_bytes())
+    except (OSError, ValueError):
+        kept = None
+    if isinstance(kept, dict) and kept.get("of") == [sha256, __version__]:
+        return kept.get("document")
+    document = parse_yaml(text, path)
+    try:
+        encoded = json.dumps({"of": [sha256, __version__], "document": document})
+    except (TypeError, ValueError):  # a YAML date, say, which JSON cannot hold
+        return document
+    # Kept only where JSON gives the very document back (not so for a key that is no string);
+    # a home that cannot be written to has it parsed each time.
+    if json.loads(encoded)["document"] == document:
+        with contextlib.suppress(OSError):
+            write_private(parsed, encoded)
+    return document
 
 
 def _is_prefix(text: object) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,7 @@ def write_private(path: Path, text: str | bytes, mode: int = 0o600) -> None:
     """Write a file (mode 0600 unless told) in a 0700 folder, replacing any old one
     atomically."""
     private_folder(path.parent)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     data = text.encode() if isinstance(text, str) else text
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

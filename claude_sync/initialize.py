@@ -147,4 +147,5 @@ def initialize(request: InitRequest) -> InitResult:
                 shutil.rmtree(target)
             else:
                 target.unlink(missing_ok=True)
+    load_config(home)  # read back as each run reads it: its parsed copy is kept for them
     return InitResult(config, new_remote, created_bucket)

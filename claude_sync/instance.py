@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ def load_instance(home: Path) -> Instance:
             return Instance(str(document["id"]), int(document["created"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    instance = Instance(secrets.token_hex(8), time.time_ns())
+    instance = Instance(os.urandom(8).hex(), time.time_ns())
     write_private(
         home / INSTANCE_FILE,
         json.dumps({"id": instance.id, "created": instance.created, "place": place}) + "\n",

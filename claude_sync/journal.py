@@ -28,8 +28,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -70,7 +70,7 @@ class JournalEntry:
 
 def entry_name(seq: int) -> str:
     """A new, never used name for entry `seq`."""
-    return f"{seq:012d}-{secrets.token_hex(4)}.age"
+    return f"{seq:012d}-{os.urandom(4).hex()}.age"
 
 
 def entry_seq(name: str) -> int | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import secrets
+import os
 from pathlib import Path
 
 from pyrage import x25519
@@ -62,7 +62,7 @@ def _bech32_encode(hrp: str, data: bytes) -> str:
 
 def new_salt() -> bytes:
     """A new remote's KDF salt: one passphrase gives another key on every remote."""
-    return secrets.token_bytes(16)
+    return os.urandom(16)
 
 
 def derive_identity(passphrase: str, salt: bytes) -> x25519.Identity:

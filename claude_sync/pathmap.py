@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import secrets
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ TEMPORARY_NAME = re.compile(r"^\.claude-sync-tmp-\d+-[0-9a-f]{8}$")
 
 def temporary_name() -> str:
     """A short name for a file being written: the target's own name may be near the limit."""
-    return f"{TEMPORARY_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
 
 
 # <name>.conflict-<YYYYMMDD-HHMMSS>-<device>; copies made before the extension moved inside

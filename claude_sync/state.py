@@ -82,7 +82,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, MutableMapping
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -482,6 +481,8 @@ def _unreadable(path: Path, aside: Path) -> str:
 def _file_system_now(folder: Path) -> int:
     """The time by the clock that stamps files in `folder` (coarser than, and possibly
     behind, time.time_ns()): what the racily-clean rule compares mtimes with."""
+    import tempfile  # a save that records new stats only: kept off the start-up path
+
     with tempfile.TemporaryFile(dir=folder) as probe:
         return os.fstat(probe.fileno()).st_mtime_ns
 

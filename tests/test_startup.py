@@ -19,8 +19,11 @@ import yaml
 from conftest import RCLONE, Device, joined, put, tree
 from servers import Server
 
+from claude_sync import config as config_module
 from claude_sync import remote_view
 from claude_sync import session as session_module
+from claude_sync.config import PARSED_CONFIG, load_config
+from claude_sync.errors import ConfigError
 from claude_sync.rclone import Rclone
 from claude_sync.remote import JOURNAL, Remote
 
@@ -52,6 +55,7 @@ RARE = {
     "concurrent.futures",
     "difflib",
     "multiprocessing",
+    "yaml",  # config.yaml is read from its parsed copy while its text is unchanged
 }
 
 
@@ -79,7 +83,9 @@ def test_a_push_with_nothing_to_do_imports_no_pull_nor_rare_module(
     pull = {"claude_sync.actions.pull", "claude_sync.assemble", "claude_sync.merges"}
     # Nor what only a push that sends something uses: encryption, rclone, the machine's name.
     sending = {"claude_sync.encrypting", "subprocess", "socket"}
-    unneeded = sorted(loaded & (RARE | pull | sending))
+    # Nor what only a save of the state uses (tempfile, with random).
+    saving = {"tempfile", "random"}
+    unneeded = sorted(loaded & (RARE | pull | sending | saving))
     assert not unneeded, f"imported without need: {', '.join(unneeded)}"
 
 
@@ -94,6 +100,88 @@ def test_a_pull_with_nothing_to_do_imports_no_push_nor_rare_module(
     assert "claude_sync.actions.pull" in loaded
     unneeded = sorted(loaded & (RARE | {"claude_sync.actions.push", "claude_sync.encrypting"}))
     assert not unneeded, f"imported without need: {', '.join(unneeded)}"
+
+
+CONFIG = "version: 1\ndevice: {id: d1, name: laptop}\nremote: {root: 'x:y'}\n"
+
+
+def counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts config.yaml is parsed from as YAML from now on (the parser runs as ever)."""
+    parsed: list[str] = []
+    parse = config_module.parse_yaml
+
+    def counting(text: str, path: Path) -> object:
+        parsed.append(text)
+        return parse(text, path)
+
+    monkeypatch.setattr(config_module, "parse_yaml", counting)
+    return parsed
+
+
+def test_config_yaml_is_parsed_once_for_each_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second run reads the parsed copy; an edit, even one that keeps the file's size,
+    is parsed again."""
+    parsed = counting_parses(monkeypatch)
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    first = load_config(tmp_path)
+    assert load_config(tmp_path) == first
+    assert len(parsed) == 1
+    assert (tmp_path / PARSED_CONFIG).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / PARSED_CONFIG).parent.stat().st_mode & 0o777 == 0o700
+    (tmp_path / "config.yaml").write_text(CONFIG.replace("laptop", "laptoq"))
+    assert load_config(tmp_path).device_name == "laptoq"
+    assert len(parsed) == 2
+
+
+def test_a_config_refused_once_is_refused_from_its_parsed_copy_too(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG + "rclone: {timeout: soon}\n")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="rclone.timeout"):
+            load_config(tmp_path)
+    assert (tmp_path / PARSED_CONFIG).exists()
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        b"\xff\xfe not JSON",
+        b'{"of": "something else"}',
+        b"[]",
+        b'{"of": ["0", "0"], "document": {}}',
+    ],
+)
+def test_a_damaged_or_stale_parsed_copy_is_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bytes
+) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / PARSED_CONFIG).write_bytes(kept)
+    parsed = counting_parses(monkeypatch)
+    assert load_config(tmp_path).device_name == "laptop"
+    assert load_config(tmp_path).device_name == "laptop"
+    assert len(parsed) == 1  # and the copy made again
+
+
+def test_a_document_json_cannot_hold_is_parsed_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A YAML key that is a number would come back from JSON as a string."""
+    (tmp_path / "config.yaml").write_text(CONFIG + "path_map: {1: ~/work}\n")
+    parsed = counting_parses(monkeypatch)
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="path_map"):
+            load_config(tmp_path)
+    assert len(parsed) == 2
+    assert not (tmp_path / PARSED_CONFIG).exists()
+
+
+def test_a_home_where_the_parsed_copy_cannot_be_written_still_loads(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "cache").write_text("a file where the folder would be")
+    assert load_config(tmp_path).device_name == "laptop"
+    assert load_config(tmp_path).device_name == "laptop"
 
 
 # An rclone that notes each `sync` (the mirror of the journal) in a file, then runs rclone.
