@@ -126,7 +126,12 @@ def walk_files(
     comes, and holds no list of the whole tree beside its own."""
     if not claude.is_dir():
         return
-    entered = {(claude.stat().st_dev, claude.stat().st_ino)}
+    # The folders entered, by device and inode, so that none is entered twice. Only a link
+    # leads to a folder reached before, so till the first link to a folder is followed the
+    # folders are known by their paths (`unidentified`), and no folder's stat is taken: a
+    # walk of a tree with no such link takes one for each file only.
+    entered: set[tuple[int, int]] | None = None
+    unidentified = [""]
     root = str(claude)
     pending = [""]
     while pending:
@@ -158,12 +163,16 @@ def walk_files(
         for entry in entries:
             name = entry.name
             local = f"{folder}/{name}" if folder else name
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
+            info: os.stat_result | None = None  # a folder's, till it must be identified
+            if entry.is_dir(follow_symlinks=False):
+                kind = stat.S_IFDIR
+            else:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                kind = info.st_mode & FILE_TYPE
             remote = prefix + name if prefix is not None else paths.to_remote(local)
-            kind = info.st_mode & FILE_TYPE
             if kind == stat.S_IFLNK:
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
@@ -189,11 +198,35 @@ def walk_files(
                     continue
                 if not is_utf8(name):
                     found.unsyncable.append(local + "/")
-                elif (info.st_dev, info.st_ino) in entered:
+                    continue
+                if entered is None and info is not None:  # the first link to a folder
+                    entered = _identities(root, unidentified)
+                if entered is None:
+                    unidentified.append(local)
+                    pending.append(local)
+                    continue
+                if info is None:
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                if (info.st_dev, info.st_ino) in entered:
                     found.unusable_links.append((local, "a folder reached twice (a link loop)"))
                 else:
                     entered.add((info.st_dev, info.st_ino))
                     pending.append(local)
+
+
+def _identities(root: str, folders: list[str]) -> set[tuple[int, int]]:
+    """The device and inode of each of `folders` (paths below `root`) that is still there."""
+    identities = set()
+    for folder in folders:
+        try:
+            info = os.stat(f"{root}/{folder}" if folder else root)
+        except FileNotFoundError:
+            continue
+        identities.add((info.st_dev, info.st_ino))
+    return identities
 
 
 @dataclass

@@ -735,6 +735,31 @@ def test_a_link_to_nothing_usable_is_skipped_and_blocks_nothing(
     assert a.read("rules/style.md") == b"style v2\n"
 
 
+@pytest.mark.parametrize("link_first", [True, False], ids=["link first", "folder first"])
+def test_a_folder_reached_through_a_link_and_as_itself_is_sent_once(
+    local_server: Server, make_device, link_first: bool
+) -> None:
+    """A link at the top to a folder deeper down is met first; a link deeper down to a
+    folder at the top, last. Either way the folder met second is named in a warning, and its
+    file is sent once, under the path met first."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    if link_first:
+        put(a, "agents/team/real/x.md", "x\n", 1)
+        (a.claude / "commands").symlink_to(a.claude / "agents/team/real", target_is_directory=True)
+        second = "agents/team/real"
+    else:
+        put(a, "commands/x.md", "x\n", 1)
+        (a.claude / "agents/team").mkdir(parents=True)
+        (a.claude / "agents/team/alias").symlink_to(a.claude / "commands", target_is_directory=True)
+        second = "agents/team/alias"
+    result = a.run("push")
+    assert result.exit_code == 0, result.output
+    assert f"{second}: a folder reached twice (a link loop)" in result.output
+    assert "1 uploaded" in result.output
+    b.ok("pull")
+    assert tree(b.claude) == {"commands/x.md": b"x\n"}
+
+
 # 18. a file that became a folder, a folder that became a file ------------------------------
 
 
