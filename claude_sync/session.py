@@ -400,11 +400,8 @@ class Session:
     def all_paths(self) -> set[str]:
         """Every synced path here or in the state. The scan found synced paths only, so the
         rules decide only on the state's others."""
-        paths = set(self.local)
-        paths.update(
-            path for path in self.state.files if path not in paths and self.rules.synced(path)
-        )
-        return paths
+        outside = self.state.files.outside(self.local)
+        return set(self.local).union(path for path in outside if self.rules.synced(path))
 
     def unsettled(self) -> set[str]:
         """The paths a push may act on: a local file not known to equal its base, a synced
@@ -416,15 +413,13 @@ class Session:
         paths.update(
             path for path in self.state.files.publishing() if path in local or synced(path)
         )
-        paths.update(path for path in self.state.files if path not in local and synced(path))
+        paths.update(path for path in self.state.files.outside(local) if synced(path))
         return paths
 
     def forget_unsynced(self) -> bool:
         """Stop tracking paths the rules no longer sync (never a deletion elsewhere)."""
         unsynced = [
-            path
-            for path in self.state.files
-            if path not in self.local and not self.rules.synced(path)
+            path for path in self.state.files.outside(self.local) if not self.rules.synced(path)
         ]
         for path in unsynced:
             del self.state.files[path]

@@ -82,7 +82,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,6 +346,16 @@ class Files(MutableMapping[str, Entry]):
     def __len__(self) -> int:
         added = sum(path not in self._stored for path in self._entries)
         return len(self._stored) - len(self._removed) + added
+
+    def outside(self, paths: Mapping[str, object]) -> set[str]:
+        """The paths of the state that `paths` lacks. A scan's files hold nearly every one
+        of them, so the difference is taken in C, not path by path."""
+        outside = self._stored.keys() - paths.keys()
+        outside -= self._removed
+        outside.update(
+            path for path in self._entries if path not in self._stored and path not in paths
+        )
+        return outside
 
     def unpublished(self) -> list[str]:
         """The paths whose entry is not marked `published`, read from the rows of those no

@@ -170,6 +170,21 @@ def test_a_save_writes_only_what_changed(tmp_path: Path) -> None:
     assert back.files["agents/a2.md"].base == version("new", 2)
 
 
+def test_the_paths_outside_a_mapping_are_those_stored_removed_or_added_that_it_lacks(
+    tmp_path: Path,
+) -> None:
+    paths = [f"agents/a{n}.md" for n in range(4)]
+    saved(tmp_path, {path: Entry(version(path)) for path in paths})
+    state = loaded(tmp_path)
+    del state.files["agents/a0.md"]
+    state.files["agents/new.md"] = Entry(version("new"))
+    state.files["agents/seen.md"] = Entry(version("seen"))
+    local = {"agents/a1.md": 1, "agents/seen.md": 2, "agents/elsewhere.md": 3}
+    outside = {"agents/a2.md", "agents/a3.md", "agents/new.md"}
+    assert state.files.outside(local) == outside
+    assert outside == {path for path in state.files if path not in local}
+
+
 def test_paths_renamed_in_place_are_saved_under_their_new_names(tmp_path: Path) -> None:
     """What `moves` does to the state: every entry taken out and put back, some renamed."""
     saved(
