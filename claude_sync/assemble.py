@@ -68,7 +68,7 @@ class Assembled:
 class Fetched:
     """A downloaded object, its path on the remote (for messages), and what it holds."""
 
-    file: Path
+    file: str  # a string, not a Path: a pull makes one for each object, and sends it on
     remote_path: str
     holds: Segment
     remove: bool = False  # no other version needs it: removed once decrypted
@@ -94,8 +94,9 @@ class Assembler:
         # none removed), or None: the objects are downloaded into `downloads`.
         self.in_place = in_place
         self.assembled: dict[tuple[str, str, int], Assembled] = {}
-        self._uses: Counter[str] = Counter()  # object name -> the versions that need it
-        self._makeable: dict[Path, bool] = {}  # `_folders_can_be_made`'s answers, this run
+        # object name -> the versions that need it: a download no other needs is removed
+        self._uses: Counter[str] = Counter()
+        self._makeable: dict[str, bool] = {}  # `_folders_can_be_made`'s answers, this run
 
     def get(self, path: str, version: Version) -> Assembled:
         return self.assembled[(path, version.sha256, version.size)]
@@ -117,11 +118,12 @@ class Assembler:
         refused: dict[str, DamagedObject] = {}
         identity = self.session.ws.identity
         told = decrypted or (lambda size: None)
-        self._uses.update(
-            self.session.object_name(segment.sha256)
-            for need in wanted
-            for segment in need.version.segments[need.reused :]
-        )
+        if self.in_place is None:
+            self._uses.update(
+                self.session.object_name(segment.sha256)
+                for need in wanted
+                for segment in need.version.segments[need.reused :]
+            )
         if not worth_a_pool([need.version.size for need in wanted if not need.reused]):
             fetch(wanted)
             for need, decryption in self._prepare(wanted, refused, told):
@@ -205,10 +207,10 @@ class Assembler:
             name = self.session.object_name(segment.sha256)
             remote_path = object_path(name)
             if self.in_place is not None:
-                found.append(Fetched(self.in_place / remote_path, remote_path, segment))
+                found.append(Fetched(f"{self.in_place}/{remote_path}", remote_path, segment))
             else:
-                remove = self._uses[name] == 1
-                found.append(Fetched(self.downloads / remote_path, remote_path, segment, remove))
+                file, remove = f"{self.downloads}/{remote_path}", self._uses[name] == 1
+                found.append(Fetched(file, remote_path, segment, remove))
         return found
 
     def _destination(self, need: Needed) -> Path | Beside:
@@ -216,7 +218,7 @@ class Assembler:
         the process that decrypts it), or a file in staging/."""
         if need.beside and not need.reused:
             target = self.session.target(need.path)
-            if _folders_can_be_made(target.parent, self._makeable):
+            if _folders_can_be_made(os.path.dirname(target), self._makeable):
                 return place_beside(target, need.version.mode)
         folder = self.downloads / "files"
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -282,7 +284,7 @@ def _decrypt_segment(fetched: Fetched, out: BinaryIO, identity: x25519.Identity)
     if (digest.sha256, digest.size) != (fetched.holds.sha256, fetched.holds.size):
         return fetched.remote_path, "does not match its hash (swapped or tampered)"
     if fetched.remove:  # here, in parallel, not all at the end of the pull
-        fetched.file.unlink()
+        os.unlink(fetched.file)
     return None
 
 
@@ -328,17 +330,19 @@ def _decrypt_batch(decryptions: list[Decryption]) -> list[Damage | None]:
     return [decrypt_file(*decryption, _pool_identity) for decryption in decryptions]
 
 
-def _folders_can_be_made(folder: Path, known: dict[Path, bool]) -> bool:
+def _folders_can_be_made(folder: str, known: dict[str, bool]) -> bool:
     """Whether `folder` is a folder, or can be made: its nearest existing ancestor is one
     (not a file in the way, which the pull moves aside only when it applies the path).
     `known` holds the answers for the folders asked already, this one's parent among them
-    (a pull writes into thousands of new folders below a few)."""
+    (a pull writes into thousands of new folders below a few). Strings, not Paths: a Path
+    made anew is hashed anew, and a pull asks this for each file."""
     answer = known.get(folder)
     if answer is None:
-        if os.path.lexists(folder) or folder == folder.parent:
-            answer = folder.is_dir()
+        parent = os.path.dirname(folder) or "."
+        if os.path.lexists(folder) or folder == parent:
+            answer = os.path.isdir(folder)
         else:
-            answer = _folders_can_be_made(folder.parent, known)
+            answer = _folders_can_be_made(parent, known)
         known[folder] = answer
     return answer
 

@@ -165,7 +165,7 @@ def encrypt_stream(
     return Digest(reader.hash.hexdigest(), reader.size)
 
 
-def decrypt_stream(source: Path, target: BinaryIO, identity: x25519.Identity) -> Digest:
+def decrypt_stream(source: str | Path, target: BinaryIO, identity: x25519.Identity) -> Digest:
     """Write the plaintext of object `source` to target; raise if it is not a whole object."""
     writer = _DecompressingWriter(target)
     try:

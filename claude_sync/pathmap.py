@@ -9,6 +9,7 @@ device whose home is /Users/ann materialises it as `projects/-Users-ann-code-app
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import re
 import time
@@ -55,9 +56,15 @@ TEMPORARY_PREFIX = ".claude-sync-tmp-"
 TEMPORARY_NAME = re.compile(r"^\.claude-sync-tmp-\d+-[0-9a-f]{8}$")
 
 
+# The last part of this process's temporary names: counted from a random start, not drawn
+# for each name (a pull names one for each of thousands of files, and a draw is a call into
+# the kernel); the pid in the name tells processes apart.
+_TEMPORARY_NUMBERS = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
 def temporary_name() -> str:
     """A short name for a file being written: the target's own name may be near the limit."""
-    return f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    return f"{TEMPORARY_PREFIX}{os.getpid()}-{next(_TEMPORARY_NUMBERS) % 2**32:08x}"
 
 
 # <name>.conflict-<YYYYMMDD-HHMMSS>-<device>; copies made before the extension moved inside

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claude_sync import pathmap
 from claude_sync.claude_folder import conflict_name
 from claude_sync.errors import RemoteFormatError
 from claude_sync.pathmap import (
@@ -279,6 +281,17 @@ def test_temporary_files_are_not_synced() -> None:
     assert TEMPORARY_NAME.match(name)
     assert not DEFAULT.synced(f"agents/{name}")
     assert not EVERYTHING.synced(f"projects/p/{name}")
+
+
+def test_temporary_names_are_each_new_and_temporary_past_the_last_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They are counted, from a random start that may be near the end of 8 hex digits."""
+    monkeypatch.setattr(pathmap, "_TEMPORARY_NUMBERS", itertools.count(2**32 - 2))
+    names = [temporary_name() for _ in range(1000)]
+    assert len(set(names)) == len(names)
+    assert all(TEMPORARY_NAME.match(name) for name in names)
+    assert names[2].endswith(f"{os.getpid()}-00000000")
 
 
 def test_a_users_file_that_only_looks_temporary_is_synced() -> None:
