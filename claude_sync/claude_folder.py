@@ -219,20 +219,21 @@ def make_way(claude: Path, local: str, trash: Path, folders: set[str]) -> list[s
         (depth for depth in range(len(parts) - 1, 0, -1) if "/".join(parts[:depth]) in folders),
         0,
     )
-    current = claude.joinpath(*parts[:start])
+    # Strings, not Paths: a pull asks this for each file it writes.
+    current = os.path.join(claude, *parts[:start])
     for depth, part in enumerate(parts[start:], start + 1):
-        current = current / part
+        current = f"{current}/{part}"
         last = depth == len(parts)
         relative = "/".join(parts[:depth])
         if not last and relative in folders:
             continue
         try:
-            is_folder = stat.S_ISDIR(current.stat().st_mode)  # follows the user's links
+            is_folder = stat.S_ISDIR(os.stat(current).st_mode)  # follows the user's links
         except FileNotFoundError:
             return moved
         if last and is_folder:
             try:
-                current.rmdir()
+                os.rmdir(current)
                 _forget_folders(folders, relative)
                 return moved
             except OSError:
