@@ -126,13 +126,9 @@ def walk_files(
     comes, and holds no list of the whole tree beside its own."""
     if not claude.is_dir():
         return
-    # The folders entered, by device and inode, so that none is entered twice. Only a link
-    # leads to a folder reached before, so till the first link to a folder is followed the
-    # folders are known by their paths (`unidentified`), and no folder's stat is taken: a
-    # walk of a tree with no such link takes one for each file only.
-    entered: set[tuple[int, int]] | None = None
-    unidentified = [""]
     root = str(claude)
+    entered = EnteredFolders(root)
+    entered.first_time("", claude.stat())
     pending = [""]
     while pending:
         folder = pending.pop()
@@ -163,7 +159,7 @@ def walk_files(
         for entry in entries:
             name = entry.name
             local = f"{folder}/{name}" if folder else name
-            info: os.stat_result | None = None  # a folder's, till it must be identified
+            info: os.stat_result | None = None  # a folder's is not taken (see EnteredFolders)
             if entry.is_dir(follow_symlinks=False):
                 kind = stat.S_IFDIR
             else:
@@ -199,34 +195,53 @@ def walk_files(
                 if not is_utf8(name):
                     found.unsyncable.append(local + "/")
                     continue
-                if entered is None and info is not None:  # the first link to a folder
-                    entered = _identities(root, unidentified)
-                if entered is None:
-                    unidentified.append(local)
+                # A link's folder is known by what it points at, another by its listing
+                if entered.first_time(local, info, entry.inode()):
                     pending.append(local)
-                    continue
-                if info is None:
-                    try:
-                        info = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                if (info.st_dev, info.st_ino) in entered:
-                    found.unusable_links.append((local, "a folder reached twice (a link loop)"))
                 else:
-                    entered.add((info.st_dev, info.st_ino))
-                    pending.append(local)
+                    found.unusable_links.append((local, "a folder reached twice (a link loop)"))
 
 
-def _identities(root: str, folders: list[str]) -> set[tuple[int, int]]:
-    """The device and inode of each of `folders` (paths below `root`) that is still there."""
-    identities = set()
-    for folder in folders:
-        try:
-            info = os.stat(f"{root}/{folder}" if folder else root)
-        except FileNotFoundError:
-            continue
-        identities.add((info.st_dev, info.st_ino))
-    return identities
+class EnteredFolders:
+    """The folders a walk entered, so that none is entered twice: a link to one walked
+    already, a second hard link to a folder, a bind mount of one. A mount is known for what
+    it is only one level below it (its own listed number is that of the folder it covers),
+    so the files right in a folder mounted below itself are walked twice.
+
+    A folder is the same as another when both have one device and inode. The listing gives
+    each entry's inode number without a stat, so the stats are taken only of folders whose
+    number came before (the same folder, or one with that number on another device): a
+    tree whose folders' numbers all differ costs no stat of a folder."""
+
+    def __init__(self, root: str) -> None:
+        self._root = root
+        self._by_number: dict[int, list[str]] = {}  # inode number -> folders with it
+        self._identities: dict[str, tuple[int, int] | None] = {}  # folder -> (device, inode)
+
+    def first_time(self, folder: str, info: os.stat_result | None, number: int = 0) -> bool:
+        """Whether `folder` (a path below the root) is new, recording it if so. `info`: its
+        stat, when taken (a link's, followed); else `number` is its listed inode number."""
+        if info is not None:
+            number = info.st_ino
+            self._identities[folder] = (info.st_dev, info.st_ino)
+        before = self._by_number.setdefault(number, [])
+        if before:
+            identity = self._identity(folder)
+            if identity is not None and any(self._identity(f) == identity for f in before):
+                return False
+        before.append(folder)
+        return True
+
+    def _identity(self, folder: str) -> tuple[int, int] | None:
+        """The device and inode of `folder`, taken once; None when it cannot be had."""
+        if folder not in self._identities:
+            try:
+                info = os.stat(f"{self._root}/{folder}" if folder else self._root)
+            except OSError:
+                self._identities[folder] = None
+            else:
+                self._identities[folder] = (info.st_dev, info.st_ino)
+        return self._identities[folder]
 
 
 @dataclass

@@ -760,6 +760,35 @@ def test_a_folder_reached_through_a_link_and_as_itself_is_sent_once(
     assert tree(b.claude) == {"commands/x.md": b"x\n"}
 
 
+def test_a_folder_bind_mounted_inside_itself_is_walked_once_more_and_no_further(
+    local_server: Server, make_device
+) -> None:
+    """A folder reached twice with no link: the mount's listed inode number is that of the
+    folder it covers, so the files right in it are walked once more (and sent under it too,
+    where a walk that took every folder's stat would send nothing); the folders in it are
+    known as those walked already."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    put(a, "agents/x.md", "x\n", 1)
+    put(a, "agents/inner/y.md", "y\n", 1)
+    mount = a.claude / "agents" / "again"
+    mount.mkdir()
+    done = subprocess.run(["mount", "--bind", str(a.claude / "agents"), str(mount)], check=False)
+    if done.returncode != 0:
+        pytest.skip("bind mounts need root and a mount namespace that allows them")
+    try:
+        result = a.run("push")
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert result.exit_code == 0, result.output
+    assert "agents/again/inner: a folder reached twice" in result.output
+    b.ok("pull")
+    assert tree(b.claude) == {
+        "agents/x.md": b"x\n",
+        "agents/inner/y.md": b"y\n",
+        "agents/again/x.md": b"x\n",
+    }
+
+
 # 18. a file that became a folder, a folder that became a file ------------------------------
 
 
