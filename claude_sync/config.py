@@ -250,8 +250,8 @@ def _document(text: str, path: Path, parsed: Path) -> object:
     """The YAML document in config.yaml's `text`. Importing PyYAML is about a fifth of the
     start of every run, hooks included, and the text seldom changes: the document of the
     text last parsed is kept in `parsed` as JSON, with the text's hash, and used while the
-    text is the same. Only what the checks of `load_config` would see is kept, so they
-    check it all the same."""
+    text is the same. The document is kept, not the Config made from it, so `load_config`
+    checks it all the same."""
     sha256 = hashlib.sha256(text.encode()).hexdigest()
     try:
         kept = json.loads(parsed.read_bytes())

@@ -491,7 +491,7 @@ def _unreadable(path: Path, aside: Path) -> str:
 def _file_system_now(folder: Path) -> int:
     """The time by the clock that stamps files in `folder` (coarser than, and possibly
     behind, time.time_ns()): what the racily-clean rule compares mtimes with."""
-    import tempfile  # a save that records new stats only: kept off the start-up path
+    import tempfile  # a save's only: a run with nothing to save never imports it
 
     with tempfile.TemporaryFile(dir=folder) as probe:
         return os.fstat(probe.fileno()).st_mtime_ns
