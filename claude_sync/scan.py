@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import stat
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, NoReturn
 
 from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path, is_utf8
 from .state import Entry, Scanned, State
+from .workers import cores
 
 READ_CHUNK = 1 << 20
 FILE_TYPE = 0o170000  # the bits of st_mode that say what a file is (S_IFMT)
@@ -36,11 +39,14 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+REACHED_TWICE = "a folder reached twice (a link loop)"
 CHANGING_MTIME_NS = -1  # recorded for a file written to while it was read: read it again
 # The hash of a changed file a push reads only as it encrypts it (see `scan`): no SHA-256
 # is this, nor "" (a deletion's), so it equals no version's.
 UNHASHED = "unhashed"
 HASH_ATTEMPTS = 3
+# A scan with this many folders waiting to be walked shares them with a second process
+SPLIT_FOLDERS = 64
 
 
 def hash_with_stat(path: Path) -> LocalFile:
@@ -126,19 +132,37 @@ def walk_files(
     comes, and holds no list of the whole tree beside its own."""
     if not claude.is_dir():
         return
-    root = str(claude)
-    entered = EnteredFolders(root)
-    entered.first_time("", claude.stat())
+    walker = FolderWalker(claude, rules, paths, found)
     pending = [""]
     while pending:
-        folder = pending.pop()
+        yield from walker.folder(pending.pop(), pending)
+
+
+class FolderWalker:
+    """Lists the folders of a walk one at a time, each entered once (see EnteredFolders)."""
+
+    def __init__(self, claude: Path, rules: Rules, paths: PathMap, found: Walk) -> None:
+        self.claude = claude
+        self.root = str(claude)
+        self.rules = rules
+        self.paths = paths
+        self.found = found  # what the walk meets beside the synced files
+        self.entered = EnteredFolders(self.root)
+        self.entered.earlier("", claude.stat())
+
+    def folder(
+        self, folder: str, pending: MutableSequence[str]
+    ) -> Iterator[tuple[str, str, int, int]]:
+        """The synced files right in `folder` (a local path, "" for the top), as
+        `walk_files` gives them; the folders in it to walk are appended to `pending`."""
+        root, rules, paths, found = self.root, self.rules, self.paths, self.found
         try:
             entries = list(os.scandir(f"{root}/{folder}" if folder else root))
         except (FileNotFoundError, NotADirectoryError):
-            continue
+            return
         except OSError as error:  # unreadable: what is in it is unknown, not deleted
             found.unreadable.append((folder, error.strerror or type(error).__name__))
-            continue
+            return
         # A path's remote path is its folder's and its name, the folder's mapped once: outside
         # projects/ it is the path itself, and below a project folder's entry
         # (projects/<folder>/<entry>/...) see PathMap.to_remote. Only in projects/ and in a
@@ -172,7 +196,7 @@ def walk_files(
             if kind == stat.S_IFLNK:
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
-                followed, why = follow_link(claude / local)
+                followed, why = follow_link(self.claude / local)
                 if followed is None:
                     found.unusable_links.append((local, why))
                     continue
@@ -196,10 +220,10 @@ def walk_files(
                     found.unsyncable.append(local + "/")
                     continue
                 # A link's folder is known by what it points at, another by its listing
-                if entered.first_time(local, info, entry.inode()):
+                if self.entered.earlier(local, info, entry.inode()) is None:
                     pending.append(local)
                 else:
-                    found.unusable_links.append((local, "a folder reached twice (a link loop)"))
+                    found.unusable_links.append((local, REACHED_TWICE))
 
 
 class EnteredFolders:
@@ -217,20 +241,25 @@ class EnteredFolders:
         self._root = root
         self._by_number: dict[int, list[str]] = {}  # inode number -> folders with it
         self._identities: dict[str, tuple[int, int] | None] = {}  # folder -> (device, inode)
+        self.order: list[tuple[str, int]] = []  # (folder, number) as each was entered
 
-    def first_time(self, folder: str, info: os.stat_result | None, number: int = 0) -> bool:
-        """Whether `folder` (a path below the root) is new, recording it if so. `info`: its
-        stat, when taken (a link's, followed); else `number` is its listed inode number."""
+    def earlier(self, folder: str, info: os.stat_result | None, number: int = 0) -> str | None:
+        """The folder entered before that is `folder` (a path below the root), or None when
+        it is new, and then it is recorded. `info`: its stat, when taken (a link's,
+        followed); else `number` is its listed inode number."""
         if info is not None:
             number = info.st_ino
             self._identities[folder] = (info.st_dev, info.st_ino)
         before = self._by_number.setdefault(number, [])
         if before:
             identity = self._identity(folder)
-            if identity is not None and any(self._identity(f) == identity for f in before):
-                return False
+            if identity is not None:
+                for other in before:
+                    if self._identity(other) == identity:
+                        return other
         before.append(folder)
-        return True
+        self.order.append((folder, number))
+        return None
 
     def _identity(self, folder: str) -> tuple[int, int] | None:
         """The device and inode of `folder`, taken once; None when it cannot be had."""
@@ -278,37 +307,11 @@ def scan(
     that cannot be read counts as unchanged, and so does every file the state knows below a
     folder that cannot be read: neither is ever taken for a deletion.
     """
-    result = Scan({}, [], [], set())
     walked = Walk({}, [], [], [], [])
-    unreadable_files: list[str] = []  # warned of after the folders, as the walk met them
-    saved_ns = state.saved_ns
-    scanned = state.files.scanned
-    for remote, local, size, mtime_ns in walk_files(claude, rules, paths, walked):
-        known = scanned(remote)
-        if (
-            known is not None
-            and not known.base_deleted
-            and known.size == size
-            and known.mtime_ns == mtime_ns
-            and mtime_ns < saved_ns  # else racily clean: read it again
-        ):
-            result.files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
-            continue
-        if defer_hashes and _surely_changed(known, size):
-            result.files[remote] = LocalFile(UNHASHED, size, mtime_ns)
-            result.differing.add(remote)
-            continue
-        try:
-            hashed = result.files[remote] = hash_with_stat(claude / local)
-        except (FileNotFoundError, IsADirectoryError):
-            continue
-        except OSError as error:
-            unreadable_files.append(f"{local}: cannot be read ({error.strerror}); skipped")
-            if known is not None and not known.base_deleted:  # counts as unchanged
-                result.files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
-        else:
-            if differs(hashed, known):
-                result.differing.add(remote)
+    part = ScannedFiles(claude, state, defer_hashes)
+    if claude.is_dir():
+        _scan_tree(FolderWalker(claude, rules, paths, walked), part)
+    result = Scan(part.files, [], [], part.differing)
     for folder, why in walked.unreadable:
         result.warnings.append(
             f"{folder or claude}/: cannot be read ({why}); what is in it is left as it is"
@@ -324,7 +327,7 @@ def scan(
             f"{local!r}: a name that cannot be synced safely (not UTF-8, or a way out of "
             "the folder); skipped"
         )
-    result.warnings += unreadable_files
+    result.warnings += part.unreadable
     if result.unknown:  # what the state knows below them counts as unchanged
         for remote in state.files:
             if (
@@ -338,6 +341,180 @@ def scan(
                         entry.base_sha256, entry.base_size, entry.mtime_ns or 0
                     )
     return result
+
+
+class ScannedFiles:
+    """What a scan makes of the files a walk gives: each compared with its state entry,
+    and read only when its stat changed (see `scan`)."""
+
+    def __init__(self, claude: Path, state: State, defer_hashes: bool) -> None:
+        self.claude = claude
+        self.state = state
+        self.defer_hashes = defer_hashes
+        self.files: dict[str, LocalFile] = {}
+        self.differing: set[str] = set()  # see Scan.differing
+        self.unreadable: list[str] = []  # warned of after the folders, as the walk met them
+
+    def take(self, walked: Iterable[tuple[str, str, int, int]]) -> None:
+        """Take files as `walk_files` gives them."""
+        files, differing, claude = self.files, self.differing, self.claude
+        saved_ns = self.state.saved_ns
+        scanned = self.state.files.scanned
+        for remote, local, size, mtime_ns in walked:
+            known = scanned(remote)
+            if (
+                known is not None
+                and not known.base_deleted
+                and known.size == size
+                and known.mtime_ns == mtime_ns
+                and mtime_ns < saved_ns  # else racily clean: read it again
+            ):
+                files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
+                continue
+            if self.defer_hashes and _surely_changed(known, size):
+                files[remote] = LocalFile(UNHASHED, size, mtime_ns)
+                differing.add(remote)
+                continue
+            try:
+                hashed = files[remote] = hash_with_stat(claude / local)
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            except OSError as error:
+                self.unreadable.append(f"{local}: cannot be read ({error.strerror}); skipped")
+                if known is not None and not known.base_deleted:  # counts as unchanged
+                    files[remote] = LocalFile(known.base_sha256, known.base_size, mtime_ns)
+            else:
+                if differs(hashed, known):
+                    differing.add(remote)
+
+
+def _scan_tree(walker: FolderWalker, part: ScannedFiles) -> None:
+    """Walk the tree into `part`: level by level from the top, until a level holds
+    SPLIT_FOLDERS folders; then, where a second process can be started, every other one of
+    them is walked there at the same time (see `_scan_split`). Folders of one level hold
+    trees of more even sizes than folders of several."""
+    level = [""]
+    while level:
+        if len(level) >= SPLIT_FOLDERS and _may_fork():
+            _scan_split(walker, part, level)
+            return
+        below: list[str] = []
+        for folder in level:
+            part.take(walker.folder(folder, below))
+        level = below
+
+
+def _walk_below(walker: FolderWalker, part: ScannedFiles, folders: list[str]) -> None:
+    pending = list(folders)
+    while pending:
+        part.take(walker.folder(pending.pop(), pending))
+
+
+def _may_fork() -> bool:
+    """Whether a second process may walk: a second core, and no thread that a fork would
+    leave half-copied."""
+    return hasattr(os, "fork") and cores() > 1 and threading.active_count() == 1
+
+
+def _scan_split(walker: FolderWalker, part: ScannedFiles, folders: list[str]) -> None:
+    """Walk `folders` (and all below them) into `part`, every other one in a forked process
+    that sends back what it made of them (its files, warnings and the folders it entered).
+    The stat calls of a walk wait on the kernel, and two processes wait on two cores.
+
+    Should that process fail, its folders are walked here. A folder both entered (reached
+    twice, one way in each half) is kept under the path with fewer parts (then the
+    smaller): what was found under the other is dropped, and that path warned of, as a
+    walk in one process does with the path it meets second."""
+    mine, theirs = folders[0::2], folders[1::2]
+    entered_before = len(walker.entered.order)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(reading)
+        _scan_in_child(walker, part, theirs, writing, entered_before)
+    os.close(writing)
+    try:
+        with open(reading, "rb") as pipe:
+            _walk_below(walker, part, mine)
+            message = pipe.read()
+    finally:  # the pipe is closed: a child still writing stops (a broken pipe)
+        _, status = os.waitpid(child, 0)
+    if status != 0:
+        _walk_below(walker, part, theirs)
+        return
+    same, changed, unreadable, found, entered = pickle.loads(message)
+    _take_theirs(part, same, changed)
+    part.unreadable += unreadable
+    walker.found.temporaries += found.temporaries
+    walker.found.unsyncable += found.unsyncable
+    walker.found.unreadable += found.unreadable
+    walker.found.unusable_links += found.unusable_links
+    dropped = _enter_theirs(walker.entered, entered)
+    if dropped:
+        walker.found.unusable_links += [(folder, REACHED_TWICE) for folder in dropped]
+        prefixes = tuple(walker.paths.to_remote(folder) + "/" for folder in dropped)
+        for remote in [remote for remote in part.files if remote.startswith(prefixes)]:
+            del part.files[remote]
+            part.differing.discard(remote)
+
+
+def _scan_in_child(
+    walker: FolderWalker, part: ScannedFiles, folders: list[str], writing: int, entered: int
+) -> NoReturn:
+    """The forked process's work: walk `folders`, send the result, exit (never return into
+    the caller's code, nor flush what its buffers held at the fork). A file equal to its
+    state entry's base is sent as its path and mtime alone (see `_take_theirs`)."""
+    status = 1
+    try:
+        own = ScannedFiles(part.claude, part.state, part.defer_hashes)
+        walker.found = Walk({}, [], [], [], [])
+        _walk_below(walker, own, folders)
+        differing = own.differing
+        same = {
+            remote: file.mtime_ns for remote, file in own.files.items() if remote not in differing
+        }
+        changed = {remote: tuple(own.files[remote]) for remote in differing}
+        message = (same, changed, own.unreadable, walker.found, walker.entered.order[entered:])
+        with open(writing, "wb") as pipe:
+            pickle.dump(message, pipe, pickle.HIGHEST_PROTOCOL)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _take_theirs(part: ScannedFiles, same: dict[str, int], changed: dict[str, tuple]) -> None:
+    """Add what the forked process found to `part`. A file not in Scan.differing equals its
+    base, so it is made again from the state here: its hash is the state's own string, not a
+    copy sent through the pipe, and a hundred thousand of them cost little memory."""
+    files, scanned, new = part.files, part.state.files.scanned, tuple.__new__
+    for remote, mtime_ns in same.items():
+        known = scanned(remote)
+        assert known is not None  # a file with no entry differs
+        # A LocalFile made without its Python-level __new__, as Files.scanned makes rows
+        files[remote] = new(LocalFile, (known.base_sha256, known.base_size, mtime_ns))
+    for remote, file in changed.items():
+        files[remote] = LocalFile._make(file)
+    part.differing.update(changed)
+
+
+def _enter_theirs(entered: EnteredFolders, theirs: list[tuple[str, int]]) -> list[str]:
+    """Record the folders the other process entered, (folder, number) in the order it
+    entered them; return the folders entered by both under two paths whose walk is dropped
+    (see `_scan_split`)."""
+    dropped: list[str] = []
+
+    def inside_dropped(folder: str) -> bool:
+        return any(folder.startswith(f"{other}/") for other in dropped)
+
+    for folder, number in theirs:
+        if inside_dropped(folder):
+            continue
+        other = entered.earlier(folder, None, number)
+        if other is None or inside_dropped(other):
+            continue
+        theirs_kept = (folder.count("/"), folder) < (other.count("/"), other)
+        dropped.append(other if theirs_kept else folder)
+    return dropped
 
 
 def _surely_changed(known: Scanned | None, size: int) -> bool:

@@ -87,13 +87,13 @@ def test_a_local_change_is_decided_alone(
 def walks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The Claude folders a run walks (a scan, or a listing of conflict copies)."""
     walked: list[Path] = []
-    original = scan.walk_files
 
-    def walk_files(claude, *args, **kwargs):
-        walked.append(claude)
-        return original(claude, *args, **kwargs)
+    class RecordedWalker(scan.FolderWalker):
+        def __init__(self, claude: Path, *args, **kwargs) -> None:
+            walked.append(claude)
+            super().__init__(claude, *args, **kwargs)
 
-    monkeypatch.setattr(scan, "walk_files", walk_files)
+    monkeypatch.setattr(scan, "FolderWalker", RecordedWalker)
     return walked
 
 
