@@ -42,7 +42,6 @@ from pathlib import Path
 
 from pyrage import x25519
 
-from .crypto import decrypt_bytes, encrypt_bytes
 from .errors import ClaudeSyncError, KeyFileError, RemoteFolderMissing, RemoteFormatError
 from .files import NO_SPACE, disk_full, private_folder
 from .keys import KDF_SALT
@@ -212,6 +211,8 @@ class Remote:
         # Reading first gives rclone's clearest error for an unreachable remote.
         if self.read_marker() is None:
             self.rclone.mkdir(self.root)
+            from .crypto import encrypt_bytes  # see check_key
+
             keycheck = encrypt_bytes(KEYCHECK_TEXT, identity.to_public(), compress=False)
             self.rclone.rcat(self.path(KEYCHECK), keycheck)
             self.write_marker(Marker(FORMAT, salt))
@@ -223,6 +224,10 @@ class Remote:
         self.rclone.rcat(self.path(MARKER), marker.to_bytes())
 
     def check_key(self, identity: x25519.Identity) -> None:
+        # Imported here, not above: a run that sends and fetches nothing (a no-op push)
+        # needs neither age nor zstd.
+        from .crypto import decrypt_bytes
+
         try:
             encrypted = self.rclone.cat(self.path(KEYCHECK))
         except RemoteNotFound:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .pathmap import HISTORY, session_of
 from .projects import encode_project
-from .session import RemoteView, Session
 from .versions import Version
+
+if TYPE_CHECKING:
+    from .remote_view import RemoteView
+    from .session import Session
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import crypto
 from .claude_folder import empty_trash, move_folder_into
 from .config import Config
 from .errors import ClaudeSyncError
-from .instance import load_instance
 from .moves import merge_moves, moved_path, moved_paths
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .projects import Layout, Project
-from .remote_view import RemoteView, fetch_remote_view
 from .scan import UNHASHED, LocalFile, follow_link, hash_with_stat, scan
 from .state import STATE_FILE, Entry, State, load_state, save_state
 from .versions import Version
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .remote_view import RemoteView
 
 
 class Unwritable(ClaudeSyncError):
@@ -179,6 +180,9 @@ class Session:
 
     def remote(self) -> RemoteView:
         if self._remote is None:
+            # Imported here, not above: a run with nothing to send reads no remote.
+            from .remote_view import fetch_remote_view
+
             self.use_remote(fetch_remote_view(self.ws))
         assert self._remote is not None
         return self._remote
@@ -229,6 +233,8 @@ class Session:
                     f"a backup on purpose, run `claude-sync push --all` on {name}; otherwise "
                     "restore the remote's journal/ folder"
                 )
+        from .instance import load_instance  # see `remote`
+
         instance = load_instance(self.ws.home)
         foreign = [
             entry
@@ -292,7 +298,9 @@ class Session:
             )
 
     def object_name(self, sha256: str) -> str:
-        return crypto.object_name(self.ws.name_key, sha256)
+        from .crypto import object_name  # see `remote`
+
+        return object_name(self.ws.name_key, sha256)
 
     # local paths -------------------------------------------------------------
 

@@ -81,8 +81,18 @@ def test_a_push_with_nothing_to_do_imports_no_pull_nor_rare_module(
     loaded = modules_after(a, tmp_path, "push")
     assert "claude_sync.actions.push" in loaded
     pull = {"claude_sync.actions.pull", "claude_sync.assemble", "claude_sync.merges"}
-    # Nor what only a push that sends something uses: encryption, rclone, the machine's name.
-    sending = {"claude_sync.encrypting", "subprocess", "socket"}
+    # Nor what only a push that sends something uses: encryption (age and zstd), rclone,
+    # the machine's name, the remote's journal and views.
+    sending = {
+        "claude_sync.crypto",
+        "claude_sync.encrypting",
+        "claude_sync.instance",
+        "claude_sync.journal",
+        "claude_sync.remote_view",
+        "claude_sync.view_cache",
+        "subprocess",
+        "socket",
+    }
     # Nor what only a save of the state uses (tempfile, with random).
     saving = {"tempfile", "random"}
     unneeded = sorted(loaded & (RARE | pull | sending | saving))

@@ -22,12 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import crypto
 from ..errors import ClaudeSyncError
 from ..files import NO_SPACE, check_free_space, disk_full, private_folder
-from ..instance import load_instance
-from ..journal import DELTA, SNAPSHOT, JournalEntry
-from ..manifest import now_iso
 from ..pathmap import CONFLICT_COPY, is_transcript, temporary_name
 from ..plan import (
     Adopt,
@@ -38,18 +34,15 @@ from ..plan import (
     Upload,
     decide_push,
 )
-from ..rclone import BatchedProgress, Progress
-from ..remote import object_path
-from ..remote_view import delete_entries, keep_written, write_entry
 from ..scope import EVERYTHING, Scope, check_session_known
 from ..session import Event, Listener, Session, Summary
 from ..state import Entry
 from ..versions import Segment, Version
-from ..workers import batch_bytes
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
     from ..encrypting import Encrypted, Job
+    from ..rclone import Progress
 
 MAX_SEGMENTS = 16
 MANIFEST_ROOM = 1024 * 1024  # staging space kept for the manifest, beyond the objects
@@ -147,6 +140,7 @@ def stage_from_here(
 
 
 def _stage_segment(session: Session, holder: Holder, staging: Path) -> bool:
+    from ..crypto import encrypt_stream
     from ..encrypting import into_staging  # push --all only: not on start-up
 
     file = session.ws.claude / session.paths.to_local(holder.path)
@@ -156,7 +150,7 @@ def _stage_segment(session: Session, holder: Holder, staging: Path) -> bool:
     try:
         with open(file, "rb") as handle:
             handle.seek(holder.offset)
-            digest = crypto.encrypt_stream(
+            digest = encrypt_stream(
                 handle, temporary, session.ws.recipient, limit=holder.segment.size
             )
     except OSError as error:
@@ -204,6 +198,8 @@ def _encrypt_and_send(
     `workers.batch_bytes` of files."""
     # Imported here, not above: a push with nothing to send encrypts nothing.
     from ..encrypting import Keys, encrypt_all
+    from ..rclone import BatchedProgress
+    from ..workers import batch_bytes
 
     jobs = {action.path: _job(session, action, staging, known) for action in uploads}
     by_path = {action.path: action for action in uploads}
@@ -286,6 +282,8 @@ def _send(
     `resend`, every object this device's view names is looked for in one listing of the
     remote, not taken to be there because a view names it; those missing are sent again
     from the bytes here."""
+    from ..manifest import now_iso  # see `_encrypt_and_send`
+
     ws = session.ws
     total = len(uploads) + len(tombstones)
     listed = set(ws.remote.list_objects()) if resend else set()
@@ -359,6 +357,11 @@ def publish_entry(
     it; None: every object was checked) keeps what was published for its path: a version
     pulled here, and replaced by its device since, may have lost its objects to `prune`,
     and an entry names no missing object."""
+    from ..instance import load_instance  # see `_encrypt_and_send`
+    from ..journal import DELTA, SNAPSHOT, JournalEntry
+    from ..manifest import now_iso
+    from ..remote_view import delete_entries, keep_written, write_entry
+
     ws, device = session.ws, session.device
     view = session.remote()
     files_here = session.state.files
@@ -419,6 +422,8 @@ def _resend(
 ) -> set[str]:
     """Stage every object `files` name that is not `there`, from the bytes here; count
     them in `summary`, and name each path whose object no file here holds."""
+    from ..remote import object_path  # see `_encrypt_and_send`
+
     found = holders(session, files.items())
     missing = sorted(name for name in found if name not in there)
     check_free_space({staging: sum(found[name][0].segment.size for name in missing)}, "push")
