@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import signal
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
@@ -148,7 +149,7 @@ class FolderWalker:
         self.paths = paths
         self.found = found  # what the walk meets beside the synced files
         self.entered = EnteredFolders(self.root)
-        self.entered.earlier("", claude.stat())
+        self.entered.first_time("", claude.stat())
 
     def folder(
         self, folder: str, pending: MutableSequence[str]
@@ -167,13 +168,12 @@ class FolderWalker:
         # projects/ it is the path itself, and below a project folder's entry
         # (projects/<folder>/<entry>/...) see PathMap.to_remote. Only in projects/ and in a
         # project folder is each name mapped on its own.
-        parts = folder.split("/", 3)
-        if parts[0] != "projects":
-            prefix: str | None = folder + "/" if folder else ""
-        elif len(parts) > 2:
+        if names_each_entry(folder):
+            prefix: str | None = None
+        elif folder.startswith("projects/"):
             prefix = paths.to_remote(folder) + "/"
         else:
-            prefix = None
+            prefix = folder + "/" if folder else ""
         # Below a safe folder a name is safe when it is UTF-8 with no backslash (a name from
         # the file system is never empty, `.`, `..`, or holds a slash or a NUL).
         safe_folder = prefix is not None and prefix != "" and is_safe_path(prefix[:-1])
@@ -220,10 +220,19 @@ class FolderWalker:
                     found.unsyncable.append(local + "/")
                     continue
                 # A link's folder is known by what it points at, another by its listing
-                if self.entered.earlier(local, info, entry.inode()) is None:
+                if self.entered.first_time(local, info, entry.inode()):
                     pending.append(local)
                 else:
                     found.unusable_links.append((local, REACHED_TWICE))
+
+
+def names_each_entry(folder: str) -> bool:
+    """Whether each entry of `folder` is named on the remote on its own: in projects/ and in
+    a project folder (see PathMap.to_remote). The PathMap decides those names as it meets
+    them, the first to claim a name keeping it; below them, a folder's name decides its
+    entries'."""
+    parts = folder.split("/", 2)
+    return parts[0] == "projects" and len(parts) <= 2
 
 
 class EnteredFolders:
@@ -243,23 +252,26 @@ class EnteredFolders:
         self._identities: dict[str, tuple[int, int] | None] = {}  # folder -> (device, inode)
         self.order: list[tuple[str, int]] = []  # (folder, number) as each was entered
 
-    def earlier(self, folder: str, info: os.stat_result | None, number: int = 0) -> str | None:
-        """The folder entered before that is `folder` (a path below the root), or None when
-        it is new, and then it is recorded. `info`: its stat, when taken (a link's,
-        followed); else `number` is its listed inode number."""
+    def first_time(self, folder: str, info: os.stat_result | None, number: int = 0) -> bool:
+        """Whether `folder` (a path below the root) is new, recording it if so. `info`: its
+        stat, when taken (a link's, followed); else `number` is its listed inode number."""
         if info is not None:
             number = info.st_ino
             self._identities[folder] = (info.st_dev, info.st_ino)
-        before = self._by_number.setdefault(number, [])
-        if before:
-            identity = self._identity(folder)
-            if identity is not None:
-                for other in before:
-                    if self._identity(other) == identity:
-                        return other
-        before.append(folder)
+        if self.known(folder, number):
+            return False
+        self._by_number.setdefault(number, []).append(folder)
         self.order.append((folder, number))
-        return None
+        return True
+
+    def known(self, folder: str, number: int) -> bool:
+        """Whether `folder`, listed with inode `number`, is one entered already (recording
+        nothing)."""
+        before = self._by_number.get(number)
+        if not before:
+            return False
+        identity = self._identity(folder)
+        return identity is not None and any(self._identity(other) == identity for other in before)
 
     def _identity(self, folder: str) -> tuple[int, int] | None:
         """The device and inode of `folder`, taken once; None when it cannot be had."""
@@ -390,18 +402,37 @@ class ScannedFiles:
 
 def _scan_tree(walker: FolderWalker, part: ScannedFiles) -> None:
     """Walk the tree into `part`: level by level from the top, until a level holds
-    SPLIT_FOLDERS folders; then, where a second process can be started, every other one of
-    them is walked there at the same time (see `_scan_split`). Folders of one level hold
-    trees of more even sizes than folders of several."""
+    SPLIT_FOLDERS folders; then those are shared (see `_scan_shared`). Folders of one level
+    hold trees of more even sizes than folders of several."""
     level = [""]
     while level:
-        if len(level) >= SPLIT_FOLDERS and _may_fork():
-            _scan_split(walker, part, level)
+        if len(level) >= SPLIT_FOLDERS:
+            _scan_shared(walker, part, level)
             return
         below: list[str] = []
         for folder in level:
             part.take(walker.folder(folder, below))
         level = below
+
+
+def _scan_shared(walker: FolderWalker, part: ScannedFiles, level: list[str]) -> None:
+    """Walk `level`'s folders and all below them into `part`, every other one in a second
+    process where one can be started (see `_scan_split`), else all here: first the ones
+    this process takes, then the others, which is what a split gives (or, should the
+    halves meet, makes it give). The folders that name each of their entries are listed
+    here first: the names they give depend on the order they are met in."""
+    folders: list[str] = []
+    pending = list(level)
+    while pending:
+        folder = pending.pop()
+        if names_each_entry(folder):
+            part.take(walker.folder(folder, pending))
+        else:
+            folders.append(folder)
+    mine, theirs = folders[0::2], folders[1::2]
+    if not (_may_fork() and _scan_split(walker, part, mine, theirs)):
+        _walk_below(walker, part, mine)
+        _walk_below(walker, part, theirs)
 
 
 def _walk_below(walker: FolderWalker, part: ScannedFiles, folders: list[str]) -> None:
@@ -416,63 +447,82 @@ def _may_fork() -> bool:
     return hasattr(os, "fork") and cores() > 1 and threading.active_count() == 1
 
 
-def _scan_split(walker: FolderWalker, part: ScannedFiles, folders: list[str]) -> None:
-    """Walk `folders` (and all below them) into `part`, every other one in a forked process
-    that sends back what it made of them (its files, warnings and the folders it entered).
-    The stat calls of a walk wait on the kernel, and two processes wait on two cores.
+STOPPING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
-    Should that process fail, its folders are walked here. A folder both entered (reached
-    twice, one way in each half) is kept under the path with fewer parts (then the
-    smaller): what was found under the other is dropped, and that path warned of, as a
-    walk in one process does with the path it meets second."""
-    mine, theirs = folders[0::2], folders[1::2]
+
+def _scan_split(
+    walker: FolderWalker, part: ScannedFiles, mine: list[str], theirs: list[str]
+) -> bool:
+    """Walk `mine` here into `part` while a forked process walks `theirs` and sends back
+    what it made of them (its files, warnings and the folders it entered). The stat calls
+    of a walk wait on the kernel, and two processes wait on two cores. False, having walked
+    nothing, when no process can be started.
+
+    Should that process fail, or have entered a folder this one entered too (one folder
+    reached by two paths, one in each half), its result is dropped and `theirs` walked
+    here, after `mine`: the walk in one process decides which path is kept. No stopping
+    signal reaches either process between the fork and the code that handles it, and
+    should this one stop (Ctrl-C, a hook's time running out), the other is stopped too."""
     entered_before = len(walker.entered.order)
     reading, writing = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(reading)
-        _scan_in_child(walker, part, theirs, writing, entered_before)
-    os.close(writing)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
     try:
+        child = os.fork()
+    except OSError:  # no process to be had (a limit on processes, or on memory)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(reading)
+        os.close(writing)
+        return False
+    if child == 0:
+        _scan_in_child(walker, part, theirs, writing, entered_before, blocked)
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(writing)
         with open(reading, "rb") as pipe:
             _walk_below(walker, part, mine)
             message = pipe.read()
-    finally:  # the pipe is closed: a child still writing stops (a broken pipe)
+    except BaseException:
+        os.kill(child, signal.SIGKILL)
+        raise
+    finally:
         _, status = os.waitpid(child, 0)
-    if status != 0:
-        _walk_below(walker, part, theirs)
-        return
-    same, changed, unreadable, found, entered = pickle.loads(message)
-    _take_theirs(part, same, changed)
-    part.unreadable += unreadable
-    walker.found.temporaries += found.temporaries
-    walker.found.unsyncable += found.unsyncable
-    walker.found.unreadable += found.unreadable
-    walker.found.unusable_links += found.unusable_links
-    dropped = _enter_theirs(walker.entered, entered)
-    if dropped:
-        walker.found.unusable_links += [(folder, REACHED_TWICE) for folder in dropped]
-        prefixes = tuple(walker.paths.to_remote(folder) + "/" for folder in dropped)
-        for remote in [remote for remote in part.files if remote.startswith(prefixes)]:
-            del part.files[remote]
-            part.differing.discard(remote)
+    if status == 0:
+        same, changed, unreadable, found, entered = pickle.loads(message)
+        if not any(walker.entered.known(folder, number) for folder, number in entered):
+            _take_theirs(part, same, changed)
+            part.unreadable += unreadable
+            walker.found.temporaries += found.temporaries
+            walker.found.unsyncable += found.unsyncable
+            walker.found.unreadable += found.unreadable
+            walker.found.unusable_links += found.unusable_links
+            return True
+    _walk_below(walker, part, theirs)
+    return True
 
 
 def _scan_in_child(
-    walker: FolderWalker, part: ScannedFiles, folders: list[str], writing: int, entered: int
+    walker: FolderWalker,
+    part: ScannedFiles,
+    folders: list[str],
+    writing: int,
+    entered: int,
+    signals: set[signal.Signals],
 ) -> NoReturn:
     """The forked process's work: walk `folders`, send the result, exit (never return into
-    the caller's code, nor flush what its buffers held at the fork). A file equal to its
-    state entry's base is sent as its path and mtime alone (see `_take_theirs`)."""
+    the caller's code, nor flush what its buffers held at the fork). It holds no file but
+    the pipe it writes to (not the lock: should the first process be killed, the lock is
+    free at once). A file equal to its state entry's base is sent as its path and mtime
+    alone (see `_take_theirs`)."""
     status = 1
     try:
+        os.closerange(3, writing)
+        os.closerange(writing + 1, os.sysconf("SC_OPEN_MAX"))
+        signal.pthread_sigmask(signal.SIG_SETMASK, signals)
         own = ScannedFiles(part.claude, part.state, part.defer_hashes)
         walker.found = Walk({}, [], [], [], [])
         _walk_below(walker, own, folders)
         differing = own.differing
-        same = {
-            remote: file.mtime_ns for remote, file in own.files.items() if remote not in differing
-        }
+        same = {r: file.mtime_ns for r, file in own.files.items() if r not in differing}
         changed = {remote: tuple(own.files[remote]) for remote in differing}
         message = (same, changed, own.unreadable, walker.found, walker.entered.order[entered:])
         with open(writing, "wb") as pipe:
@@ -495,26 +545,6 @@ def _take_theirs(part: ScannedFiles, same: dict[str, int], changed: dict[str, tu
     for remote, file in changed.items():
         files[remote] = LocalFile._make(file)
     part.differing.update(changed)
-
-
-def _enter_theirs(entered: EnteredFolders, theirs: list[tuple[str, int]]) -> list[str]:
-    """Record the folders the other process entered, (folder, number) in the order it
-    entered them; return the folders entered by both under two paths whose walk is dropped
-    (see `_scan_split`)."""
-    dropped: list[str] = []
-
-    def inside_dropped(folder: str) -> bool:
-        return any(folder.startswith(f"{other}/") for other in dropped)
-
-    for folder, number in theirs:
-        if inside_dropped(folder):
-            continue
-        other = entered.earlier(folder, None, number)
-        if other is None or inside_dropped(other):
-            continue
-        theirs_kept = (folder.count("/"), folder) < (other.count("/"), other)
-        dropped.append(other if theirs_kept else folder)
-    return dropped
 
 
 def _surely_changed(known: Scanned | None, size: int) -> bool:

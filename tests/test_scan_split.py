@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,13 @@ from claude_sync.locations import sync_home
 from claude_sync.session import Session
 from claude_sync.workspace import load_workspace
 
-SPLIT = scan.SPLIT_FOLDERS
-FOLDERS = SPLIT + 6  # folders on one level: enough to share
+FOLDERS = scan.SPLIT_FOLDERS + 6  # folders on one level: enough to share
 
 
 @pytest.fixture
 def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The processes forked while the test runs (os.fork itself, counted)."""
+    """The processes forked while the test runs (os.fork itself, counted), on a machine
+    taken to have two cores whatever this one has."""
     started: list[int] = []
     fork = os.fork
 
@@ -33,6 +34,8 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return pid
 
     monkeypatch.setattr(os, "fork", counted_fork)
+    monkeypatch.setattr(scan, "cores", lambda: 2)
+    assert threading.active_count() == 1, "a thread runs in the tests: no scan forks"
     return started
 
 
@@ -42,16 +45,23 @@ def many_folders(device: Device) -> None:
         put(device, f"agents/team{i:03}/deep/b.md", f"b {i}\n", i)
 
 
-def scanned(device: Device, split_folders: int, monkeypatch: pytest.MonkeyPatch) -> scan.Scan:
-    """The device's Claude folder scanned as a push scans it, sharing the folders of a
-    level only once it holds `split_folders`."""
+def scanned(device: Device, cores: int, monkeypatch: pytest.MonkeyPatch) -> scan.Scan:
+    """The device's Claude folder scanned as a push scans it, on a machine of `cores`
+    cores: with one, all in this process."""
     monkeypatch.setenv("HOME", str(device.home))
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(device.claude))
     monkeypatch.setenv("CLAUDE_SYNC_HOME", str(device.sync_home))
-    monkeypatch.setattr(scan, "SPLIT_FOLDERS", split_folders)
+    monkeypatch.setattr(scan, "cores", lambda: cores)
     ws = load_workspace(sync_home())
     session = Session(ws, lambda event: None, defer_hashes=True, scan_later=True)
     return scan.scan(ws.claude, session.rules, session.paths, session.state, True)
+
+
+def assert_same(one: scan.Scan, two: scan.Scan) -> None:
+    assert two.files == one.files
+    assert two.differing == one.differing
+    assert sorted(two.warnings) == sorted(one.warnings)
+    assert sorted(two.unknown) == sorted(one.unknown)
 
 
 def test_a_push_and_pull_of_many_folders_walk_in_two_processes_and_sync_every_file(
@@ -59,7 +69,10 @@ def test_a_push_and_pull_of_many_folders_walk_in_two_processes_and_sync_every_fi
 ) -> None:
     a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
     many_folders(a)
-    assert f"{2 * FOLDERS} uploaded" in a.ok("push")
+    for i in range(FOLDERS):  # a level of project folders: each names its entries
+        put(a, f"projects/-home-ann-p{i:03}/s{i}.jsonl", f'{{"n": {i}}}\n', i)
+        put(a, f"projects/-home-ann-p{i:03}/s{i}/subagents/t.jsonl", f'{{"t": {i}}}\n', i)
+    assert f"{4 * FOLDERS} uploaded" in a.ok("push")
     assert forks
     b.ok("pull")
     assert tree(b.claude) == tree(a.claude)
@@ -77,57 +90,131 @@ def test_a_push_and_pull_of_many_folders_walk_in_two_processes_and_sync_every_fi
 def test_what_each_half_finds_is_what_one_walk_finds(
     local_server: Server, make_device, forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Files changed, touched with the same bytes, unreadable, with names that cannot be
+    synced, links to special files, temporaries, unreadable folders: spread over every
+    folder of the level, so that each half has its share."""
     a = joined(make_device("a"), local_server)
     many_folders(a)
     a.ok("push")
     forks.clear()
-    for i in (3, 40):  # one file changed, one with a name that cannot be synced, one link
-        put(a, f"agents/team{i:03}/a.md", f"A {i}\n", 600)
-        os.mkdir(os.path.join(bytes(a.claude), f"agents/team{i:03}/deep/\xff".encode("latin-1")))
-        (a.claude / f"agents/team{i:03}/dev").symlink_to("/dev/null")
-        put(a, f"agents/team{i:03}/.claude-sync-tmp-1-0000000{i % 10}", "left\n", 600)
-    one = scanned(a, 10**9, monkeypatch)
+    for i in range(FOLDERS):
+        put(a, f"agents/team{i:03}/a.md", f"a {i}\n", 600)  # touched: hashed, found equal
+        if i % 5 == 0:
+            put(a, f"agents/team{i:03}/a.md", f"A {i}\n", 600)
+        if i % 7 == 0:
+            bad = os.path.join(bytes(a.claude), f"agents/team{i:03}/\xff".encode("latin-1"))
+            os.mkdir(bad)
+            (a.claude / f"agents/team{i:03}/dev").symlink_to("/dev/null")
+        if i % 4 == 0:
+            put(a, f"agents/team{i:03}/deep/b.md", f"b {i}\n", 600)
+    hash_with_stat, scandir = scan.hash_with_stat, os.scandir
+
+    def unreadable_file(path: Path) -> scan.LocalFile:
+        if path.name == "b.md" and int(path.parent.parent.name[4:]) % 8 == 0:
+            raise PermissionError(13, "Permission denied")
+        return hash_with_stat(path)
+
+    def unreadable_folder(path: str | Path):
+        name = os.fspath(path)
+        if name.endswith("/deep") and int(name[-8:-5]) % 3 == 0:
+            raise PermissionError(13, "Permission denied")
+        return scandir(path)
+
+    monkeypatch.setattr(scan, "hash_with_stat", unreadable_file)
+    monkeypatch.setattr(os, "scandir", unreadable_folder)  # the forked process's too
+
+    def temporaries() -> None:  # each scan removes them
+        for i in range(0, FOLDERS, 6):
+            put(a, f"agents/team{i:03}/.claude-sync-tmp-1-0000000{i % 10}", "left\n", 600)
+
+    temporaries()
+    one = scanned(a, 1, monkeypatch)
     assert not forks
-    for i in (3, 40):  # removed by the first scan
-        put(a, f"agents/team{i:03}/.claude-sync-tmp-1-0000000{i % 10}", "left\n", 600)
-    two = scanned(a, SPLIT, monkeypatch)
+    temporaries()
+    two = scanned(a, 2, monkeypatch)
     assert forks
-    assert two.files == one.files and two.differing == one.differing
-    assert two.differing == {"agents/team003/a.md", "agents/team040/a.md"}
-    assert sorted(two.warnings) == sorted(one.warnings) and len(one.warnings) == 4
+    assert_same(one, two)
+    assert two.differing == {f"agents/team{i:03}/a.md" for i in range(0, FOLDERS, 5)}
+    assert len(two.unknown) == len(range(0, FOLDERS, 7)) + len(range(0, FOLDERS, 3))
+    unreadable = [i for i in range(0, FOLDERS, 8) if i % 3]  # in folders that can be read
+    assert sum("b.md: cannot be read" in w for w in two.warnings) == len(unreadable)
     assert not list(a.claude.glob("agents/*/.claude-sync-tmp-*"))
 
 
-def test_when_the_second_process_fails_its_folders_are_walked_in_the_first(
-    local_server: Server, make_device, forks: list[int], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failing", ["the second process", "the fork"])
+def test_when_no_second_process_walks_this_one_walks_all(
+    local_server: Server,
+    make_device,
+    forks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    failing: str,
 ) -> None:
     a = joined(make_device("a"), local_server)
     many_folders(a)
+    one = scanned(a, 1, monkeypatch)
+    if failing == "the second process":
 
-    def broken_dump(*args: object, **kwargs: object) -> None:
-        raise OSError("the second process could not send what it found")
+        def broken_dump(*args: object, **kwargs: object) -> None:
+            raise OSError("the second process could not send what it found")
 
-    monkeypatch.setattr(pickle, "dump", broken_dump)  # called in the forked process alone
-    found = scanned(a, SPLIT, monkeypatch)
-    assert forks
-    assert len(found.files) == 2 * FOLDERS and not found.warnings
+        monkeypatch.setattr(pickle, "dump", broken_dump)  # called in that process alone
+    else:
+
+        def no_fork() -> int:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        monkeypatch.setattr(os, "fork", no_fork)
+    open_before = sorted(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else []
+    two = scanned(a, 2, monkeypatch)
+    assert bool(forks) == (failing == "the second process")
+    assert_same(one, two)
+    assert len(two.files) == 2 * FOLDERS and not two.warnings
+    if open_before:
+        assert sorted(os.listdir("/proc/self/fd")) == open_before
 
 
-def test_a_folder_reached_in_both_processes_is_walked_under_one_path(
-    local_server: Server, make_device, forks: list[int], tmp_path: Path
+def test_a_folder_reached_in_both_halves_is_kept_where_one_walk_keeps_it(
+    local_server: Server,
+    make_device,
+    forks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
     many_folders(a)
     shared = tmp_path / "shared"
-    shared.mkdir()
+    (shared / "inner").mkdir(parents=True)
     (shared / "s.md").write_text("shared\n")
+    (shared / "inner" / "i.md").write_text("inner\n")
     for i in range(0, FOLDERS, 7):  # in both halves, whichever way they are dealt
         (a.claude / f"agents/team{i:03}/linked").symlink_to(shared, target_is_directory=True)
+    one = scanned(a, 1, monkeypatch)
+    assert not forks
+    two = scanned(a, 2, monkeypatch)
+    assert forks
+    assert_same(one, two)
     result = a.run("push")
     assert result.exit_code == 0, result.output
-    assert forks
     linked = len(range(0, FOLDERS, 7))
     assert result.output.count("a folder reached twice (a link loop)") == linked - 1
     b.ok("pull")
-    copies = [path for path in tree(b.claude) if path.endswith("/linked/s.md")]
-    assert len(copies) == 1 and b.read(copies[0]) == b"shared\n"
+    copies = [path for path in tree(b.claude) if "/linked/" in path]
+    assert len(copies) == 2 and {b.read(path) for path in copies} == {b"shared\n", b"inner\n"}
+
+
+def test_a_scan_does_not_fork_while_another_thread_runs(
+    local_server: Server, make_device, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = joined(make_device("a"), local_server)
+    many_folders(a)
+    one = scanned(a, 1, monkeypatch)
+    done = threading.Event()
+    waiting = threading.Thread(target=done.wait)
+    waiting.start()
+    try:
+        two = scanned(a, 2, monkeypatch)
+    finally:
+        done.set()
+        waiting.join()
+    assert not forks
+    assert_same(one, two)
