@@ -101,6 +101,11 @@ class Assembler:
     def get(self, path: str, version: Version) -> Assembled:
         return self.assembled[(path, version.sha256, version.size)]
 
+    def applied(self, path: str, version: Version) -> None:
+        """Forget `path`'s version, which the pull wrote into place: its temporary beside the
+        file is the file now, or removed, and `discard` need not remove it again."""
+        del self.assembled[(path, version.sha256, version.size)]
+
     def path_of(self, path: str, version: Version) -> Path:
         return self.get(path, version).file
 
@@ -219,7 +224,8 @@ class Assembler:
         if need.beside and not need.reused:
             target = self.session.target(need.path)
             if _folders_can_be_made(os.path.dirname(target), self._makeable):
-                return place_beside(target, need.version.mode)
+                absent = self.session.found_absent(need.path)
+                return place_beside(target, need.version.mode, absent)
         folder = self.downloads / "files"
         folder.mkdir(mode=0o700, exist_ok=True)
         return folder / str(len(self.assembled))

@@ -50,12 +50,15 @@ class Beside:
     mode: int | None
 
 
-def place_beside(target: Path, mode: int | None) -> Beside:
+def place_beside(target: Path, mode: int | None, absent: bool = False) -> Beside:
     """Where a temporary to fill and then rename over `target` goes, and its mode: that of
     the file it replaces (the user's choice here: a private settings.json stays private),
-    else `mode`. The file itself, and its folder if missing, are made by `open_beside`."""
-    with contextlib.suppress(FileNotFoundError):
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+    else `mode`. The file itself, and its folder if missing, are made by `open_beside`.
+    `absent`: the caller found no file at `target` (its mode is not looked for; should one
+    appear meanwhile, the temporary is not renamed over it: see `write_file`)."""
+    if not absent:
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(os.stat(target).st_mode)
     return Beside(target.with_name(temporary_name()), mode)
 
 
@@ -206,12 +209,15 @@ def _same_bytes(one: Path, other: Path) -> bool:
                 return True
 
 
-def make_way(claude: Path, local: str, trash: Path, folders: set[str]) -> list[str]:
+def make_way(
+    claude: Path, local: str, trash: Path, folders: set[str], absent: bool = False
+) -> list[str]:
     """Clear what stands where the file `local` must go, when a file became a folder or a
     folder a file on another device: an empty folder in its place is removed; a file where
     one of its folders must be, or a folder with something in it, is moved to trash/.
     Returns the local paths moved to trash/. `folders`: the local folders seen to be
-    folders in this run, looked at once (a pull writes thousands of files into them)."""
+    folders in this run, looked at once (a pull writes thousands of files into them).
+    `absent`: nothing was found at `local` in this run, so nothing is looked for there."""
     moved: list[str] = []
     parts = local.split("/")
     # Nothing is looked at above the deepest folder of the path seen to be one.
@@ -227,6 +233,8 @@ def make_way(claude: Path, local: str, trash: Path, folders: set[str]) -> list[s
         relative = "/".join(parts[:depth])
         if not last and relative in folders:
             continue
+        if last and absent:
+            return moved
         try:
             is_folder = stat.S_ISDIR(os.stat(current).st_mode)  # follows the user's links
         except FileNotFoundError:
@@ -345,9 +353,13 @@ def write_file(
     else:
         temporary = copy_beside(source, target, mtime_ns, mode)
     try:
-        return _replace(temporary, target, seen, trash, relative, keep_replaced)
-    finally:
+        written = _replace(temporary, target, seen, trash, relative, keep_replaced)
+    except BaseException:
         temporary.unlink(missing_ok=True)
+        raise
+    if not written.applied:  # once applied, the temporary is the file (or gone)
+        temporary.unlink(missing_ok=True)
+    return written
 
 
 def extend_file(
@@ -480,6 +492,8 @@ def _replace(
 ) -> Written:
     """Rename `temporary` over `target` if it still is what the scan saw (see write_file)."""
     written = os.stat(temporary)
+    if seen is None:  # only the rename, which never replaces a file, says if one came
+        return _create(temporary, target, seen, written)
     try:
         result = _take_out(
             target, seen, trash, relative, keep_replaced, lambda: _swap_in(temporary, target)
@@ -599,8 +613,8 @@ def _create(
 
 def _rename_no_replace(source: Path, target: Path) -> None:
     """Rename `source` to `target` unless something is there (FileExistsError): in one step
-    where renameat2 can, else by a hard link (`source` stays), else, on a file system
-    without hard links, by a rename over whatever is there."""
+    where renameat2 can, else by a hard link (then `source` is removed), else, on a file
+    system without hard links, by a rename if nothing is there just before."""
     if _rename2(source, target, RENAME_NOREPLACE):
         return
     try:
@@ -608,7 +622,11 @@ def _rename_no_replace(source: Path, target: Path) -> None:
     except FileExistsError:
         raise
     except OSError:  # a file system without hard links
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
         os.replace(source, target)
+    else:
+        os.unlink(source)
 
 
 def _late_bytes(

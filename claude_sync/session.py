@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,17 @@ from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .remote_view import RemoteView
+
+
+def _file_type(path: Path) -> int | None:
+    """What is at `path` (its S_IFMT bits; a link not followed), None when nothing is, 0
+    when that cannot be told."""
+    try:
+        return stat.S_IFMT(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return 0
 
 
 class Unwritable(ClaudeSyncError):
@@ -87,6 +99,8 @@ class Session:
         self._defer_hashes = defer_hashes  # a push's scan: see `scan`
         self._folders: dict[str, Path] = {}  # local folder -> its real path (see `target`)
         self._targets: dict[str, Path] = {}  # remote path -> `target`
+        self._absent_folders: set[str] = set()  # local folders `target` found missing
+        self._absent: set[str] = set()  # remote paths `target` found no file at
         self.folders_seen: set[str] = set()  # local folders a pull found are folders: `make_way`
         # With `scan_later` the Claude folder is scanned only when `scan_folder` is called (a
         # pull that finds nothing new on the remote needs no scan: see `actions.pull`).
@@ -117,6 +131,7 @@ class Session:
         read every path through the moves known, and scan the Claude folder."""
         ws = self.ws
         self._targets.clear()  # the paths are mapped anew
+        self._absent.clear()
         layout = device_layout(self.config)
         changed = bool(self.state.layout) and self.state.layout != layout_fingerprint(layout)
         self.paths = PathMap(
@@ -318,11 +333,21 @@ class Session:
         self._targets[path] = file = self._target(path)
         return file
 
+    def found_absent(self, path: str) -> bool:
+        """Whether `target` found no file at `path` (nor its folder) when it resolved it: a
+        pull writing a new file need not look there again for one to replace."""
+        return path in self._absent
+
     def _target(self, path: str) -> Path:
         local = self.paths.to_local(path)
         folder, _, name = local.rpartition("/")
         file = self._resolve(local, folder) / name
-        if file.is_symlink():
+        # Nothing is in a folder that is not there
+        kind = None if folder in self._absent_folders else _file_type(file)
+        if kind is None:
+            self._absent.add(path)
+            return file
+        if kind == stat.S_IFLNK:
             followed, why = follow_link(file)  # the scan's rule, so both agree
             if followed is None:
                 raise Unwritable(f"{local}: {self.ws.claude / local} is {why}; left as it is")
@@ -342,7 +367,10 @@ class Session:
         else:
             parent, _, name = folder.rpartition("/")
             resolved = self._resolve(local, parent) / name
-            if resolved.is_symlink():
+            kind = None if parent in self._absent_folders else _file_type(resolved)
+            if kind is None:
+                self._absent_folders.add(folder)
+            elif kind == stat.S_IFLNK:
                 followed, why = follow_link(resolved)
                 if followed is None:
                     raise Unwritable(f"{local}: {self.ws.claude / folder} is {why}; left as it is")

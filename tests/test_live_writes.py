@@ -23,6 +23,7 @@ never record a file as its base when the bytes on disk differ.
 from __future__ import annotations
 
 import builtins
+import errno
 import hashlib
 import json
 import os
@@ -544,17 +545,23 @@ def test_the_scan_records_the_stat_of_the_bytes_it_hashed(tmp_path: Path) -> Non
     )
 
 
-@pytest.mark.parametrize("renameat2", [True, False])
+@pytest.mark.parametrize("rename", ["renameat2", "hard link", "neither"])
 def test_a_file_created_where_a_pull_creates_one_is_kept(
-    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch, renameat2: bool
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch, rename: str
 ) -> None:
     """Between the scan and the rename, Claude Code creates the file a pull brings: the
     pull leaves it (never renames over it) and says so; the next pull settles the two."""
     a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
     a.write("agents/new.md", "a's agent")
     a.ok("push")
-    if not renameat2:  # a system without it: the hard link does the same
+    if rename != "renameat2":  # a system without it: the hard link does the same
         monkeypatch.setattr(claude_folder, "_renameat2", lambda: None)
+    if rename == "neither":  # a file system without hard links (FAT): a look, then a rename
+
+        def no_link(*args: object, **kwargs: object) -> None:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
     sync_disks = pull_action.sync_disks
 
     def created_meanwhile() -> None:

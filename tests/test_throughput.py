@@ -26,9 +26,19 @@ from test_disk_full import temporaries
 from test_repair import flip_body_byte, object_file, relative
 from test_startup import logging_rclone
 
-from claude_sync import crypto, encrypting, plan, scan, session, state, view_cache, workers
+from claude_sync import (
+    claude_folder,
+    crypto,
+    encrypting,
+    plan,
+    scan,
+    session,
+    state,
+    view_cache,
+    workers,
+)
 from claude_sync.actions import pull, push
-from claude_sync.pathmap import Rules
+from claude_sync.pathmap import TEMPORARY_PREFIX, Rules
 from claude_sync.rclone import TransferStats
 from claude_sync.remote import Remote, object_path
 from claude_sync.session import Event
@@ -332,25 +342,28 @@ def test_a_pull_resolves_each_file_it_writes_once(
     make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where a file goes (is it a link the user made?) is asked once a run, though the pull
-    needs it as it plans, assembles and applies the file."""
+    needs it as it plans, assembles and applies the file (its folder is there: in a folder
+    that is not, nothing is asked)."""
     a, b = (joined(make_device(name), local_server) for name in "ab")
     for index in range(40):
         put(a, f"projects/-p/s{index}.jsonl", text(index, 100), 0)
     a.ok("push")
-    asked: list[Path] = []
-    is_symlink = Path.is_symlink
+    put(b, "projects/-p/b.jsonl", text(99, 100), 0)
+    asked: list[str] = []
+    lstat = os.lstat
 
-    def counted(self: Path) -> bool:
-        if self.suffix == ".jsonl":
-            asked.append(self)
-        return is_symlink(self)
+    def counted(path, *args, **kwargs) -> os.stat_result:
+        if os.fspath(path).endswith(".jsonl"):
+            asked.append(os.fspath(path))
+        return lstat(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "is_symlink", counted)
+    monkeypatch.setattr(os, "lstat", counted)
     for name, value in b.environment().items():
         monkeypatch.setenv(name, value)
     pull.pull(load_workspace(b.sync_home), lambda event: None)
+    monkeypatch.undo()
     assert len(asked) == 40, Counter(asked).most_common(1)
-    assert tree(b.claude) == tree(a.claude)
+    assert tree(b.claude) == {**tree(a.claude), "projects/-p/b.jsonl": text(99, 100)}
 
 
 def test_a_pull_resolves_each_folder_from_its_parent(
@@ -680,3 +693,36 @@ def test_a_remote_folder_gone_before_the_objects_are_sent_is_not_made_anew(
         f"Error: the remote folder {folder} does not exist"
     )
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("renameat2", [True, False])
+def test_a_pull_looks_once_where_it_writes_a_new_file_and_leaves_no_temporary(
+    make_device, local_server: Server, monkeypatch: pytest.MonkeyPatch, renameat2: bool
+) -> None:
+    """Where a pull found no file (or no folder) as it planned, it does not look again for
+    a mode to keep, for what stands in the way, or for a temporary left by the rename: in
+    a fresh pull of thousands of files each look was a system call that failed."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    new = [f"agents/team{i}/x.md" for i in range(3)] + ["agents/y.md"]
+    for path in new:
+        a.write(path, f"{path} from a")
+    a.ok("push")
+    b.write("agents/b.md", "b's own")  # agents/ is there on b; agents/team*/ are not
+    if not renameat2:  # a system without it: a hard link, then the temporary removed
+        monkeypatch.setattr(claude_folder, "_renameat2", lambda: None)
+    looked: list[str] = []
+    for name in ("stat", "lstat", "unlink"):
+        real = getattr(os, name)
+
+        def recorded(path, *args, real=real, **kwargs):
+            looked.append(os.fsdecode(path) if isinstance(path, str | bytes | Path) else "")
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, recorded)
+    b.ok("pull")
+    monkeypatch.undo()
+    claude = os.path.realpath(b.claude)
+    assert looked.count(f"{claude}/agents/y.md") == 1  # as the pull resolved it
+    assert [path for path in new if f"{claude}/{path}" in looked] == ["agents/y.md"]
+    assert {path: b.read(path) for path in new} == {path: f"{path} from a".encode() for path in new}
+    assert not [p for p in b.claude.rglob(f"{TEMPORARY_PREFIX}*")]

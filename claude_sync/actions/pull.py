@@ -534,7 +534,8 @@ def _apply_one(
             summary.deleted += 1
             session.listen(Event("delete", action.path, 0, index, total))
         return
-    for moved in make_way(session.ws.claude, local, session.ws.trash, session.folders_seen):
+    absent = session.found_absent(action.path)
+    for moved in make_way(session.ws.claude, local, session.ws.trash, session.folders_seen, absent):
         session.listen(
             Event(
                 "warning",
@@ -610,6 +611,7 @@ def _apply_download(
             session.paths.to_local(path),
             prepared=assembled.beside,
         )
+    assembler.applied(path, version)
     if not _apply_written(session, path, written, "replaced"):
         return False
     session.state.files[path] = Entry(version, written.size, written.mtime_ns)
