@@ -209,15 +209,12 @@ def _same_bytes(one: Path, other: Path) -> bool:
                 return True
 
 
-def make_way(
-    claude: Path, local: str, trash: Path, folders: set[str], absent: bool = False
-) -> list[str]:
+def make_way(claude: Path, local: str, trash: Path, folders: set[str]) -> list[str]:
     """Clear what stands where the file `local` must go, when a file became a folder or a
     folder a file on another device: an empty folder in its place is removed; a file where
     one of its folders must be, or a folder with something in it, is moved to trash/.
     Returns the local paths moved to trash/. `folders`: the local folders seen to be
-    folders in this run, looked at once (a pull writes thousands of files into them).
-    `absent`: nothing was found at `local` in this run, so nothing is looked for there."""
+    folders in this run, looked at once (a pull writes thousands of files into them)."""
     moved: list[str] = []
     parts = local.split("/")
     # Nothing is looked at above the deepest folder of the path seen to be one.
@@ -233,8 +230,6 @@ def make_way(
         relative = "/".join(parts[:depth])
         if not last and relative in folders:
             continue
-        if last and absent:
-            return moved
         try:
             is_folder = stat.S_ISDIR(os.stat(current).st_mode)  # follows the user's links
         except FileNotFoundError:

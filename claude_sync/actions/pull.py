@@ -534,8 +534,7 @@ def _apply_one(
             summary.deleted += 1
             session.listen(Event("delete", action.path, 0, index, total))
         return
-    absent = session.found_absent(action.path)
-    for moved in make_way(session.ws.claude, local, session.ws.trash, session.folders_seen, absent):
+    for moved in make_way(session.ws.claude, local, session.ws.trash, session.folders_seen):
         session.listen(
             Event(
                 "warning",
