@@ -9,7 +9,6 @@ that were compressed and encrypted (or decrypted and written), never from a seco
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,10 +28,6 @@ CHUNK = 1 << 20
 # objects about a fifth larger; it keeps compression from being what a push waits for.
 ZSTD_LEVEL = 1
 NO_MATCHING_KEY = "No matching keys found"  # pyrage's only way of saying "another key"
-
-
-def object_name(name_key: bytes, sha256_hex: str) -> str:
-    return hmac.new(name_key, bytes.fromhex(sha256_hex), "sha256").hexdigest()
 
 
 @dataclass(frozen=True)

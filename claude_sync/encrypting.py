@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from . import crypto
 from .files import rename_into
+from .keys import object_name
 from .pathmap import temporary_name
 from .remote import object_path, put_in_folder
 from .scan import read_prefix
@@ -106,7 +107,7 @@ def _encrypt_handle(job: Job, handle: BinaryIO, keys: Keys, threads: int) -> Enc
     )
     name, sent = "", False
     if digest.size:
-        name = crypto.object_name(keys.name_key, digest.sha256)
+        name = object_name(keys.name_key, digest.sha256)
         if job.remote_folder is not None:
             sent = put_in_folder(temporary, job.remote_folder, object_path(name))
         if not sent:

@@ -99,6 +99,11 @@ def object_name_key(identity: x25519.Identity) -> bytes:
     return hmac.new(str(identity).encode(), b"claude-sync object names v1", "sha256").digest()
 
 
+def object_name(name_key: bytes, sha256_hex: str) -> str:
+    """The name on the remote of the object whose plaintext has this SHA-256."""
+    return hmac.new(name_key, bytes.fromhex(sha256_hex), "sha256").hexdigest()
+
+
 def metadata_key(identity: x25519.Identity) -> bytes:
     """The HMAC key that authenticates journal entries: derived from the identity."""
     return hmac.new(str(identity).encode(), b"claude-sync metadata v2", "sha256").digest()

@@ -46,7 +46,7 @@ CHANGING_MTIME_NS = -1  # recorded for a file written to while it was read: read
 # is this, nor "" (a deletion's), so it equals no version's.
 UNHASHED = "unhashed"
 HASH_ATTEMPTS = 3
-# A scan with this many folders waiting to be walked shares them with a second process
+# A scan shares the first level of the tree with this many folders with a second process
 SPLIT_FOLDERS = 64
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .claude_folder import empty_trash, move_folder_into
 from .config import Config
 from .errors import ClaudeSyncError
+from .keys import object_name
 from .moves import merge_moves, moved_path, moved_paths
 from .pathmap import CONFLICT_COPY, DEFAULT_INCLUDE, PathMap, Rules, unmatched_patterns
 from .projects import Layout, Project
@@ -315,8 +316,6 @@ class Session:
             )
 
     def object_name(self, sha256: str) -> str:
-        from .crypto import object_name  # see `remote`
-
         return object_name(self.ws.name_key, sha256)
 
     # local paths -------------------------------------------------------------

@@ -23,11 +23,10 @@ from claude_sync.crypto import (
     decrypt_stream,
     encrypt_bytes,
     encrypt_stream,
-    object_name,
     zstd,
 )
 from claude_sync.errors import RemoteFormatError
-from claude_sync.keys import object_name_key, random_identity
+from claude_sync.keys import object_name, object_name_key, random_identity
 
 AGE_CHUNK = 64 * 1024  # age's STREAM chunk size: truncations at its boundaries must be caught
 

@@ -23,6 +23,7 @@ from claude_sync import crypto
 from claude_sync.actions import prune as prune_action
 from claude_sync.actions.devices import only_copies
 from claude_sync.files import size_text
+from claude_sync.keys import object_name
 from claude_sync.remote import _seconds, object_path
 from claude_sync.versions import Segment, Version, VersionVector
 from claude_sync.workspace import Workspace, load_workspace
@@ -57,7 +58,7 @@ def objects(server: Server) -> dict[str, Path]:
 
 def object_of(device: Device, plaintext: bytes, monkeypatch: pytest.MonkeyPatch) -> str:
     ws = workspace(device, monkeypatch)
-    return crypto.object_name(ws.name_key, hashlib.sha256(plaintext).hexdigest())
+    return object_name(ws.name_key, hashlib.sha256(plaintext).hexdigest())
 
 
 def age_objects(server: Server, seconds: int) -> None:
@@ -74,7 +75,7 @@ def upload_without_manifest(
     """What a push in flight has done: its object is on the remote, its manifest not yet.
     `encrypted_ago`: seconds since the push encrypted it (a long push)."""
     ws = workspace(device, monkeypatch)
-    name = crypto.object_name(ws.name_key, hashlib.sha256(data).hexdigest())
+    name = object_name(ws.name_key, hashlib.sha256(data).hexdigest())
     staging = device.home / "in-flight"
     encrypted = staging / object_path(name)
     encrypted.parent.mkdir(parents=True)

@@ -20,8 +20,7 @@ from click.testing import Result
 from conftest import RCLONE, Device, joined, put, tree
 from servers import Server
 
-from claude_sync import crypto
-from claude_sync.keys import object_name_key, read_key_file
+from claude_sync.keys import object_name, object_name_key, read_key_file
 from claude_sync.remote import object_path
 
 HINT = "run `claude-sync verify --repair` on a device that has these files"
@@ -57,7 +56,7 @@ def root(server: Server) -> Path:
 def object_file(server: Server, device: Device, plaintext: bytes) -> Path:
     """The remote file of the object holding exactly `plaintext`."""
     name_key = object_name_key(read_key_file(device.sync_home / "age-key.txt"))
-    name = crypto.object_name(name_key, hashlib.sha256(plaintext).hexdigest())
+    name = object_name(name_key, hashlib.sha256(plaintext).hexdigest())
     return root(server) / object_path(name)
 
 

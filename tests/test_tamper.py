@@ -28,7 +28,13 @@ from conftest import RCLONE, Device, joined, put
 from servers import Server, start_server
 
 from claude_sync import crypto
-from claude_sync.keys import metadata_key, object_name_key, random_identity, read_key_file
+from claude_sync.keys import (
+    metadata_key,
+    object_name,
+    object_name_key,
+    random_identity,
+    read_key_file,
+)
 from claude_sync.pathmap import TEMPORARY_PREFIX
 from claude_sync.remote import object_path
 
@@ -119,7 +125,7 @@ class Scene:
 
     def object_name(self, plaintext: bytes) -> str:
         sha256 = hashlib.sha256(plaintext).hexdigest()
-        return crypto.object_name(object_name_key(self.identity), sha256)
+        return object_name(object_name_key(self.identity), sha256)
 
     def object_file(self, plaintext: bytes) -> Path:
         """The remote file of the object holding exactly `plaintext`."""

@@ -21,9 +21,9 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from .. import crypto
 from ..errors import ClaudeSyncError, RemoteFormatError
 from ..files import private_folder
+from ..keys import object_name
 from ..remote_view import fetch_remote_view
 from ..workspace import Workspace
 
@@ -46,7 +46,7 @@ def prune(ws: Workspace, dry_run: bool = False, grace_seconds: int = GRACE_SECON
         raise ClaudeSyncError(
             f"nothing pruned (it must read every device's view): {error}"
         ) from None
-    named = {crypto.object_name(ws.name_key, sha256) for sha256 in view.known_segments()}
+    named = {object_name(ws.name_key, sha256) for sha256 in view.known_segments()}
     unnamed = {name: found for name, found in ws.remote.list_objects().items() if name not in named}
     cutoff = time.time() - grace_seconds
     doomed = sorted(name for name, found in unnamed.items() if found.modified < cutoff)

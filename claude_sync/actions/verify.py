@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from .. import crypto
 from ..errors import RemoteFormatError
 from ..files import check_free_space, private_folder
+from ..keys import object_name
 from ..remote import object_path
 from ..remote_view import RemoteView, fetch_remote_view
 from ..session import Listener, Session
@@ -49,7 +50,7 @@ def verify(ws: Workspace, deep: bool, repair: bool, listen: Listener) -> Verific
     for device_id, manifest in sorted(view.manifests.items()):
         for path, version in manifest.files.items():
             for segment in version.segments:
-                name = crypto.object_name(ws.name_key, segment.sha256)
+                name = object_name(ws.name_key, segment.sha256)
                 wanted.setdefault(name, (device_id, path, segment))
     result.manifests = len(view.manifests)
     present = ws.remote.list_objects(result.strays)
