@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import signal
 import stat
 import threading
@@ -463,6 +462,9 @@ def _scan_split(
     here, after `mine`: the walk in one process decides which path is kept. No stopping
     signal reaches either process between the fork and the code that handles it, and
     should this one stop (Ctrl-C, a hook's time running out), the other is stopped too."""
+    # Imported here, not above: a tree with no level of SPLIT_FOLDERS sends nothing.
+    import pickle
+
     entered_before = len(walker.entered.order)
     reading, writing = os.pipe()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
@@ -513,6 +515,8 @@ def _scan_in_child(
     the pipe it writes to (not the lock: should the first process be killed, the lock is
     free at once). A file equal to its state entry's base is sent as its path and mtime
     alone (see `_take_theirs`)."""
+    import pickle  # imported already, before the fork (see `_scan_split`)
+
     status = 1
     try:
         os.closerange(3, writing)

@@ -55,6 +55,7 @@ RARE = {
     "concurrent.futures",
     "difflib",
     "multiprocessing",
+    "pickle",  # a scan sends what it found through a pipe only when it shares a wide tree
     "yaml",  # config.yaml is read from its parsed copy while its text is unchanged
 }
 
