@@ -224,7 +224,7 @@ class Assembler:
         if need.beside and not need.reused:
             target = self.session.target(need.path)
             if _folders_can_be_made(os.path.dirname(target), self._makeable):
-                absent = self.session.found_absent(self.session.paths.to_local(need.path))
+                absent = self.session.found_absent(need.path)
                 return place_beside(target, need.version.mode, absent)
         folder = self.downloads / "files"
         folder.mkdir(mode=0o700, exist_ok=True)

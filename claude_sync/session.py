@@ -101,7 +101,7 @@ class Session:
         self._folders: dict[str, Path] = {}  # local folder -> its real path (see `target`)
         self._targets: dict[str, Path] = {}  # remote path -> `target`
         self._absent_folders: set[str] = set()  # local folders `target` found missing
-        self._absent: set[str] = set()  # local paths `target` found no file at
+        self._absent: set[str] = set()  # remote paths `target` found no file at
         self.folders_seen: set[str] = set()  # local folders a pull found are folders: `make_way`
         # With `scan_later` the Claude folder is scanned only when `scan_folder` is called (a
         # pull that finds nothing new on the remote needs no scan: see `actions.pull`).
@@ -334,11 +334,11 @@ class Session:
         self._targets[path] = file = self._target(path)
         return file
 
-    def found_absent(self, local: str) -> bool:
-        """Whether `target` found no file at the local path `local` (nor its folder) when it
-        resolved it: a pull making a temporary to rename there need not look there again
-        for a mode to keep."""
-        return local in self._absent
+    def found_absent(self, path: str) -> bool:
+        """Whether `target` found no file at `path` (nor its folder) when it resolved it: a
+        pull making a temporary to rename there need not look there again for a mode to
+        keep."""
+        return path in self._absent
 
     def _target(self, path: str) -> Path:
         local = self.paths.to_local(path)
@@ -347,7 +347,7 @@ class Session:
         # Nothing is in a folder that is not there
         kind = None if folder in self._absent_folders else _file_type(file)
         if kind is None:
-            self._absent.add(local)
+            self._absent.add(path)
             return file
         if kind == stat.S_IFLNK:
             followed, why = follow_link(file)  # the scan's rule, so both agree
