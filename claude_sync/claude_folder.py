@@ -534,11 +534,21 @@ def _take_out(
             if out is not None and _same_file(os.stat(out, follow_symlinks=False), held):
                 os.unlink(out)
             elif out is not None:
-                swapped = keep_in_trash(trash, relative, out, move=True)
+                swapped = _keep_swapped_out(trash, relative, out)
             late = _late_bytes(fd, held, kept, trash, relative)
         return Written(True, late=swapped or late)
     finally:
         os.close(fd)
+
+
+def _keep_swapped_out(trash: Path, relative: str, out: Path) -> Path:
+    """Keep the file someone put at the target just before it was taken out, now at `out`
+    (a temporary's name, which the caller would remove), in trash/; where trash/ cannot
+    take it (a full disk), it stays at `out`. Returns where it is."""
+    try:
+        return keep_in_trash(trash, relative, out, move=True)
+    except OSError:
+        return out
 
 
 def _swap_in(temporary: Path, target: Path) -> Path | None:

@@ -505,6 +505,47 @@ def test_a_file_replaced_by_someone_just_before_the_pull_takes_it_out_is_kept(
     assert not temporaries(b)
 
 
+def test_a_file_swapped_out_where_trash_cannot_take_it_stays_where_the_pull_says(
+    pair: tuple[Device, Device], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file saved over the target just before the pull's swap lands at the temporary's
+    name; when trash/ cannot take it (a full disk), it stays there, not removed with the
+    temporary, and the pull says where it is."""
+    a, b = pair
+    put(a, "CLAUDE.md", "from a, v1\n", 5)
+    a.ok("push")
+    b.ok("pull")
+    put(a, "CLAUDE.md", "from a, v2\n", 6)
+    a.ok("push")
+    target = b.claude / "CLAUDE.md"
+    real_same_file, real_keep = claude_folder._same_file, claude_folder.keep_in_trash
+    saved: list[bool] = []
+
+    def save_over_it_once(one: os.stat_result, other: os.stat_result) -> bool:
+        answer = real_same_file(one, other)
+        if not saved:
+            saved.append(True)
+            scratch = target.with_name("editor-save.tmp")
+            scratch.write_bytes(b"saved by Claude Code in the window\n")
+            os.replace(scratch, target)
+        return answer
+
+    def trash_full_for_moves(trash: Path, relative: str, file: Path, move: bool = False) -> Path:
+        if move:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(trash))
+        return real_keep(trash, relative, file, move)
+
+    monkeypatch.setattr(claude_folder, "_same_file", save_over_it_once)
+    monkeypatch.setattr(claude_folder, "keep_in_trash", trash_full_for_moves)
+    result = b.run("pull")
+    assert result.exit_code == 0, result.output
+    assert saved
+    assert b.read("CLAUDE.md") == b"from a, v2\n"
+    [left] = temporaries(b)
+    assert (b.claude / left).read_bytes() == b"saved by Claude Code in the window\n"
+    assert f"kept in {b.claude / left}" in " ".join(result.output.split())
+
+
 # the stat recorded is the one the hash came from -------------------------------------------
 
 
