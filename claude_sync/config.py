@@ -53,6 +53,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...] | None] = {
 
 @dataclass
 class Config:
+    """This device's settings, as config.yaml holds them."""
+
     device_id: str
     device_name: str
     remote_root: str

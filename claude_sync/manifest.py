@@ -49,6 +49,8 @@ MANIFEST_NAME = re.compile(r"^[0-9a-zA-Z_-]{1,64}\.age$")  # manifests/<device i
 
 @dataclass
 class Manifest:
+    """What one device has published: its versions of each path, its projects and moves."""
+
     device_id: str
     device_name: str
     updated: str

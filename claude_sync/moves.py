@@ -28,6 +28,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Move:
+    """A project folder's move: its files are now under remote folder `to`."""
+
     to: str
     at: int  # nanoseconds since the epoch, on the device that made it
 

@@ -49,6 +49,8 @@ class Adopt:
 
 @dataclass(frozen=True)
 class Download:
+    """The remote's version won: bring it into the local file."""
+
     path: str
     version: Version
 
@@ -73,6 +75,8 @@ class Resolve:
 
 @dataclass(frozen=True)
 class Upload:
+    """The local file won: send it as a new version."""
+
     path: str
     local: LocalFile
     base: Version | None
@@ -81,6 +85,8 @@ class Upload:
 
 @dataclass(frozen=True)
 class Tombstone:
+    """The local file was deleted: publish its deletion."""
+
     path: str
     base: Version
     vector: VersionVector

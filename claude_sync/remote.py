@@ -425,6 +425,8 @@ class Remote:
 
 @dataclass(frozen=True)
 class RemoteObject:
+    """An object in the remote's objects/ folder, as a listing shows it."""
+
     size: int
     modified: float  # seconds since the epoch, as the remote dates it
 

@@ -29,6 +29,8 @@ KINDS = ("hook-pull", "hook-push", "background-push", "push")
 
 @dataclass(frozen=True)
 class Run:
+    """The last run of one kind (a hook, a background push, a push): when, and how it went."""
+
     kind: str
     when: str
     outcome: str  # ok, failed

@@ -286,6 +286,8 @@ class EnteredFolders:
 
 @dataclass
 class Scan:
+    """What a scan of the Claude folder found."""
+
     files: dict[str, LocalFile]
     warnings: list[str]
     unknown: list[str]  # remote path prefixes of folders that could not be read

@@ -59,6 +59,8 @@ Listener = Callable[[Event], None]
 
 @dataclass
 class Summary:
+    """What a push or pull did, for the lines printed at its end."""
+
     uploaded: int = 0
     published: int = 0
     moves: int = 0  # project moves made here, published

@@ -421,6 +421,8 @@ class Files(MutableMapping[str, Entry]):
 
 @dataclass
 class State:
+    """What this device knows of its files and the remote, kept in state.sqlite between runs."""
+
     device_id: str
     remote_root: str
     files: Files = field(default_factory=Files)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class VersionVector:
+    """How many versions each device has made of a path, as sorted (device, count) pairs."""
+
     counters: tuple[tuple[str, int], ...] = ()
 
     @classmethod

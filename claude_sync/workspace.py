@@ -20,6 +20,8 @@ RCLONE_CONFIG = "rclone.conf"
 
 @dataclass
 class Workspace:
+    """What a command works with: the folders, the settings, the key and the remote."""
+
     home: Path
     claude: Path
     config: Config
