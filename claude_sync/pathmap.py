@@ -174,7 +174,7 @@ class Rules:
         """Whether a file named `name` is synced in a folder decided True."""
         if ".conflict-" in name and CONFLICT_COPY.search(name):
             name = original_of(name)
-        return not _denied_part(name)
+        return name not in DENIED_NAMES and not name.startswith(TEMPORARY_PREFIX)
 
     def folder_decision(self, folder: str) -> bool | None:
         """True when every file directly or deeper below `folder` is synced unless its own

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, NoReturn
 
-from .pathmap import TEMPORARY_NAME, PathMap, Rules, is_safe_path, is_utf8
+from .pathmap import TEMPORARY_NAME, TEMPORARY_PREFIX, PathMap, Rules, is_safe_path, is_utf8
 from .state import Entry, Scanned, State
 from .workers import cores
 
 READ_CHUNK = 1 << 20
 FILE_TYPE = 0o170000  # the bits of st_mode that say what a file is (S_IFMT)
+S_IFDIR, S_IFREG, S_IFLNK = stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK
 
 
 class LocalFile(NamedTuple):
@@ -149,6 +150,9 @@ class FolderWalker:
         self.found = found  # what the walk meets beside the synced files
         self.entered = EnteredFolders(self.root)
         self.entered.first_time("", claude.stat())
+        # The remote path of each folder below projects/ to walk whose remote path is not
+        # its own, as its listing named it: the one PathMap.to_remote gives it.
+        self.remote_folders: dict[str, str] = {}
 
     def folder(
         self, folder: str, pending: MutableSequence[str]
@@ -170,7 +174,7 @@ class FolderWalker:
         if names_each_entry(folder):
             prefix: str | None = None
         elif folder.startswith("projects/"):
-            prefix = paths.to_remote(folder) + "/"
+            prefix = self.remote_folders.pop(folder, folder) + "/"
         else:
             prefix = folder + "/" if folder else ""
         # Below a safe folder a name is safe when it is UTF-8 with no backslash (a name from
@@ -179,20 +183,26 @@ class FolderWalker:
         # Whether the rules take every file here whose own name they allow (True), none
         # (False), or decide on each file's whole path (None).
         whole = rules.decided(prefix[:-1]) if prefix else None
+        local_prefix = folder + "/" if folder else ""
+        # Where the remote path is the local one, one string serves as both.
+        same = prefix == local_prefix
         for entry in entries:
             name = entry.name
-            local = f"{folder}/{name}" if folder else name
+            local = local_prefix + name
             info: os.stat_result | None = None  # a folder's is not taken (see EnteredFolders)
             if entry.is_dir(follow_symlinks=False):
-                kind = stat.S_IFDIR
+                kind = S_IFDIR
             else:
                 try:
                     info = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
                 kind = info.st_mode & FILE_TYPE
-            remote = prefix + name if prefix is not None else paths.to_remote(local)
-            if kind == stat.S_IFLNK:
+            if same:
+                remote = local
+            else:
+                remote = prefix + name if prefix is not None else paths.to_remote(local)
+            if kind == S_IFLNK:
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
                 followed, why = follow_link(self.claude / local)
@@ -201,18 +211,20 @@ class FolderWalker:
                     continue
                 info = followed
                 kind = info.st_mode & FILE_TYPE
-            if kind == stat.S_IFREG:
-                if TEMPORARY_NAME.match(name):
+            if kind == S_IFREG:
+                if name.startswith(TEMPORARY_PREFIX) and TEMPORARY_NAME.match(name):
                     found.temporaries.append(local)
                 elif rules.name_synced(name) if whole else (whole is None and rules.synced(remote)):
-                    safe = ("\\" not in name and is_utf8(name)) if safe_folder else None
+                    safe = (
+                        ("\\" not in name and (name.isascii() or is_utf8(name)))
+                        if safe_folder
+                        else None
+                    )
                     if safe or (safe is None and is_safe_path(remote)):
-                        # One string for both where they are equal, as for most files.
-                        local = remote if remote == local else local
                         yield remote, local, info.st_size, info.st_mtime_ns
                     else:
                         found.unsyncable.append(local)
-            elif kind == stat.S_IFDIR:
+            elif kind == S_IFDIR:
                 if not rules.may_enter(remote):
                     continue
                 if not is_utf8(name):
@@ -221,6 +233,8 @@ class FolderWalker:
                 # A link's folder is known by what it points at, another by its listing
                 if self.entered.first_time(local, info, entry.inode()):
                     pending.append(local)
+                    if remote != local:
+                        self.remote_folders[local] = remote
                 else:
                     found.unusable_links.append((local, REACHED_TWICE))
 
@@ -373,7 +387,20 @@ class ScannedFiles:
         files, differing, claude = self.files, self.differing, self.claude
         saved_ns = self.state.saved_ns
         scanned = self.state.files.scanned
+        rows = self.state.files.stored_rows()
         for remote, local, size, mtime_ns in walked:
+            # The test below, made on the row itself while there are no entries (see
+            # Files.stored_rows): (path, sha256, base_size, deleted, size, mtime_ns, flags).
+            row = rows.get(remote)
+            if (
+                row is not None
+                and not row[3]
+                and row[4] == size
+                and row[5] == mtime_ns
+                and mtime_ns < saved_ns
+            ):
+                files[remote] = LocalFile(row[1], row[2], mtime_ns)
+                continue
             known = scanned(remote)
             if (
                 known is not None
@@ -543,11 +570,17 @@ def _take_theirs(part: ScannedFiles, same: dict[str, int], changed: dict[str, tu
     base, so it is made again from the state here: its hash is the state's own string, not a
     copy sent through the pipe, and a hundred thousand of them cost little memory."""
     files, scanned, new = part.files, part.state.files.scanned, tuple.__new__
+    rows = part.state.files.stored_rows()
     for remote, mtime_ns in same.items():
-        known = scanned(remote)
-        assert known is not None  # a file with no entry differs
+        row = rows.get(remote)
+        if row is not None:
+            sha256, size = row[1], row[2]
+        else:
+            known = scanned(remote)
+            assert known is not None  # a file with no entry differs
+            sha256, size = known.base_sha256, known.base_size
         # A LocalFile made without its Python-level __new__, as Files.scanned makes rows
-        files[remote] = new(LocalFile, (known.base_sha256, known.base_size, mtime_ns))
+        files[remote] = new(LocalFile, (sha256, size, mtime_ns))
     for remote, file in changed.items():
         files[remote] = LocalFile._make(file)
     part.differing.update(changed)

@@ -322,6 +322,15 @@ class Files(MutableMapping[str, Entry]):
         # check of their number: a scan asks this of every file.
         return tuple.__new__(Scanned, row[1:6])
 
+    def stored_rows(self) -> Mapping[str, Row]:
+        """The rows as stored, by path, while they are the whole of the entries (none made,
+        set or removed since the load or the last save, as when a scan runs); else none. A
+        scan finds an unchanged file equal to its row here, with no call (`scanned`) per
+        file."""
+        if self._entries or self._removed:
+            return {}
+        return self._stored
+
     def __setitem__(self, path: str, entry: Entry) -> None:
         if entry._row_path not in (None, path):
             entry.published = False  # published under the path it came from

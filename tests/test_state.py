@@ -18,7 +18,9 @@ import pytest
 
 from claude_sync.manifest import version_to_json
 from claude_sync.moves import Move
-from claude_sync.projects import Project
+from claude_sync.pathmap import DEFAULT_INCLUDE, PathMap, Rules
+from claude_sync.projects import Layout, Project
+from claude_sync.scan import scan
 from claude_sync.state import (
     STATE_FILE,
     Changes,
@@ -168,6 +170,33 @@ def test_a_save_writes_only_what_changed(tmp_path: Path) -> None:
     assert as_values(back) == as_values(state)
     assert back.files["agents/a0.md"].swept and back.files["agents/a1.md"].size is None
     assert back.files["agents/a2.md"].base == version("new", 2)
+
+
+def test_a_scan_compares_with_the_entries_changed_since_the_load(tmp_path: Path) -> None:
+    """A scan finds an unchanged file equal to its stored row while no entry was made; once
+    one is changed or removed in the same run, it compares with what the state holds now."""
+    claude = tmp_path / "claude"
+    (claude / "agents").mkdir(parents=True)
+    stats = {}
+    for name in ("kept", "rebased", "removed"):
+        file = claude / "agents" / f"{name}.md"
+        file.write_text(name)
+        os.utime(file, ns=(1_000_000_000, 1_000_000_000))
+        stats[f"agents/{name}.md"] = Entry(version(name), len(name), 1_000_000_000)
+    home = tmp_path / "sync-home"
+    home.mkdir()
+    saved(home, stats)
+    rules, paths = Rules(DEFAULT_INCLUDE, ()), PathMap(Layout.of(tmp_path, {}))
+    state = loaded(home)
+    first = scan(claude, rules, paths, state)
+    assert first.files["agents/rebased.md"].sha256 == version("rebased").sha256
+    assert not first.differing
+    del state.files["agents/removed.md"]
+    assert scan(claude, rules, paths, state).differing == {"agents/removed.md"}
+    state.files["agents/rebased.md"].base = version("settled elsewhere", 2)
+    again = scan(claude, rules, paths, state)
+    assert again.files["agents/kept.md"] == first.files["agents/kept.md"]
+    assert again.files["agents/rebased.md"].sha256 == version("settled elsewhere", 2).sha256
 
 
 def test_the_paths_outside_a_mapping_are_those_stored_removed_or_added_that_it_lacks(
