@@ -46,8 +46,9 @@ CHANGING_MTIME_NS = -1  # recorded for a file written to while it was read: read
 # is this, nor "" (a deletion's), so it equals no version's.
 UNHASHED = "unhashed"
 HASH_ATTEMPTS = 3
-# A scan shares the first level of the tree with this many folders with a second process
-SPLIT_FOLDERS = 64
+# A scan shares the first level of the tree whose listings hold this many entries (files
+# and folders) with a second process
+SPLIT_ENTRIES = 256
 
 
 def hash_with_stat(path: Path) -> LocalFile:
@@ -136,7 +137,35 @@ def walk_files(
     walker = FolderWalker(claude, rules, paths, found)
     pending = [""]
     while pending:
-        yield from walker.folder(pending.pop(), pending)
+        listing = walker.listing(pending.pop())
+        if listing is not None:
+            yield from walker.files(listing, pending)
+
+
+class Listing(NamedTuple):
+    """The entries of a folder as listed (or a part of them, see `part`). In a folder that
+    names each entry on its own (`names_each_entry`), `remotes` holds each entry's remote
+    path, named as the folder was listed; in any other, each entry's is `prefix` and its
+    name."""
+
+    folder: str  # a local path, "" for the top
+    entries: list[os.DirEntry[str]]
+    remotes: list[str] | None
+    prefix: str | None
+
+    def pick(self, marks: list[bool], marked: bool) -> Listing:
+        """The entries whose mark (in `marks`, one per entry) is `marked`."""
+
+        def picked(items: list) -> list:
+            return [item for item, mark in zip(items, marks, strict=True) if mark == marked]
+
+        remotes = picked(self.remotes) if self.remotes is not None else None
+        return Listing(self.folder, picked(self.entries), remotes, self.prefix)
+
+    def part(self, start: int) -> Listing:
+        """Every other entry, from the one at `start`."""
+        remotes = self.remotes[start::2] if self.remotes is not None else None
+        return Listing(self.folder, self.entries[start::2], remotes, self.prefix)
 
 
 class FolderWalker:
@@ -154,29 +183,35 @@ class FolderWalker:
         # its own, as its listing named it: the one PathMap.to_remote gives it.
         self.remote_folders: dict[str, str] = {}
 
-    def folder(
-        self, folder: str, pending: MutableSequence[str]
-    ) -> Iterator[tuple[str, str, int, int]]:
-        """The synced files right in `folder` (a local path, "" for the top), as
-        `walk_files` gives them; the folders in it to walk are appended to `pending`."""
-        root, rules, paths, found = self.root, self.rules, self.paths, self.found
+    def listing(self, folder: str) -> Listing | None:
+        """The entries of `folder` (a local path, "" for the top); None when it cannot be
+        listed (when unreadable, noted in `found`)."""
         try:
-            entries = list(os.scandir(f"{root}/{folder}" if folder else root))
+            entries = list(os.scandir(f"{self.root}/{folder}" if folder else self.root))
         except (FileNotFoundError, NotADirectoryError):
-            return
+            return None
         except OSError as error:  # unreadable: what is in it is unknown, not deleted
-            found.unreadable.append((folder, error.strerror or type(error).__name__))
-            return
+            self.found.unreadable.append((folder, error.strerror or type(error).__name__))
+            return None
         # A path's remote path is its folder's and its name, the folder's mapped once: outside
         # projects/ it is the path itself, and below a project folder's entry
         # (projects/<folder>/<entry>/...) see PathMap.to_remote. Only in projects/ and in a
-        # project folder is each name mapped on its own.
+        # project folder is each name mapped on its own, in the order they are listed in.
         if names_each_entry(folder):
-            prefix: str | None = None
-        elif folder.startswith("projects/"):
-            prefix = self.remote_folders.pop(folder, folder) + "/"
-        else:
-            prefix = folder + "/" if folder else ""
+            to_remote = self.paths.to_remote
+            remotes = [to_remote(f"{folder}/{entry.name}") for entry in entries]
+            return Listing(folder, entries, remotes, None)
+        if folder.startswith("projects/"):
+            return Listing(folder, entries, None, self.remote_folders.pop(folder, folder) + "/")
+        return Listing(folder, entries, None, folder + "/" if folder else "")
+
+    def files(
+        self, listing: Listing, pending: MutableSequence[str]
+    ) -> Iterator[tuple[str, str, int, int]]:
+        """The synced files among the entries of `listing`, as `walk_files` gives them; the
+        folders among them to walk are appended to `pending`."""
+        rules, found = self.rules, self.found
+        folder, prefix, remotes = listing.folder, listing.prefix, listing.remotes
         # Below a safe folder a name is safe when it is UTF-8 with no backslash (a name from
         # the file system is never empty, `.`, `..`, or holds a slash or a NUL).
         safe_folder = prefix is not None and prefix != "" and is_safe_path(prefix[:-1])
@@ -186,7 +221,7 @@ class FolderWalker:
         local_prefix = folder + "/" if folder else ""
         # Where the remote path is the local one, one string serves as both.
         same = prefix == local_prefix
-        for entry in entries:
+        for index, entry in enumerate(listing.entries):
             name = entry.name
             local = local_prefix + name
             info: os.stat_result | None = None  # a folder's is not taken (see EnteredFolders)
@@ -198,10 +233,7 @@ class FolderWalker:
                 except FileNotFoundError:
                     continue
                 kind = info.st_mode & FILE_TYPE
-            if same:
-                remote = local
-            else:
-                remote = prefix + name if prefix is not None else paths.to_remote(local)
+            remote = local if same else (prefix + name if remotes is None else remotes[index])
             if kind == S_IFLNK:
                 if not (rules.may_enter(remote) or rules.synced(remote)):
                     continue
@@ -429,44 +461,66 @@ class ScannedFiles:
 
 
 def _scan_tree(walker: FolderWalker, part: ScannedFiles) -> None:
-    """Walk the tree into `part`: level by level from the top, until a level holds
-    SPLIT_FOLDERS folders; then those are shared (see `_scan_shared`). Folders of one level
-    hold trees of more even sizes than folders of several."""
+    """Walk the tree into `part`: level by level from the top, until the listings of a
+    level hold SPLIT_ENTRIES entries; then those are shared (see `_scan_shared`)."""
     level = [""]
     while level:
-        if len(level) >= SPLIT_FOLDERS:
-            _scan_shared(walker, part, level)
+        listings = [listing for folder in level if (listing := walker.listing(folder))]
+        if sum(len(listing.entries) for listing in listings) >= SPLIT_ENTRIES:
+            _scan_shared(walker, part, listings)
             return
-        below: list[str] = []
-        for folder in level:
-            part.take(walker.folder(folder, below))
-        level = below
+        level = []
+        for listing in listings:
+            part.take(walker.files(listing, level))
 
 
-def _scan_shared(walker: FolderWalker, part: ScannedFiles, level: list[str]) -> None:
-    """Walk `level`'s folders and all below them into `part`, every other one in a second
-    process where one can be started (see `_scan_split`), else all here: first the ones
-    this process takes, then the others, which is what a split gives (or, should the
-    halves meet, makes it give). The folders that name each of their entries are listed
-    here first: the names they give depend on the order they are met in."""
-    folders: list[str] = []
-    pending = list(level)
-    while pending:
-        folder = pending.pop()
-        if names_each_entry(folder):
-            part.take(walker.folder(folder, pending))
-        else:
-            folders.append(folder)
-    mine, theirs = folders[0::2], folders[1::2]
+def _scan_shared(walker: FolderWalker, part: ScannedFiles, listings: list[Listing]) -> None:
+    """Take the entries of `listings`, and all below them, into `part`: every other entry
+    (a file, or a folder with all below it) in a second process where one can be started
+    (see `_scan_split`), else all here: first the ones this process takes, then the
+    others, which is what a split gives (or, should the halves meet, makes it give).
+
+    The folders that name each of their entries (projects/ and the project folders) are
+    entered and listed here first: the names they give depend on the order they are met
+    in. Dealing entries, not folders, shares a folder of many files as evenly as a level
+    of many folders."""
+    shared: list[Listing] = []
+    while listings:
+        listing = listings.pop(0)
+        if listing.folder in NAMING_PARENTS:
+            local_prefix = listing.folder + "/" if listing.folder else ""
+            naming = [names_each_entry(local_prefix + entry.name) for entry in listing.entries]
+            if any(naming):
+                below: list[str] = []
+                part.take(walker.files(listing.pick(naming, True), below))
+                listings += [named for folder in below if (named := walker.listing(folder))]
+                listing = listing.pick(naming, False)
+        shared.append(listing)
+    mine: list[Listing] = []
+    theirs: list[Listing] = []
+    dealt = 0
+    for listing in shared:
+        mine.append(listing.part(dealt % 2))
+        theirs.append(listing.part(1 - dealt % 2))
+        dealt += len(listing.entries)
     if not (_may_fork() and _scan_split(walker, part, mine, theirs)):
         _walk_below(walker, part, mine)
         _walk_below(walker, part, theirs)
 
 
-def _walk_below(walker: FolderWalker, part: ScannedFiles, folders: list[str]) -> None:
-    pending = list(folders)
+# The folders whose entries may name each of theirs: the top (its projects/) and projects/
+NAMING_PARENTS = ("", "projects")
+
+
+def _walk_below(walker: FolderWalker, part: ScannedFiles, listings: list[Listing]) -> None:
+    """Take the entries of `listings` into `part`, and walk the folders among them."""
+    pending: list[str] = []
+    for listing in listings:
+        part.take(walker.files(listing, pending))
     while pending:
-        part.take(walker.folder(pending.pop(), pending))
+        listing = walker.listing(pending.pop())
+        if listing is not None:
+            part.take(walker.files(listing, pending))
 
 
 def _may_fork() -> bool:
@@ -479,7 +533,7 @@ STOPPING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _scan_split(
-    walker: FolderWalker, part: ScannedFiles, mine: list[str], theirs: list[str]
+    walker: FolderWalker, part: ScannedFiles, mine: list[Listing], theirs: list[Listing]
 ) -> bool:
     """Walk `mine` here into `part` while a forked process walks `theirs` and sends back
     what it made of them (its files, warnings and the folders it entered). The stat calls
@@ -491,7 +545,7 @@ def _scan_split(
     here, after `mine`: the walk in one process decides which path is kept. No stopping
     signal reaches either process between the fork and the code that handles it, and
     should this one stop (Ctrl-C, a hook's time running out), the other is stopped too."""
-    # Imported here, not above: a tree with no level of SPLIT_FOLDERS sends nothing.
+    # Imported here, not above: a tree with no level of SPLIT_ENTRIES sends nothing.
     import pickle
 
     entered_before = len(walker.entered.order)
@@ -534,13 +588,14 @@ def _scan_split(
 def _scan_in_child(
     walker: FolderWalker,
     part: ScannedFiles,
-    folders: list[str],
+    listings: list[Listing],
     writing: int,
     entered: int,
     signals: set[signal.Signals],
 ) -> NoReturn:
-    """The forked process's work: walk `folders`, send the result, exit (never return into
-    the caller's code, nor flush what its buffers held at the fork). It holds no file but
+    """The forked process's work: take `listings` (see `_walk_below`), send the result,
+    exit (never return into the caller's code, nor flush what its buffers held at the
+    fork). It holds no file but
     the pipe it writes to (not the lock: should the first process be killed, the lock is
     free at once). A file equal to its state entry's base is sent as its path and mtime
     alone (see `_take_theirs`)."""
@@ -553,7 +608,7 @@ def _scan_in_child(
         signal.pthread_sigmask(signal.SIG_SETMASK, signals)
         own = ScannedFiles(part.claude, part.state, part.defer_hashes)
         walker.found = Walk({}, [], [], [], [])
-        _walk_below(walker, own, folders)
+        _walk_below(walker, own, listings)
         differing = own.differing
         same = {r: file.mtime_ns for r, file in own.files.items() if r not in differing}
         changed = {remote: tuple(own.files[remote]) for remote in differing}

@@ -1,5 +1,6 @@
-"""A scan of a tree with many folders walks every other one of them in a forked process
-(`scan._scan_split`): what it finds is what a walk in one process finds."""
+"""A scan of a tree whose level holds many entries (folders, or files of a folder) takes
+every other one of them, with all below it, in a forked process (`scan._scan_split`): what
+it finds is what a walk in one process finds."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from claude_sync.locations import sync_home
 from claude_sync.session import Session
 from claude_sync.workspace import load_workspace
 
-FOLDERS = scan.SPLIT_FOLDERS + 6  # folders on one level: enough to share
+FOLDERS = scan.SPLIT_ENTRIES // 2 + 6  # folders of two entries on one level: enough to share
 
 
 @pytest.fixture
@@ -218,3 +219,33 @@ def test_a_scan_does_not_fork_while_another_thread_runs(
         waiting.join()
     assert not forks
     assert_same(one, two)
+
+
+def test_the_files_of_one_folder_are_shared(
+    local_server: Server, make_device, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree of a few folders, each of many files (a folder of plans, a project folder of
+    many transcripts, whose names this process decides): its files are dealt out."""
+    a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
+    count = scan.SPLIT_ENTRIES + 6  # in plans/, on the level split, with projects/
+    for i in range(count):
+        put(a, f"plans/p{i:04}.md", f"plan {i}\n", i)
+        put(a, f"projects/-home-ann-app/s{i:04}.jsonl", f'{{"n": {i}}}\n', i)
+    assert f"{2 * count} uploaded" in a.ok("push")
+    assert forks
+    forks.clear()
+    for i in range(0, count, 9):
+        put(a, f"plans/p{i:04}.md", f"plan {i}, changed\n", 600)
+        put(a, f"projects/-home-ann-app/s{i:04}.jsonl", f'{{"n": {i}}}\n{{"m": 1}}\n', 600)
+    one = scanned(a, 1, monkeypatch)
+    assert not forks
+    two = scanned(a, 2, monkeypatch)
+    assert forks
+    assert_same(one, two)
+    assert len(two.files) == 2 * count
+    changed = {f"plans/p{i:04}.md" for i in range(0, count, 9)}
+    assert {path for path in two.differing if path.startswith("plans/")} == changed
+    assert len(two.differing) == 2 * len(changed)
+    a.ok("push")
+    b.ok("pull")
+    assert tree(b.claude) == tree(a.claude)
