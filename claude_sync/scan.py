@@ -483,7 +483,23 @@ def _scan_shared(walker: FolderWalker, part: ScannedFiles, listings: list[Listin
     The folders that name each of their entries (projects/ and the project folders) are
     entered and listed here first: the names they give depend on the order they are met
     in. Dealing entries, not folders, shares a folder of many files as evenly as a level
-    of many folders."""
+    of many folders.
+
+    A listing is let go of as soon as it is taken (its entries are many at that level),
+    and the whole listings once dealt."""
+    mine, theirs = _deal(_name_here(walker, part, listings))
+    if not (_may_fork() and _scan_split(walker, part, mine, theirs)):
+        _walk_below(walker, part, mine)
+        _walk_below(walker, part, theirs)
+
+
+# The folders whose entries may name each of theirs: the top (its projects/) and projects/
+NAMING_PARENTS = ("", "projects")
+
+
+def _name_here(walker: FolderWalker, part: ScannedFiles, listings: list[Listing]) -> list[Listing]:
+    """Take here the entries of `listings` that name each of theirs, and list those: the
+    listings left to share, and those made here (see `_scan_shared`). Empties `listings`."""
     shared: list[Listing] = []
     while listings:
         listing = listings.pop(0)
@@ -496,27 +512,28 @@ def _scan_shared(walker: FolderWalker, part: ScannedFiles, listings: list[Listin
                 listings += [named for folder in below if (named := walker.listing(folder))]
                 listing = listing.pick(naming, False)
         shared.append(listing)
+    return shared
+
+
+def _deal(listings: list[Listing]) -> tuple[list[Listing], list[Listing]]:
+    """Every other entry of `listings`, counted across them, and the others."""
     mine: list[Listing] = []
     theirs: list[Listing] = []
     dealt = 0
-    for listing in shared:
+    while listings:
+        listing = listings.pop(0)
         mine.append(listing.part(dealt % 2))
         theirs.append(listing.part(1 - dealt % 2))
         dealt += len(listing.entries)
-    if not (_may_fork() and _scan_split(walker, part, mine, theirs)):
-        _walk_below(walker, part, mine)
-        _walk_below(walker, part, theirs)
-
-
-# The folders whose entries may name each of theirs: the top (its projects/) and projects/
-NAMING_PARENTS = ("", "projects")
+    return mine, theirs
 
 
 def _walk_below(walker: FolderWalker, part: ScannedFiles, listings: list[Listing]) -> None:
-    """Take the entries of `listings` into `part`, and walk the folders among them."""
+    """Take the entries of `listings` into `part`, letting go of each once taken (empties
+    `listings`), and walk the folders among them."""
     pending: list[str] = []
-    for listing in listings:
-        part.take(walker.files(listing, pending))
+    while listings:
+        part.take(walker.files(listings.pop(0), pending))
     while pending:
         listing = walker.listing(pending.pop())
         if listing is not None:
@@ -573,6 +590,7 @@ def _scan_split(
         _, status = os.waitpid(child, 0)
     if status == 0:
         same, changed, unreadable, found, entered = pickle.loads(message)
+        del message  # before the files are made again from it: the peak of a big tree
         if not any(walker.entered.known(folder, number) for folder, number in entered):
             _take_theirs(part, same, changed)
             part.unreadable += unreadable
