@@ -315,12 +315,18 @@ def session_of(path: str) -> str | None:
 def _session_entry(name: str) -> bool:
     """Whether an entry of a project folder is a session's (its transcript, its folder, or
     a conflict copy of either): everything but `memory/`."""
-    return (original_of(name) if CONFLICT_COPY.search(name) else name) != "memory"
+    return _original_name(name) != "memory"
 
 
 def _session_id(name: str) -> str:
-    name = original_of(name) if CONFLICT_COPY.search(name) else name
+    name = _original_name(name)
     return name[: -len(".jsonl")] if name.endswith(".jsonl") else name
+
+
+def _original_name(name: str) -> str:
+    """The name a conflict copy's name was made from; any other name as it is. (Looked for
+    in every entry of every project folder: the text test first, the pattern only then.)"""
+    return original_of(name) if ".conflict-" in name and CONFLICT_COPY.search(name) else name
 
 
 def _sessions_synced(paths: Iterable[str], moves: Mapping[str, Move]) -> dict[str, set[str]]:
@@ -535,7 +541,7 @@ class PathMap:
             if folder in self._numbered.values() or own not in self.projects:
                 continue
             try:
-                names = sorted(entry.name for entry in os.scandir(projects / folder))
+                names = sorted(os.listdir(projects / folder))
             except OSError:
                 continue
             for name in names:

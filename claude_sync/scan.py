@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,7 @@ def walk_files(
 
 
 class Listing(NamedTuple):
-    """The entries of a folder as listed (or a part of them, see `part`). In a folder that
+    """The entries of a folder as listed (or some of them: see `pick`, `part`). In a folder that
     names each entry on its own (`names_each_entry`), `remotes` holds each entry's remote
     path, named as the folder was listed; in any other, each entry's is `prefix` and its
     name."""
@@ -179,13 +180,15 @@ class FolderWalker:
         self.found = found  # what the walk meets beside the synced files
         self.entered = EnteredFolders(self.root)
         self.entered.first_time("", claude.stat())
-        # The remote path of each folder below projects/ to walk whose remote path is not
-        # its own, as its listing named it: the one PathMap.to_remote gives it.
+        # The remote path of each folder to walk (below a project folder) whose remote path
+        # is not its local one, as the listing it is in named it: the one PathMap.to_remote
+        # gives it. Taken out as the folder is listed.
         self.remote_folders: dict[str, str] = {}
 
     def listing(self, folder: str) -> Listing | None:
         """The entries of `folder` (a local path, "" for the top); None when it cannot be
         listed (when unreadable, noted in `found`)."""
+        remote = self.remote_folders.pop(folder, folder)
         try:
             entries = list(os.scandir(f"{self.root}/{folder}" if folder else self.root))
         except (FileNotFoundError, NotADirectoryError):
@@ -196,14 +199,14 @@ class FolderWalker:
         # A path's remote path is its folder's and its name, the folder's mapped once: outside
         # projects/ it is the path itself, and below a project folder's entry
         # (projects/<folder>/<entry>/...) see PathMap.to_remote. Only in projects/ and in a
-        # project folder is each name mapped on its own, in the order they are listed in.
+        # project folder is each name mapped on its own, in the order they are listed in
+        # (an entry that is gone by the time it is looked at has claimed its name all the
+        # same, as it would have, had it stayed a moment longer).
         if names_each_entry(folder):
             to_remote = self.paths.to_remote
             remotes = [to_remote(f"{folder}/{entry.name}") for entry in entries]
             return Listing(folder, entries, remotes, None)
-        if folder.startswith("projects/"):
-            return Listing(folder, entries, None, self.remote_folders.pop(folder, folder) + "/")
-        return Listing(folder, entries, None, folder + "/" if folder else "")
+        return Listing(folder, entries, None, remote + "/" if folder else "")
 
     def files(
         self, listing: Listing, pending: MutableSequence[str]
@@ -247,6 +250,7 @@ class FolderWalker:
                 if name.startswith(TEMPORARY_PREFIX) and TEMPORARY_NAME.match(name):
                     found.temporaries.append(local)
                 elif rules.name_synced(name) if whole else (whole is None and rules.synced(remote)):
+                    # (is_utf8's own first test, made here: it runs for every file)
                     safe = (
                         ("\\" not in name and (name.isascii() or is_utf8(name)))
                         if safe_folder
@@ -465,7 +469,7 @@ def _scan_tree(walker: FolderWalker, part: ScannedFiles) -> None:
     level hold SPLIT_ENTRIES entries; then those are shared (see `_scan_shared`)."""
     level = [""]
     while level:
-        listings = [listing for folder in level if (listing := walker.listing(folder))]
+        listings = deque(found for found in map(walker.listing, level) if found is not None)
         if sum(len(listing.entries) for listing in listings) >= SPLIT_ENTRIES:
             _scan_shared(walker, part, listings)
             return
@@ -474,7 +478,7 @@ def _scan_tree(walker: FolderWalker, part: ScannedFiles) -> None:
             part.take(walker.files(listing, level))
 
 
-def _scan_shared(walker: FolderWalker, part: ScannedFiles, listings: list[Listing]) -> None:
+def _scan_shared(walker: FolderWalker, part: ScannedFiles, listings: deque[Listing]) -> None:
     """Take the entries of `listings`, and all below them, into `part`: every other entry
     (a file, or a folder with all below it) in a second process where one can be started
     (see `_scan_split`), else all here: first the ones this process takes, then the
@@ -485,10 +489,14 @@ def _scan_shared(walker: FolderWalker, part: ScannedFiles, listings: list[Listin
     in. Dealing entries, not folders, shares a folder of many files as evenly as a level
     of many folders.
 
-    A listing is let go of as soon as it is taken (its entries are many at that level),
-    and the whole listings once dealt."""
-    mine, theirs = _deal(_name_here(walker, part, listings))
-    if not (_may_fork() and _scan_split(walker, part, mine, theirs)):
+    Too few entries left once those are taken (a level of many project folders of few
+    entries each) are not worth a process, and are walked here all the same way. A
+    listing is let go of as soon as it is taken (its entries are many at that level), and
+    the whole listings once dealt."""
+    shared = _name_here(walker, part, listings)
+    worth_sharing = sum(len(listing.entries) for listing in shared) >= SPLIT_ENTRIES
+    mine, theirs = _deal(shared)
+    if not (worth_sharing and _may_fork() and _scan_split(walker, part, mine, theirs)):
         _walk_below(walker, part, mine)
         _walk_below(walker, part, theirs)
 
@@ -497,43 +505,46 @@ def _scan_shared(walker: FolderWalker, part: ScannedFiles, listings: list[Listin
 NAMING_PARENTS = ("", "projects")
 
 
-def _name_here(walker: FolderWalker, part: ScannedFiles, listings: list[Listing]) -> list[Listing]:
+def _name_here(
+    walker: FolderWalker, part: ScannedFiles, listings: deque[Listing]
+) -> deque[Listing]:
     """Take here the entries of `listings` that name each of theirs, and list those: the
     listings left to share, and those made here (see `_scan_shared`). Empties `listings`."""
-    shared: list[Listing] = []
+    shared: deque[Listing] = deque()
     while listings:
-        listing = listings.pop(0)
+        listing = listings.popleft()
         if listing.folder in NAMING_PARENTS:
             local_prefix = listing.folder + "/" if listing.folder else ""
             naming = [names_each_entry(local_prefix + entry.name) for entry in listing.entries]
             if any(naming):
                 below: list[str] = []
                 part.take(walker.files(listing.pick(naming, True), below))
-                listings += [named for folder in below if (named := walker.listing(folder))]
+                listings.extend(found for found in map(walker.listing, below) if found is not None)
                 listing = listing.pick(naming, False)
         shared.append(listing)
     return shared
 
 
-def _deal(listings: list[Listing]) -> tuple[list[Listing], list[Listing]]:
-    """Every other entry of `listings`, counted across them, and the others."""
-    mine: list[Listing] = []
-    theirs: list[Listing] = []
+def _deal(listings: deque[Listing]) -> tuple[deque[Listing], deque[Listing]]:
+    """Every other entry of `listings`, counted across them, and the others. Empties
+    `listings`."""
+    mine: deque[Listing] = deque()
+    theirs: deque[Listing] = deque()
     dealt = 0
     while listings:
-        listing = listings.pop(0)
+        listing = listings.popleft()
         mine.append(listing.part(dealt % 2))
         theirs.append(listing.part(1 - dealt % 2))
         dealt += len(listing.entries)
     return mine, theirs
 
 
-def _walk_below(walker: FolderWalker, part: ScannedFiles, listings: list[Listing]) -> None:
+def _walk_below(walker: FolderWalker, part: ScannedFiles, listings: deque[Listing]) -> None:
     """Take the entries of `listings` into `part`, letting go of each once taken (empties
     `listings`), and walk the folders among them."""
     pending: list[str] = []
     while listings:
-        part.take(walker.files(listings.pop(0), pending))
+        part.take(walker.files(listings.popleft(), pending))
     while pending:
         listing = walker.listing(pending.pop())
         if listing is not None:
@@ -550,7 +561,7 @@ STOPPING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _scan_split(
-    walker: FolderWalker, part: ScannedFiles, mine: list[Listing], theirs: list[Listing]
+    walker: FolderWalker, part: ScannedFiles, mine: deque[Listing], theirs: deque[Listing]
 ) -> bool:
     """Walk `mine` here into `part` while a forked process walks `theirs` and sends back
     what it made of them (its files, warnings and the folders it entered). The stat calls
@@ -606,17 +617,16 @@ def _scan_split(
 def _scan_in_child(
     walker: FolderWalker,
     part: ScannedFiles,
-    listings: list[Listing],
+    listings: deque[Listing],
     writing: int,
     entered: int,
     signals: set[signal.Signals],
 ) -> NoReturn:
     """The forked process's work: take `listings` (see `_walk_below`), send the result,
     exit (never return into the caller's code, nor flush what its buffers held at the
-    fork). It holds no file but
-    the pipe it writes to (not the lock: should the first process be killed, the lock is
-    free at once). A file equal to its state entry's base is sent as its path and mtime
-    alone (see `_take_theirs`)."""
+    fork). It holds no file but the pipe it writes to (not the lock: should the first
+    process be killed, the lock is free at once). A file equal to its state entry's base
+    is sent as its path and mtime alone (see `_take_theirs`)."""
     import pickle  # imported already, before the fork (see `_scan_split`)
 
     status = 1

@@ -323,10 +323,10 @@ class Files(MutableMapping[str, Entry]):
         return tuple.__new__(Scanned, row[1:6])
 
     def stored_rows(self) -> Mapping[str, Row]:
-        """The rows as stored, by path, while they are the whole of the entries (none made,
-        set or removed since the load or the last save, as when a scan runs); else none. A
-        scan finds an unchanged file equal to its row here, with no call (`scanned`) per
-        file."""
+        """The rows as stored, by path, while they are the whole of the entries: no entry
+        made (asked for, or set) or removed since the load, as when a scan runs; else none
+        (an entry once made stays made for the run). A scan finds an unchanged file equal
+        to its row here, with no call (`scanned`) per file."""
         if self._entries or self._removed:
             return {}
         return self._stored

@@ -8,6 +8,7 @@ import gc
 import os
 import pickle
 import threading
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,12 @@ from servers import Server
 
 from claude_sync import scan
 from claude_sync.locations import sync_home
+from claude_sync.pathmap import PathMap
 from claude_sync.session import Session
 from claude_sync.workspace import load_workspace
 
-FOLDERS = scan.SPLIT_ENTRIES // 2 + 6  # folders of two entries on one level: enough to share
+SPLIT_ENTRIES = scan.SPLIT_ENTRIES
+FOLDERS = SPLIT_ENTRIES // 2 + 6  # folders of two entries on one level: enough to share
 
 
 @pytest.fixture
@@ -39,6 +42,38 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     monkeypatch.setattr(scan, "cores", lambda: 2)
     assert threading.active_count() == 1, "a thread runs in the tests: no scan forks"
     return started
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many files each result of a forked process that was used held (`_take_theirs`)."""
+    counts: list[int] = []
+    take_theirs = scan._take_theirs
+
+    def counted(part: scan.ScannedFiles, same: dict, changed: dict) -> None:
+        counts.append(len(same) + len(changed))
+        take_theirs(part, same, changed)
+
+    monkeypatch.setattr(scan, "_take_theirs", counted)
+    return counts
+
+
+@pytest.fixture
+def named_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A file that lists each path PathMap.to_remote is asked for by any process but this
+    one: a forked scan must name nothing (the PathMap decides names first-come)."""
+    record = tmp_path / "named-elsewhere"
+    this_process = os.getpid()
+    to_remote = PathMap.to_remote
+
+    def recorded(self: PathMap, local: str) -> str:
+        if os.getpid() != this_process:
+            with open(record, "a") as out:
+                out.write(local + "\n")
+        return to_remote(self, local)
+
+    monkeypatch.setattr(PathMap, "to_remote", recorded)
+    return record
 
 
 def many_folders(device: Device) -> None:
@@ -67,7 +102,11 @@ def assert_same(one: scan.Scan, two: scan.Scan) -> None:
 
 
 def test_a_push_and_pull_of_many_folders_walk_in_two_processes_and_sync_every_file(
-    local_server: Server, make_device, forks: list[int]
+    local_server: Server,
+    make_device,
+    forks: list[int],
+    taken: list[int],
+    named_elsewhere: Path,
 ) -> None:
     a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
     many_folders(a)
@@ -75,7 +114,8 @@ def test_a_push_and_pull_of_many_folders_walk_in_two_processes_and_sync_every_fi
         put(a, f"projects/-home-ann-p{i:03}/s{i}.jsonl", f'{{"n": {i}}}\n', i)
         put(a, f"projects/-home-ann-p{i:03}/s{i}/subagents/t.jsonl", f'{{"t": {i}}}\n', i)
     assert f"{4 * FOLDERS} uploaded" in a.ok("push")
-    assert forks
+    assert forks and sum(taken) >= FOLDERS  # about half of the files
+    assert not named_elsewhere.exists()
     b.ok("pull")
     assert tree(b.claude) == tree(a.claude)
     put(a, "agents/team000/a.md", "A 0\n", 500)  # the same size: hashed as it is scanned
@@ -90,7 +130,11 @@ def test_a_push_and_pull_of_many_folders_walk_in_two_processes_and_sync_every_fi
 
 
 def test_what_each_half_finds_is_what_one_walk_finds(
-    local_server: Server, make_device, forks: list[int], monkeypatch: pytest.MonkeyPatch
+    local_server: Server,
+    make_device,
+    forks: list[int],
+    taken: list[int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Files changed, touched with the same bytes, unreadable, with names that cannot be
     synced, links to special files, temporaries, unreadable folders: spread over every
@@ -133,8 +177,9 @@ def test_what_each_half_finds_is_what_one_walk_finds(
     one = scanned(a, 1, monkeypatch)
     assert not forks
     temporaries()
+    taken.clear()
     two = scanned(a, 2, monkeypatch)
-    assert forks
+    assert forks and taken
     assert_same(one, two)
     assert two.differing == {f"agents/team{i:03}/a.md" for i in range(0, FOLDERS, 5)}
     assert len(two.unknown) == len(range(0, FOLDERS, 7)) + len(range(0, FOLDERS, 3))
@@ -224,13 +269,22 @@ def test_a_scan_does_not_fork_while_another_thread_runs(
     assert_same(one, two)
 
 
+@pytest.mark.parametrize("split_entries", [1, SPLIT_ENTRIES])
 def test_the_files_of_one_folder_are_shared(
-    local_server: Server, make_device, forks: list[int], monkeypatch: pytest.MonkeyPatch
+    local_server: Server,
+    make_device,
+    forks: list[int],
+    taken: list[int],
+    named_elsewhere: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    split_entries: int,
 ) -> None:
     """A tree of a few folders, each of many files (a folder of plans, a project folder of
-    many transcripts, whose names this process decides): its files are dealt out."""
+    many transcripts, whose names this process decides): its files are dealt out. With a
+    threshold of one entry, the top itself is the level shared."""
+    monkeypatch.setattr(scan, "SPLIT_ENTRIES", split_entries)
     a, b = joined(make_device("a"), local_server), joined(make_device("b"), local_server)
-    count = scan.SPLIT_ENTRIES + 6  # in plans/, on the level split, with projects/
+    count = SPLIT_ENTRIES + 6  # in plans/, on the level split, with projects/
     for i in range(count):
         put(a, f"plans/p{i:04}.md", f"plan {i}\n", i)
         put(a, f"projects/-home-ann-app/s{i:04}.jsonl", f'{{"n": {i}}}\n', i)
@@ -242,8 +296,10 @@ def test_the_files_of_one_folder_are_shared(
         put(a, f"projects/-home-ann-app/s{i:04}.jsonl", f'{{"n": {i}}}\n{{"m": 1}}\n', 600)
     one = scanned(a, 1, monkeypatch)
     assert not forks
+    taken.clear()
     two = scanned(a, 2, monkeypatch)
-    assert forks
+    assert forks and sum(taken) >= count // 2  # half of a folder's files, or more
+    assert not named_elsewhere.exists()
     assert_same(one, two)
     assert len(two.files) == 2 * count
     changed = {f"plans/p{i:04}.md" for i in range(0, count, 9)}
@@ -252,3 +308,20 @@ def test_the_files_of_one_folder_are_shared(
     a.ok("push")
     b.ok("pull")
     assert tree(b.claude) == tree(a.claude)
+
+
+def test_dealing_takes_every_entry_once_every_other_across_listings() -> None:
+    listings = deque(
+        [
+            scan.Listing("plans", ["p1", "p2", "p3"], None, "plans/"),
+            scan.Listing("projects/x", ["s4", "s5"], ["projects/r/s4", "projects/r/s5"], None),
+            scan.Listing("todos", ["t6", "t7", "t8", "t9"], None, "todos/"),
+        ]
+    )
+    mine, theirs = scan._deal(listings)
+    assert not listings
+    assert [entry for part in mine for entry in part.entries] == ["p1", "p3", "s5", "t7", "t9"]
+    assert [entry for part in theirs for entry in part.entries] == ["p2", "s4", "t6", "t8"]
+    assert [listing.remotes for listing in mine] == [None, ["projects/r/s5"], None]
+    assert [listing.remotes for listing in theirs] == [None, ["projects/r/s4"], None]
+    assert [listing.prefix for listing in theirs] == ["plans/", None, "todos/"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from claude_sync import scan as scan_module
 from claude_sync.manifest import version_to_json
 from claude_sync.moves import Move
 from claude_sync.pathmap import DEFAULT_INCLUDE, PathMap, Rules
@@ -172,9 +173,24 @@ def test_a_save_writes_only_what_changed(tmp_path: Path) -> None:
     assert back.files["agents/a2.md"].base == version("new", 2)
 
 
-def test_a_scan_compares_with_the_entries_changed_since_the_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_scan_compares_with_the_entries_changed_since_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
     """A scan finds an unchanged file equal to its stored row while no entry was made; once
-    one is changed or removed in the same run, it compares with what the state holds now."""
+    one is changed or removed in the same run, it compares with what the state holds now,
+    in a forked process too (a tree this small shared as a big one is)."""
+    shared: list[int] = []
+    if processes == 2:
+        take_theirs = scan_module._take_theirs
+
+        def counted(part: scan_module.ScannedFiles, same: dict, changed: dict) -> None:
+            shared.append(len(same) + len(changed))
+            take_theirs(part, same, changed)
+
+        monkeypatch.setattr(scan_module, "_take_theirs", counted)
+        monkeypatch.setattr(scan_module, "SPLIT_ENTRIES", 2)
+        monkeypatch.setattr(scan_module, "cores", lambda: 2)
     claude = tmp_path / "claude"
     (claude / "agents").mkdir(parents=True)
     stats = {}
@@ -197,6 +213,7 @@ def test_a_scan_compares_with_the_entries_changed_since_the_load(tmp_path: Path)
     again = scan(claude, rules, paths, state)
     assert again.files["agents/kept.md"] == first.files["agents/kept.md"]
     assert again.files["agents/rebased.md"].sha256 == version("settled elsewhere", 2).sha256
+    assert len(shared) == (3 if processes == 2 else 0) and all(shared)
 
 
 def test_the_paths_outside_a_mapping_are_those_stored_removed_or_added_that_it_lacks(
