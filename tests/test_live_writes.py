@@ -464,6 +464,26 @@ def test_history_merge_keeps_duplicates_and_mode(pair: tuple[Device, Device]) ->
     assert a.read("history.jsonl") == merged
 
 
+def save_over_once(target: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The first time a write into the Claude folder checks that a file is still the one it
+    holds (`_same_file`), a new file is saved over `target`, as Claude Code saves some
+    files (a rename over them). Returns a list that holds True once it was."""
+    real_same_file = claude_folder._same_file
+    saved: list[bool] = []
+
+    def save_over_it_once(one: os.stat_result, other: os.stat_result) -> bool:
+        answer = real_same_file(one, other)
+        if not saved:
+            saved.append(True)
+            scratch = target.with_name("editor-save.tmp")
+            scratch.write_bytes(b"saved by Claude Code in the window\n")
+            os.replace(scratch, target)
+        return answer
+
+    monkeypatch.setattr(claude_folder, "_same_file", save_over_it_once)
+    return saved
+
+
 @pytest.mark.parametrize("change", ["replace", "delete"])
 def test_a_file_replaced_by_someone_just_before_the_pull_takes_it_out_is_kept(
     pair: tuple[Device, Device], monkeypatch: pytest.MonkeyPatch, change: str
@@ -482,20 +502,7 @@ def test_a_file_replaced_by_someone_just_before_the_pull_takes_it_out_is_kept(
         b.ok("pull")
         (a.claude / "CLAUDE.md").unlink()
     a.ok("push")
-    target = b.claude / "CLAUDE.md"
-    real_same_file = claude_folder._same_file
-    saved: list[bool] = []
-
-    def save_over_it_once(one: os.stat_result, other: os.stat_result) -> bool:
-        answer = real_same_file(one, other)
-        if not saved:
-            saved.append(True)
-            scratch = target.with_name("editor-save.tmp")
-            scratch.write_bytes(b"saved by Claude Code in the window\n")
-            os.replace(scratch, target)
-        return answer
-
-    monkeypatch.setattr(claude_folder, "_same_file", save_over_it_once)
+    saved = save_over_once(b.claude / "CLAUDE.md", monkeypatch)
     result = b.run("pull")
     assert result.exit_code == 0, result.output
     assert saved
@@ -517,25 +524,14 @@ def test_a_file_swapped_out_where_trash_cannot_take_it_stays_where_the_pull_says
     b.ok("pull")
     put(a, "CLAUDE.md", "from a, v2\n", 6)
     a.ok("push")
-    target = b.claude / "CLAUDE.md"
-    real_same_file, real_keep = claude_folder._same_file, claude_folder.keep_in_trash
-    saved: list[bool] = []
-
-    def save_over_it_once(one: os.stat_result, other: os.stat_result) -> bool:
-        answer = real_same_file(one, other)
-        if not saved:
-            saved.append(True)
-            scratch = target.with_name("editor-save.tmp")
-            scratch.write_bytes(b"saved by Claude Code in the window\n")
-            os.replace(scratch, target)
-        return answer
+    saved = save_over_once(b.claude / "CLAUDE.md", monkeypatch)
+    real_keep = claude_folder.keep_in_trash
 
     def trash_full_for_moves(trash: Path, relative: str, file: Path, move: bool = False) -> Path:
         if move:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(trash))
         return real_keep(trash, relative, file, move)
 
-    monkeypatch.setattr(claude_folder, "_same_file", save_over_it_once)
     monkeypatch.setattr(claude_folder, "keep_in_trash", trash_full_for_moves)
     result = b.run("pull")
     assert result.exit_code == 0, result.output
